@@ -1,0 +1,69 @@
+"""The localizer protocol and its per-frame output (eq. 1 input).
+
+Pixel convention: ``u`` to the right, ``v`` down, origin at the top-left corner of the analysis
+frame; a box is ``(x, y, w, h)`` with ``(x, y)`` its top-left corner, in analysis pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+#: ``progress(fraction)`` with fraction in [0, 1]; may raise to cancel.
+FrameProgress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class BoxTrack:
+    """Per-frame boxes of the sounding object.
+
+    Attributes:
+        boxes: ``(T, 4)`` float array of ``(x, y, w, h)`` in analysis pixels; a row of NaN where
+            there is no detection in that frame.
+        confidence: ``(T,)`` float array in [0, 1]; 0 where there is no detection.
+        label: what was localized (e.g. ``"motion"``, ``"seeded box"``, a class name).
+    """
+
+    boxes: np.ndarray
+    confidence: np.ndarray
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=float).reshape(-1, 4)
+        conf = np.asarray(self.confidence, dtype=float).reshape(-1)
+        if len(conf) != len(boxes):
+            raise ValueError("boxes and confidence must have the same length")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "confidence", conf)
+
+    @property
+    def detected(self) -> np.ndarray:
+        """``(T,)`` bool: True where the frame has a box."""
+        return np.all(np.isfinite(self.boxes), axis=1)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+class Localizer(Protocol):
+    """Finds the sounding object in each analysis frame."""
+
+    name: str
+
+    def localize(
+        self,
+        frames: Iterable[np.ndarray],
+        n_frames: int,
+        progress: FrameProgress | None = None,
+    ) -> BoxTrack:
+        """Return one box (or NaN row) per frame.
+
+        Args:
+            frames: RGB ``uint8`` arrays ``(H, W, 3)`` at the analysis rate, consumed once, in order.
+            n_frames: the number of frames the iterable yields (for progress).
+            progress: called with the fraction done; it may raise :class:`~foleyspace.errors.Cancelled`.
+        """
+        ...

@@ -1,0 +1,478 @@
+"""Moving-object localizer with camera-motion compensation (the offline default localizer).
+
+For every analysis frame the localizer finds the region that moves *relative to the camera*:
+
+1. Each frame is turned to grey, downscaled so its long side is :attr:`MotionConfig.long_side`
+   pixels ("processing pixels") and lightly blurred.
+2. For each consecutive pair the global (camera) motion is estimated as a similarity transform
+   (rotation, uniform scale, translation): corners (``cv2.goodFeaturesToTrack``) in the earlier
+   frame are followed with pyramidal Lucas–Kanade flow and a transform is fitted with RANSAC
+   (``cv2.estimateAffinePartial2D``). With too few tracked corners or inliers the identity is
+   used (a static camera, or a textureless view where the pan does not show anyway).
+3. The neighbouring frames are warped onto frame ``t`` and differenced. With both neighbours
+   available (the default, *centred three-frame differencing*) a pixel moves when it differs from
+   **both** frame ``t-1`` and frame ``t+1``: a moving object then shows at its position in frame
+   ``t`` only, rather than as the union of two positions. The first and last frames use their
+   single neighbour. The output is therefore complete only one frame after the frame it
+   describes; the localizer holds three processing frames, never more.
+4. The motion mask is thresholded, cleaned with morphology, restricted to the part of the frame
+   that both warps cover (less a border strip), and split into blobs; nearby blobs are grouped
+   (a walking person is several blobs; a slow object shows as its leading and trailing edges).
+5. The sounding object is the strongest blob, with a bonus for blobs near the previous pick
+   (temporal consistency). Blobs too large to be an object (a failed compensation, a cut) are
+   rejected.
+
+Boxes are returned in analysis pixels (the frames passed in), ``(x, y, w, h)`` with ``(x, y)`` the
+top-left corner, ``u`` right and ``v`` down. A frame without a motion blob has a NaN row and
+confidence 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from foleyspace.errors import InputError
+from foleyspace.localize.base import BoxTrack, FrameProgress
+
+log = logging.getLogger(__name__)
+
+#: A 2x3 float64 affine matrix mapping points of one frame onto another (OpenCV convention).
+Affine = np.ndarray
+
+_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Tunables of :class:`MotionLocalizer`. Sizes in *processing* pixels unless stated.
+
+    Attributes:
+        long_side: long side of the processing frames in pixels (frames are never upscaled).
+        blur_sigma: Gaussian blur (standard deviation, processing px) applied to each grey frame
+            before differencing; suppresses codec noise and warp interpolation error.
+        max_corners: most corners used to estimate the camera motion.
+        corner_quality: ``qualityLevel`` of ``cv2.goodFeaturesToTrack`` (relative to the best corner).
+        corner_min_distance: least distance between corners in processing px.
+        min_inliers: least RANSAC inliers for the camera-motion estimate to be used; fewer means
+            the identity (no camera motion) is assumed.
+        ransac_threshold: RANSAC reprojection threshold in processing px.
+        max_shift_frac: a camera translation larger than this fraction of the long side between
+            two frames is treated as a failed estimate (the identity is used).
+        diff_blur_sigma: Gaussian blur (standard deviation, processing px) of each difference
+            image: turns the scattered differences of a textured object into a local change
+            energy, so its whole area moves, not only its strongest texture edges.
+        diff_threshold: local mean grey-level difference (0–255) above which a pixel moves.
+        open_px: size of the morphological opening (removes specks), processing px; 0 disables.
+        close_px: size of the morphological closing (fills the object), processing px; 0 disables.
+        border_frac: strip along the frame border, as a fraction of the short side, where motion is
+            ignored (warps invalidate it, and codecs are noisy there).
+        merge_px: blobs whose boxes are at most this many processing px apart count as one
+            object ...
+        merge_size_frac: ... plus this fraction of the smaller blob's size (see :func:`merge_blobs`).
+        max_components: only the largest this many connected components are considered.
+        min_area_frac: least blob area (moving pixels) as a fraction of the frame area.
+        max_area_frac: a blob whose box covers more than this fraction of the frame is rejected
+            (camera compensation failed, a cut, a flash).
+        cut_frac: when more than this fraction of the frame moves, the frame is taken as a cut or a
+            failed camera-motion estimate: no detection, and the previous pick is forgotten.
+        proximity_bonus: a blob at the previous pick's position scores ``1 + proximity_bonus``
+            times its strength; the bonus falls off as a Gaussian of the distance.
+        proximity_sigma_frac: standard deviation of that Gaussian, as a fraction of the frame
+            diagonal.
+        memory_frames: the previous pick is remembered for this many frames without a detection.
+        full_confidence_area_frac: a blob covering this fraction of the frame (in moving pixels)
+            gets the full area term of the confidence.
+        three_frame: use centred three-frame differencing (``t-1``, ``t``, ``t+1``); ``False`` uses
+            the difference with ``t-1`` only (box = union of both positions, no look-ahead).
+        progress_every: call ``progress`` every this many frames.
+    """
+
+    long_side: int = 320
+    blur_sigma: float = 1.0
+    max_corners: int = 300
+    corner_quality: float = 0.01
+    corner_min_distance: float = 6.0
+    min_inliers: int = 12
+    ransac_threshold: float = 1.5
+    max_shift_frac: float = 0.25
+    diff_blur_sigma: float = 2.0
+    diff_threshold: float = 12.0
+    open_px: int = 3
+    close_px: int = 7
+    border_frac: float = 0.03
+    merge_px: int = 6
+    merge_size_frac: float = 0.6
+    max_components: int = 64
+    min_area_frac: float = 0.002
+    max_area_frac: float = 0.6
+    cut_frac: float = 0.4
+    proximity_bonus: float = 2.0
+    proximity_sigma_frac: float = 0.12
+    memory_frames: int = 12
+    full_confidence_area_frac: float = 0.02
+    three_frame: bool = True
+    progress_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.long_side < 16:
+            raise ValueError("long_side must be at least 16 px")
+        if not 0 < self.diff_threshold < 255:
+            raise ValueError("diff_threshold must be in (0, 255)")
+        if not 0 <= self.min_area_frac < self.max_area_frac <= 1:
+            raise ValueError("need 0 <= min_area_frac < max_area_frac <= 1")
+        if self.progress_every < 1:
+            raise ValueError("progress_every must be >= 1")
+
+
+@dataclass(frozen=True)
+class _Proc:
+    """One frame prepared for differencing: blurred grey at processing size, plus its index."""
+
+    index: int
+    grey: np.ndarray  # (h, w) uint8, processing size, blurred
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One candidate moving region in processing pixels.
+
+    Attributes:
+        box: ``(x, y, w, h)`` bounding box of its moving pixels.
+        area: number of moving pixels.
+        mean_diff: mean thresholded-difference value over those pixels (grey levels).
+    """
+
+    box: tuple[int, int, int, int]
+    area: int
+    mean_diff: float
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        x, y, w, h = self.box
+        return x + w / 2.0, y + h / 2.0
+
+
+def processing_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """``(w, h)`` of the processing frames: the long side scaled to ``long_side``, never up."""
+    if max(width, height) <= long_side:
+        return width, height
+    s = long_side / max(width, height)
+    return max(8, int(round(width * s))), max(8, int(round(height * s)))
+
+
+def to_grey(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """RGB ``uint8`` ``(H, W, 3)`` → grey ``uint8`` at ``size = (w, h)`` (area interpolation)."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise InputError(f"a frame must be an RGB uint8 (H, W, 3) array, got {frame.dtype} {frame.shape}")
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if (grey.shape[1], grey.shape[0]) != size:
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return grey
+
+
+def estimate_camera_motion(prev: np.ndarray, cur: np.ndarray, cfg: MotionConfig) -> Affine:
+    """Similarity transform mapping points of ``prev`` onto ``cur`` (2x3), identity on failure."""
+    pts = cv2.goodFeaturesToTrack(
+        prev, maxCorners=cfg.max_corners, qualityLevel=cfg.corner_quality, minDistance=cfg.corner_min_distance
+    )
+    if pts is None or len(pts) < cfg.min_inliers:
+        return _IDENTITY.copy()
+    nxt, status, _err = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(15, 15), maxLevel=3)
+    ok = status.reshape(-1) == 1
+    if int(ok.sum()) < cfg.min_inliers:
+        return _IDENTITY.copy()
+    matrix, inliers = cv2.estimateAffinePartial2D(
+        pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=cfg.ransac_threshold
+    )
+    if matrix is None or inliers is None or int(inliers.sum()) < cfg.min_inliers:
+        return _IDENTITY.copy()
+    if math.hypot(matrix[0, 2], matrix[1, 2]) > cfg.max_shift_frac * max(prev.shape):
+        log.debug("camera shift %.1f px rejected", math.hypot(matrix[0, 2], matrix[1, 2]))
+        return _IDENTITY.copy()
+    return matrix
+
+
+def invert_affine(matrix: Affine) -> Affine:
+    """Inverse of a 2x3 affine matrix."""
+    return cv2.invertAffineTransform(matrix)
+
+
+def warped_difference(src: np.ndarray, dst: np.ndarray, matrix: Affine, border: int) -> np.ndarray:
+    """``|dst − warp(src)|`` as float32, with pixels the warp does not cover set to 0.
+
+    ``matrix`` maps ``src`` points onto ``dst``. ``border`` px inside the covered area are also
+    cleared (interpolation there mixes in the outside).
+    """
+    h, w = dst.shape
+    warped = cv2.warpAffine(src, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    valid = cv2.warpAffine(np.full_like(src, 255), matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    if border > 0:
+        valid = cv2.erode(valid, np.ones((2 * border + 1, 2 * border + 1), np.uint8))
+    diff = cv2.absdiff(dst, warped).astype(np.float32)
+    diff[valid == 0] = 0.0
+    return diff
+
+
+def motion_map(
+    cur: np.ndarray,
+    prev: tuple[np.ndarray, Affine] | None,
+    nxt: tuple[np.ndarray, Affine] | None,
+    cfg: MotionConfig,
+) -> np.ndarray:
+    """Per-pixel motion strength of ``cur`` (float32 grey levels, 0 where unknown).
+
+    ``prev`` / ``nxt`` are a neighbour frame and the matrix mapping it onto ``cur``. With both, the
+    strength is the smaller of the two differences (centred three-frame differencing).
+    """
+    border = max(1, int(round(cfg.border_frac * min(cur.shape))))
+    diffs = [warped_difference(n[0], cur, n[1], border) for n in (prev, nxt) if n is not None]
+    if not diffs:
+        return np.zeros(cur.shape, np.float32)
+    if cfg.diff_blur_sigma > 0:
+        diffs = [cv2.GaussianBlur(d, (0, 0), cfg.diff_blur_sigma) for d in diffs]
+    strength = diffs[0] if len(diffs) == 1 else np.minimum(diffs[0], diffs[1])
+    strength[:border, :] = 0.0
+    strength[-border:, :] = 0.0
+    strength[:, :border] = 0.0
+    strength[:, -border:] = 0.0
+    return strength
+
+
+def _kernel(size: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def find_blobs(strength: np.ndarray, cfg: MotionConfig) -> list[Blob]:
+    """Threshold, clean and group the motion map into blobs (processing pixels)."""
+    mask = (strength > cfg.diff_threshold).astype(np.uint8)
+    if cfg.open_px > 1:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(cfg.open_px))
+    if cfg.close_px > 1:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel(cfg.close_px))
+    if not mask.any():
+        return []
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    sums = np.bincount(labels.ravel(), weights=strength.ravel(), minlength=n)
+    parts = [
+        Blob(box=tuple(int(v) for v in stats[i, :4]), area=int(stats[i, 4]), mean_diff=float(sums[i] / stats[i, 4]))
+        for i in range(1, n)
+    ]
+    parts = sorted(parts, key=lambda b: b.area, reverse=True)[: cfg.max_components]
+    min_area = cfg.min_area_frac * mask.size
+    return [b for b in merge_blobs(parts, cfg) if b.area >= min_area]
+
+
+def _gap(a: Blob, b: Blob) -> tuple[int, int]:
+    """Horizontal and vertical gap between two boxes (0 where they overlap on that axis)."""
+    ax, ay, aw, ah = a.box
+    bx, by, bw, bh = b.box
+    return max(0, max(ax, bx) - min(ax + aw, bx + bw)), max(0, max(ay, by) - min(ay + ah, by + bh))
+
+
+def _union(a: Blob, b: Blob) -> Blob:
+    ax, ay, aw, ah = a.box
+    bx, by, bw, bh = b.box
+    x0, y0 = min(ax, bx), min(ay, by)
+    x1, y1 = max(ax + aw, bx + bw), max(ay + ah, by + bh)
+    area = a.area + b.area
+    return Blob(box=(x0, y0, x1 - x0, y1 - y0), area=area, mean_diff=(a.area * a.mean_diff + b.area * b.mean_diff) / area)
+
+
+def merge_blobs(blobs: list[Blob], cfg: MotionConfig) -> list[Blob]:
+    """Group blobs that belong to one object, until no two are close.
+
+    Two blobs are close when their boxes are at most ``merge_px + merge_size_frac * s`` apart on
+    both axes, ``s`` being the larger box side of the smaller blob. This joins the parts of one
+    object (limbs; the leading and trailing edges of a slow or untextured object) while keeping
+    distant objects apart.
+    """
+    blobs = list(blobs)
+    merged = True
+    while merged and len(blobs) > 1:
+        merged = False
+        for i in range(len(blobs)):
+            for j in range(i + 1, len(blobs)):
+                a, b = blobs[i], blobs[j]
+                size = max(a.box[2], a.box[3]) if a.area < b.area else max(b.box[2], b.box[3])
+                tol = cfg.merge_px + cfg.merge_size_frac * size
+                gx, gy = _gap(a, b)
+                if gx <= tol and gy <= tol:
+                    blobs[i] = _union(a, b)
+                    del blobs[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return blobs
+
+
+def blob_strength(blob: Blob) -> float:
+    """Raw strength used to rank blobs: moving pixels times mean difference."""
+    return blob.area * blob.mean_diff
+
+
+def blob_confidence(blob: Blob, frame_area: int, cfg: MotionConfig) -> float:
+    """Confidence in [0, 1]: geometric mean of a contrast term and an area term.
+
+    The contrast term rises from 0 at the threshold to 1 at twice the threshold; the area term
+    from 0 to 1 at :attr:`MotionConfig.full_confidence_area_frac` of the frame.
+    """
+    contrast = np.clip((blob.mean_diff - cfg.diff_threshold) / cfg.diff_threshold, 0.0, 1.0)
+    area = np.clip(blob.area / (cfg.full_confidence_area_frac * frame_area), 0.0, 1.0)
+    return float(math.sqrt(contrast * area))
+
+
+def pick_blob(
+    blobs: list[Blob],
+    last_centre: tuple[float, float] | None,
+    frame_shape: tuple[int, int],
+    cfg: MotionConfig,
+) -> Blob | None:
+    """The sounding object among ``blobs``: strongest, with a bonus near ``last_centre``."""
+    h, w = frame_shape
+    ok = [b for b in blobs if b.box[2] * b.box[3] <= cfg.max_area_frac * w * h]
+    if not ok:
+        return None
+    sigma = cfg.proximity_sigma_frac * math.hypot(w, h)
+
+    def score(b: Blob) -> float:
+        if last_centre is None:
+            return blob_strength(b)
+        cx, cy = b.centre
+        d2 = (cx - last_centre[0]) ** 2 + (cy - last_centre[1]) ** 2
+        return blob_strength(b) * (1.0 + cfg.proximity_bonus * math.exp(-d2 / (2 * sigma * sigma)))
+
+    return max(ok, key=score)
+
+
+class MotionLocalizer:
+    """Localizes the main moving object, compensating camera pans (see the module docstring).
+
+    Implements :class:`~foleyspace.localize.base.Localizer`. Holds no state between calls.
+    """
+
+    name = "motion"
+
+    def __init__(self, config: MotionConfig | None = None) -> None:
+        self.config = config or MotionConfig()
+
+    def localize(
+        self,
+        frames: Iterable[np.ndarray],
+        n_frames: int,
+        progress: FrameProgress | None = None,
+    ) -> BoxTrack:
+        """One box per frame, in analysis pixels; NaN rows and confidence 0 where nothing moves.
+
+        Args:
+            frames: RGB ``uint8`` ``(H, W, 3)`` frames, all the same size, consumed once in order.
+            n_frames: how many frames the iterable yields (used for progress only; the output has
+                one row per frame actually yielded).
+            progress: called with the fraction done every few frames and with 1.0 at the end;
+                whatever it raises propagates.
+
+        Raises:
+            InputError: a frame is not RGB ``uint8`` or changes size mid-stream.
+        """
+        run = _MotionRun(self.config, n_frames, progress)
+        for frame in frames:
+            run.push(frame)
+        return run.finish()
+
+
+class _MotionRun:
+    """State of one :meth:`MotionLocalizer.localize` call: a three-frame window and the outputs."""
+
+    def __init__(self, cfg: MotionConfig, n_frames: int, progress: FrameProgress | None) -> None:
+        self.cfg = cfg
+        self.n_frames = max(int(n_frames), 1)
+        self.progress = progress
+        self.frame_shape: tuple[int, int] | None = None  # analysis (H, W)
+        self.proc_size: tuple[int, int] = (0, 0)  # processing (w, h)
+        self.window: list[_Proc] = []  # at most the last three frames
+        self.motions: list[Affine] = []  # motions[i]: window[i] -> window[i + 1]
+        self.boxes: list[np.ndarray] = []
+        self.confidence: list[float] = []
+        self.last_centre: tuple[float, float] | None = None
+        self.last_seen = -(10**9)
+        self.count = 0
+
+    def push(self, frame: np.ndarray) -> None:
+        """Take the next analysis frame; emit the result of the frame before it when possible."""
+        frame = np.asarray(frame)
+        if self.frame_shape is None:
+            if frame.ndim != 3:
+                raise InputError(f"a frame must be an RGB uint8 (H, W, 3) array, got shape {frame.shape}")
+            self.frame_shape = frame.shape[:2]
+            self.proc_size = processing_size(frame.shape[1], frame.shape[0], self.cfg.long_side)
+            log.debug("motion localizer: analysis %s, processing %s", self.frame_shape, self.proc_size)
+        elif frame.shape[:2] != self.frame_shape:
+            raise InputError(f"frame {self.count} is {frame.shape[:2]}, earlier frames were {self.frame_shape}")
+        grey = to_grey(frame, self.proc_size)
+        if self.cfg.blur_sigma > 0:
+            grey = cv2.GaussianBlur(grey, (0, 0), self.cfg.blur_sigma)
+        proc = _Proc(self.count, grey)
+        if self.window:
+            self.motions.append(estimate_camera_motion(self.window[-1].grey, grey, self.cfg))
+        self.window.append(proc)
+        self.count += 1
+        if len(self.window) == 2 and self.window[0].index == 0:
+            self._emit(0)  # frame 0 has no previous neighbour
+        elif len(self.window) == 3:
+            self._emit(1)
+            self.window.pop(0)
+            self.motions.pop(0)
+        if self.progress is not None and self.count % self.cfg.progress_every == 0:
+            self.progress(min(self.count / self.n_frames, 1.0))
+
+    def finish(self) -> BoxTrack:
+        """Emit the last frame and return the track."""
+        if self.window:
+            self._emit(len(self.window) - 1)
+        if self.count != self.n_frames and self.count:
+            log.warning("motion localizer: expected %d frames, got %d", self.n_frames, self.count)
+        if self.progress is not None:
+            self.progress(1.0)
+        boxes = np.array(self.boxes, dtype=float).reshape(-1, 4)
+        return BoxTrack(boxes=boxes, confidence=np.array(self.confidence, dtype=float), label="motion")
+
+    def _emit(self, pos: int) -> None:
+        """Localize ``window[pos]`` using its neighbours in the window."""
+        cur = self.window[pos]
+        prev = nxt = None
+        if pos > 0:
+            prev = (self.window[pos - 1].grey, self.motions[pos - 1])
+        if pos + 1 < len(self.window) and (self.cfg.three_frame or prev is None):
+            nxt = (self.window[pos + 1].grey, invert_affine(self.motions[pos]))
+        strength = motion_map(cur.grey, prev, nxt, self.cfg)
+        moving = float(np.count_nonzero(strength > self.cfg.diff_threshold)) / strength.size
+        if moving > self.cfg.cut_frac:
+            log.debug("frame %d: %.0f%% of the frame moves; taken as a cut", cur.index, 100 * moving)
+            self.last_centre = None
+            blobs = []
+        else:
+            blobs = find_blobs(strength, self.cfg)
+        if cur.index - self.last_seen > self.cfg.memory_frames:
+            self.last_centre = None
+        blob = pick_blob(blobs, self.last_centre, cur.grey.shape, self.cfg)
+        if blob is None:
+            self.boxes.append(np.full(4, np.nan))
+            self.confidence.append(0.0)
+            return
+        self.last_centre, self.last_seen = blob.centre, cur.index
+        self.boxes.append(self._to_analysis(blob.box))
+        self.confidence.append(blob_confidence(blob, cur.grey.size, self.cfg))
+
+    def _to_analysis(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Scale a processing-pixel box to analysis pixels."""
+        assert self.frame_shape is not None
+        sx = self.frame_shape[1] / self.proc_size[0]
+        sy = self.frame_shape[0] / self.proc_size[1]
+        x, y, w, h = box
+        return np.array([x * sx, y * sy, w * sx, h * sy], dtype=float)

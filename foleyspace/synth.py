@@ -1,0 +1,142 @@
+"""Synthetic test clips made in code: a textured object moving over a textured background.
+
+Used by ``foleyspace demo`` and by the tests, so that both exercise real encoding and decoding.
+Object paths are given in normalised frame coordinates: ``u`` in [0, 1] left→right, ``v`` in
+[0, 1] top→bottom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+#: ``path(t_seconds) -> (u, v)`` in normalised frame coordinates.
+ObjectPath = Callable[[float], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """What to draw and play.
+
+    Attributes:
+        duration_s: clip length in seconds.
+        fps: frame rate of the encoded video.
+        size: ``(width, height)`` in pixels.
+        motion: ``"cross_lr"``, ``"cross_rl"``, ``"bob_right"``, ``"bob_left"``, ``"bob_centre"``.
+        radius: object radius as a fraction of the frame height.
+        pan_px_per_s: horizontal camera pan speed of the background in pixels per second.
+        audio: ``"engine"`` (harmonic buzz with noise), or ``None`` for a clip without audio.
+        audio_rate: audio sample rate in Hz.
+        audio_channels: number of audio channels (the same signal in each).
+        seed: seed of the textures and noise.
+    """
+
+    duration_s: float = 4.0
+    fps: int = 25
+    size: tuple[int, int] = (320, 180)
+    motion: str = "cross_lr"
+    radius: float = 0.12
+    pan_px_per_s: float = 0.0
+    audio: str | None = "engine"
+    audio_rate: int = 48000
+    audio_channels: int = 2
+    seed: int = 0
+
+
+def object_position(spec: SynthSpec, t: float) -> tuple[float, float]:
+    """Normalised ``(u, v)`` of the object centre at time ``t`` seconds."""
+    s = min(max(t / spec.duration_s, 0.0), 1.0)
+    bob = 0.5 + 0.12 * math.sin(2 * math.pi * 1.0 * t)
+    side = 0.08 * math.sin(2 * math.pi * 0.5 * t)
+    if spec.motion == "cross_lr":
+        return 0.1 + 0.8 * s, 0.5
+    if spec.motion == "cross_rl":
+        return 0.9 - 0.8 * s, 0.5
+    if spec.motion == "bob_right":
+        return 0.85 + 0.3 * side, bob
+    if spec.motion == "bob_left":
+        return 0.15 + 0.3 * side, bob
+    if spec.motion == "bob_centre":
+        return 0.5, bob
+    raise ValueError(f"unknown motion {spec.motion!r}")
+
+
+def _texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    """Blocky random RGB texture, ``(h, w, 3)`` uint8."""
+    small = rng.integers(0, 256, size=(h // cell + 2, w // cell + 2, 3), dtype=np.uint8)
+    return np.repeat(np.repeat(small, cell, axis=0), cell, axis=1)[:h, :w]
+
+
+def render_frame(spec: SynthSpec, t: float, background: np.ndarray, sprite: np.ndarray) -> np.ndarray:
+    """One RGB frame at time ``t``: the panned background with the object pasted on it."""
+    w, h = spec.size
+    shift = int(round(spec.pan_px_per_s * t))
+    cols = (np.arange(w) + shift) % background.shape[1]
+    frame = background[:h, cols].copy()
+    u, v = object_position(spec, t)
+    r = sprite.shape[0] // 2
+    cx, cy = int(round(u * w)), int(round(v * h))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = xx**2 + yy**2 <= r * r
+    ys, xs = yy[inside] + cy, xx[inside] + cx
+    ok = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    frame[ys[ok], xs[ok]] = sprite[(yy[inside] + r)[ok], (xx[inside] + r)[ok]]
+    return frame
+
+
+def engine_sound(duration_s: float, rate: int, seed: int = 0) -> np.ndarray:
+    """A broadband harmonic buzz (110 Hz and harmonics plus noise), mono float32 in [-0.5, 0.5]."""
+    n = int(round(duration_s * rate))
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(seed)
+    x = sum(np.sin(2 * np.pi * 110 * k * t + k) / k for k in range(1, 30))
+    x = x / np.max(np.abs(x)) + 0.3 * rng.standard_normal(n)
+    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def make_clip(path: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
+    """Encode the clip described by ``spec`` to ``path`` (H.264 + AAC in MP4) and return it."""
+    path = Path(path)
+    w, h = spec.size
+    rng = np.random.default_rng(spec.seed)
+    background = (_texture(rng, h, w * 4, 8) * 0.6).astype(np.uint8)
+    r = max(2, int(spec.radius * h))
+    sprite = np.clip(_texture(rng, 2 * r + 1, 2 * r + 1, 3).astype(int) // 2 + 128, 0, 255).astype(np.uint8)
+    n_frames = int(round(spec.duration_s * spec.fps))
+    with av.open(str(path), mode="w") as container:
+        vstream = container.add_stream("libx264", rate=spec.fps)
+        vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
+        vstream.options = {"preset": "ultrafast", "crf": "18"}
+        astream = None
+        if spec.audio is not None:
+            layout = "mono" if spec.audio_channels == 1 else "stereo"
+            astream = container.add_stream("aac", rate=spec.audio_rate, layout=layout)
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(render_frame(spec, i / spec.fps, background, sprite), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, spec.fps)
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            mono = engine_sound(spec.duration_s, spec.audio_rate, spec.seed)
+            pcm = np.repeat(mono[None, :], spec.audio_channels, axis=0)
+            block = 1024
+            for start in range(0, pcm.shape[1], block):
+                chunk = np.ascontiguousarray(pcm[:, start : start + block])
+                aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=astream.layout.name)
+                aframe.sample_rate = spec.audio_rate
+                aframe.pts = start
+                aframe.time_base = Fraction(1, spec.audio_rate)
+                for packet in astream.encode(aframe):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return path

@@ -1,0 +1,266 @@
+"""Video decoding with PyAV: probe, analysis frames at a fixed rate, and the clip's audio.
+
+Times are seconds from the first frame of the file (the container's start offset is removed).
+Frames are RGB ``uint8`` arrays ``(H, W, 3)``, ``u`` right and ``v`` down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from foleyspace.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the analysis needs to know about a video file.
+
+    Attributes:
+        path: the file.
+        width, height: coded frame size in pixels.
+        fps: native frame rate in frames per second.
+        duration_s: length of the video stream in seconds.
+        audio_rate: sample rate of the first audio stream in Hz, or ``None`` without audio.
+        audio_channels: channel count of that stream (0 without audio).
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    audio_rate: int | None
+    audio_channels: int
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_rate is not None
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a video file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: the file is empty")
+    try:
+        return av.open(str(p), mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{p}: not a readable video file ({exc.__class__.__name__})") from exc
+
+
+def _stream_start(stream: av.stream.Stream) -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the stream layout of ``path``; raise :class:`InputError` if it has no usable video."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise InputError(f"{path}: has no video stream")
+        v = container.streams.video[0]
+        fps = float(v.average_rate or v.guessed_rate or 0) or 25.0
+        if v.duration is not None and v.time_base is not None:
+            duration = float(v.duration * v.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1e6
+        else:
+            duration = (v.frames or 0) / fps
+        if v.frames:
+            duration = max(duration, 0.0) if duration > 0 else v.frames / fps
+        a = container.streams.audio[0] if container.streams.audio else None
+        width, height = v.codec_context.width, v.codec_context.height
+        if not width or not height:
+            raise InputError(f"{path}: the video stream has no frame size")
+        if duration <= 0:
+            raise InputError(f"{path}: the video has no frames (zero length)")
+        return VideoInfo(
+            path=Path(path),
+            width=int(width),
+            height=int(height),
+            fps=fps,
+            duration_s=duration,
+            audio_rate=int(a.codec_context.sample_rate) if a is not None and a.codec_context.sample_rate else None,
+            audio_channels=int(a.codec_context.channels) if a is not None else 0,
+        )
+
+
+_AUDIO_PREROLL_S = 0.5
+_TIMECODE = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
+
+
+def parse_time(text: str, fps: float) -> float:
+    """Parse a range point: seconds (``"12.5"``), frames (``"300f"``) or ``[HH:]MM:SS[.s]``.
+
+    Frames count at the video's native ``fps``. Returns seconds; raises ``ValueError``.
+    """
+    s = text.strip()
+    if s.endswith("f"):
+        frames = int(s[:-1])
+        if frames < 0:
+            raise ValueError(f"negative frame number {text!r}")
+        return frames / fps
+    m = _TIMECODE.match(s)
+    if m:
+        h, mnt, sec = m.groups()
+        return int(h or 0) * 3600 + int(mnt) * 60 + float(sec)
+    value = float(s)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"invalid time {text!r}")
+    return value
+
+
+def resolve_range(info: VideoInfo, start_s: float | None, end_s: float | None) -> tuple[float, float]:
+    """Check a requested source range against the clip and return ``(start_s, end_s)``.
+
+    ``None`` means the clip's start or end. An end up to one frame past the clip is clamped
+    (container durations are rounded); further is an error, as is an empty range.
+    """
+    start = 0.0 if start_s is None else float(start_s)
+    end = info.duration_s if end_s is None else float(end_s)
+    if start < 0:
+        raise InputError(f"--in {start:g} s is negative")
+    if start >= info.duration_s:
+        raise InputError(f"--in {start:.3f} s is past the end of the clip ({info.duration_s:.3f} s)")
+    if end > info.duration_s + 1.0 / info.fps:
+        raise InputError(f"--out {end:.3f} s is past the end of the clip ({info.duration_s:.3f} s)")
+    end = min(end, info.duration_s)
+    if end - start <= 0:
+        raise InputError(f"the range {start:.3f}–{end:.3f} s is empty")
+    return start, end
+
+
+def analysis_size(width: int, height: int, long_side: int | None) -> tuple[int, int]:
+    """Analysis frame size ``(w, h)``: the long side scaled to ``long_side`` (never up), even sizes."""
+    if not long_side or max(width, height) <= long_side:
+        return width, height
+    scale = long_side / max(width, height)
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def frame_count(start_s: float, end_s: float, fps: float) -> int:
+    """Number of analysis frames at ``fps`` covering ``[start_s, end_s)`` (frame k at start + k/fps)."""
+    return max(1, math.ceil((end_s - start_s) * fps - 1e-9))
+
+
+def iter_frames(
+    path: str | Path,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    fps: float = 25.0,
+    long_side: int | None = 640,
+) -> Iterator[np.ndarray]:
+    """Yield RGB frames sampled at ``fps`` over ``[start_s, end_s)``.
+
+    Frame k shows the picture on screen at ``start_s + k / fps`` (the latest decoded frame whose
+    time is not after it), scaled so its long side is ``long_side`` pixels. Exactly
+    :func:`frame_count` frames are yielded; if the stream ends early the last picture is held.
+    """
+    with _open(path) as container:
+        if not container.streams.video:
+            raise InputError(f"{path}: has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        t0 = _stream_start(stream)
+        if end_s is None:
+            end_s = probe(path).duration_s
+        w, h = analysis_size(stream.codec_context.width, stream.codec_context.height, long_side)
+        total = frame_count(start_s, end_s, fps)
+        if start_s > 0:
+            container.seek(int((start_s + t0) * 1e6), backward=True, any_frame=False)
+        k = 0
+        held: av.VideoFrame | None = None
+        held_rgb: np.ndarray | None = None
+
+        def emit() -> np.ndarray:
+            nonlocal held_rgb
+            if held_rgb is None:
+                assert held is not None
+                held_rgb = held.reformat(width=w, height=h, format="rgb24").to_ndarray()
+            return held_rgb
+
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                t = frame.time - t0
+                while k < total and start_s + k / fps < t - 1e-6:
+                    if held is None:  # the range starts before the first decodable picture
+                        held, held_rgb = frame, None
+                    yield emit()
+                    k += 1
+                if k >= total:
+                    return
+                held, held_rgb = frame, None
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: the video cannot be decoded ({exc})") from exc
+        if held is None:
+            raise InputError(f"{path}: no picture could be decoded in the range")
+        while k < total:
+            yield emit()
+            k += 1
+
+
+def read_audio(path: str | Path, start_s: float = 0.0, end_s: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream over ``[start_s, end_s)``.
+
+    Returns ``(samples, rate)`` with samples ``(channels, n)`` float32 at the stream's own rate,
+    ``n = round((end_s - start_s) * rate)`` (zero-padded if the stream is shorter).
+    Raises :class:`InputError` when there is no audio stream.
+    """
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise InputError(f"{path}: the clip has no audio track; pass --audio FILE to give a sound")
+        stream = container.streams.audio[0]
+        rate = int(stream.codec_context.sample_rate)
+        channels = int(stream.codec_context.channels)
+        t0 = _stream_start(container.streams.video[0]) if container.streams.video else _stream_start(stream)
+        if end_s is None:
+            end_s = container.duration / 1e6 if container.duration else float("inf")
+        first = int(round(start_s * rate))
+        n_out = None if math.isinf(end_s) else int(round((end_s - start_s) * rate))
+        if start_s > _AUDIO_PREROLL_S:  # seek early: AAC decoders need pre-roll to settle
+            target = start_s - _AUDIO_PREROLL_S + t0
+            container.seek(int(target / stream.time_base), backward=True, any_frame=False, stream=stream)
+        resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
+        chunks: list[np.ndarray] = []
+        pos: int | None = None  # sample index (from t0) of the first sample in chunks
+        got = 0
+        try:
+            for frame in container.decode(stream):
+                for rf in resampler.resample(frame):
+                    data = rf.to_ndarray().reshape(channels, -1)
+                    if pos is None:
+                        ft = rf.time if rf.time is not None else 0.0
+                        pos = int(round((ft - t0) * rate))
+                    chunks.append(data)
+                    got += data.shape[1]
+                if n_out is not None and pos is not None and pos + got >= first + n_out:
+                    break
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: the audio cannot be decoded ({exc})") from exc
+    if not chunks:
+        raise InputError(f"{path}: the audio track holds no samples")
+    audio = np.concatenate(chunks, axis=1)
+    offset = first - (pos or 0)
+    if offset > 0:
+        audio = audio[:, offset:]
+    elif offset < 0:
+        audio = np.concatenate([np.zeros((channels, -offset), np.float32), audio], axis=1)
+    if n_out is not None:
+        if audio.shape[1] < n_out:
+            audio = np.pad(audio, ((0, 0), (0, n_out - audio.shape[1])))
+        audio = audio[:, :n_out]
+    return np.ascontiguousarray(audio, dtype=np.float32), rate
