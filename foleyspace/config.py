@@ -37,7 +37,7 @@ class TrajectoryConfig:
     x_max_m: float = 1.47
     d_near_m: float = 1.0
     d_far_m: float = 6.0
-    depth_min_relative_span: float = 0.3
+    depth_min_relative_span: float = 0.5
     outlier_percentile: float = 95.0
     grid_columns: int = 5
     grid_rows: int = 3

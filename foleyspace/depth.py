@@ -38,10 +38,10 @@ class BoxScaleConfig:
     """Box-scale depth (ours).
 
     Attributes:
-        median_frames: odd window of the temporal median that steadies noisy box sizes.
+        median_frames: odd window (frames) of the temporal median that steadies noisy box sizes (ours: 25, one second).
     """
 
-    median_frames: int = 9
+    median_frames: int = 25
 
 
 class BoxScaleDepth:

@@ -91,12 +91,14 @@ def render_frame(spec: SynthSpec, t: float, background: np.ndarray, sprite: np.n
 
 
 def engine_sound(duration_s: float, rate: int, seed: int = 0) -> np.ndarray:
-    """A broadband harmonic buzz (110 Hz and harmonics plus noise), mono float32 in [-0.5, 0.5]."""
+    """A bright engine-like buzz: 110 Hz with harmonics to ~9 kHz (amplitude 1/√k) plus as much
+    broadband noise, so that level and time cues both carry; mono float32 in [-0.5, 0.5]."""
     n = int(round(duration_s * rate))
     t = np.arange(n) / rate
     rng = np.random.default_rng(seed)
-    x = sum(np.sin(2 * np.pi * 110 * k * t + k) / k for k in range(1, 30))
-    x = x / np.max(np.abs(x)) + 0.3 * rng.standard_normal(n)
+    buzz = sum(np.sin(2 * np.pi * 110 * k * t + k) / np.sqrt(k) for k in range(1, 80))
+    buzz /= np.std(buzz)
+    x = buzz + rng.standard_normal(n)
     return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
 
 

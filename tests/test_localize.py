@@ -10,12 +10,20 @@ import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from foleyspace.errors import Cancelled, InputError
 from foleyspace.localize.base import BoxTrack
-from foleyspace.localize.motion import MotionConfig, MotionLocalizer, estimate_camera_motion, to_grey
+from foleyspace.localize.motion import (
+    Blob,
+    MotionConfig,
+    MotionLocalizer,
+    estimate_camera_motion,
+    pick_blob,
+    to_grey,
+)
 from foleyspace.localize.tracker import SeededTracker, TrackerConfig
 from foleyspace.synth import SynthSpec, make_clip, object_position
 from foleyspace.video import iter_frames
@@ -75,7 +83,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[SynthSpec
     specs = {
         "cross": SynthSpec(duration_s=3.0, size=SIZE, motion="cross_lr", audio=None),
         "cross_pan": SynthSpec(duration_s=3.0, size=SIZE, motion="cross_lr", pan_px_per_s=45.0, audio=None, seed=1),
-        "rl_pan": SynthSpec(duration_s=2.0, size=SIZE, motion="cross_rl", pan_px_per_s=-30.0, audio=None, seed=2),
+        # the background slides the same way as the object, more slowly: only 2 px/frame between them
+        "rl_pan": SynthSpec(duration_s=2.0, size=SIZE, motion="cross_rl", pan_px_per_s=75.0, audio=None, seed=2),
     }
     return {k: (s, decode(make_clip(root / f"{k}.mp4", s))) for k, s in specs.items()}
 
@@ -103,7 +112,7 @@ def test_motion_follows_crossing_object(clips, name: str) -> None:
     assert np.nanmedian(track.boxes[:, 2]) == pytest.approx(diameter, rel=0.25)
 
 
-def test_motion_right_to_left_against_pan(clips) -> None:
+def test_motion_right_to_left_with_pan(clips) -> None:
     spec, frames = clips["rl_pan"]
     track = MotionLocalizer().localize(frames, len(frames))
     assert track.detected.mean() > 0.85
@@ -132,6 +141,38 @@ def test_two_frame_mode_lags_but_tracks(clips) -> None:
     assert centre_error(two, spec)[0] < 0.03
     # the union of two positions is wider than the object at one position
     assert np.nanmedian(two.boxes[:, 2]) > np.nanmedian(centred.boxes[:, 2])
+
+
+def test_motion_finds_slow_untextured_object() -> None:
+    """Half a pixel per frame, flat colour: needs the longer strides and one-sided differences."""
+    rng = np.random.default_rng(6)
+    h, w = SIZE[1], SIZE[0]
+    bg = (texture(rng, h, w, 8) * 0.6).astype(np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    frames, truth_u = [], []
+    for i in range(50):
+        cx = 100 + 0.5 * i
+        f = bg.copy()
+        f[(xx - cx) ** 2 + (yy - 90) ** 2 <= 20**2] = (200, 180, 160)
+        frames.append(f)
+        truth_u.append(cx)
+    track = MotionLocalizer().localize(frames, len(frames))
+    assert track.detected.mean() > 0.9
+    u = track.boxes[:, 0] + track.boxes[:, 2] / 2
+    assert np.nanmean(np.abs(u - np.array(truth_u))) < 3
+    assert np.nanmedian(track.boxes[:, 2]) == pytest.approx(41, abs=8)
+
+
+def test_pick_prefers_blob_near_previous_pick() -> None:
+    cfg = MotionConfig()
+    big = Blob(box=(200, 80, 40, 40), area=1200, mean_diff=30.0)
+    small = Blob(box=(40, 80, 30, 30), area=700, mean_diff=30.0)
+    huge = Blob(box=(0, 0, 300, 170), area=20000, mean_diff=30.0)
+    shape = (180, 320)
+    assert pick_blob([small, big], None, shape, cfg) is big
+    assert pick_blob([small, big], small.centre, shape, cfg) is small  # temporal consistency
+    assert pick_blob([small, big], (230, 100), shape, cfg) is big
+    assert pick_blob([huge], None, shape, cfg) is None  # larger than any object
 
 
 def test_motion_static_scene_has_no_detections() -> None:
@@ -266,13 +307,12 @@ def test_tracker_follows_growing_object() -> None:
     h, w = 180, 320
     bg = (texture(rng, h, w, 8) * 0.6).astype(np.uint8)
     sprite = texture(rng, 120, 120, 6) // 2 + 128
-    import cv2
-
     frames, sizes = [], []
     for i in range(50):
         s = int(round(30 * 1.014**i))  # approaching: 30 px to about 60 px
         f = bg.copy()
-        f[90 - s // 2 : 90 - s // 2 + s, 160 - s // 2 : 160 - s // 2 + s] = cv2.resize(sprite, (s, s), interpolation=cv2.INTER_AREA)
+        top, left = 90 - s // 2, 160 - s // 2
+        f[top : top + s, left : left + s] = cv2.resize(sprite, (s, s), interpolation=cv2.INTER_AREA)
         frames.append(f)
         sizes.append(s)
     track = SeededTracker((160 - 15, 90 - 15, 30, 30), 0).localize(frames, len(frames))

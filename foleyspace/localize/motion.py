@@ -11,10 +11,13 @@ For every analysis frame the localizer finds the region that moves *relative to 
    used (a static camera, or a textureless view where the pan does not show anyway).
 3. The neighbouring frames are warped onto frame ``t`` and differenced. With both neighbours
    available (the default, *centred three-frame differencing*) a pixel moves when it differs from
-   **both** frame ``t-1`` and frame ``t+1``: a moving object then shows at its position in frame
+   **both** frame ``t-k`` and frame ``t+k``: a moving object then shows at its position in frame
    ``t`` only, rather than as the union of two positions. The first and last frames use their
-   single neighbour. The output is therefore complete only one frame after the frame it
-   describes; the localizer holds three processing frames, never more.
+   single neighbour; an untextured object (whose inside does not change) is found by the
+   one-sided difference tried after the centred ones. The stride ``k`` is tried from
+   :attr:`MotionConfig.strides` in order (1, 2, 4 frames): slow objects, which barely change between consecutive frames, show at a longer
+   stride. Frame ``t`` is therefore localized once frame ``t + max(strides)`` has arrived; the
+   localizer holds ``2 * max(strides) + 1`` small grey frames, never more.
 4. The motion mask is thresholded, cleaned with morphology, restricted to the part of the frame
    that both warps cover (less a border strip), and split into blobs; nearby blobs are grouped
    (a walking person is several blobs; a slow object shows as its leading and trailing edges).
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -88,8 +92,14 @@ class MotionConfig:
         memory_frames: the previous pick is remembered for this many frames without a detection.
         full_confidence_area_frac: a blob covering this fraction of the frame (in moving pixels)
             gets the full area term of the confidence.
-        three_frame: use centred three-frame differencing (``t-1``, ``t``, ``t+1``); ``False`` uses
-            the difference with ``t-1`` only (box = union of both positions, no look-ahead).
+        three_frame: try centred three-frame differencing (``t-k``, ``t``, ``t+k``) first. It
+            misses untextured objects that move less than their size (their inside does not
+            change), so one-sided differences with ``t-k`` (box = union of both positions, a lag
+            of ``k/2`` frames) are tried after it; ``False`` uses only those.
+        strides: frame distances tried for differencing, in order. A longer stride sees slow
+            objects (under about a pixel per frame) that a one-frame difference misses.
+        stride_confidence: the first stride whose pick reaches this confidence is used; otherwise
+            the most confident pick over all strides.
         progress_every: call ``progress`` every this many frames.
     """
 
@@ -117,6 +127,8 @@ class MotionConfig:
     memory_frames: int = 12
     full_confidence_area_frac: float = 0.02
     three_frame: bool = True
+    strides: tuple[int, ...] = (1, 2, 4)
+    stride_confidence: float = 0.5
     progress_every: int = 10
 
     def __post_init__(self) -> None:
@@ -128,6 +140,8 @@ class MotionConfig:
             raise ValueError("need 0 <= min_area_frac < max_area_frac <= 1")
         if self.progress_every < 1:
             raise ValueError("progress_every must be >= 1")
+        if not self.strides or any(k < 1 for k in self.strides):
+            raise ValueError("strides must be positive frame counts")
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,14 @@ def estimate_camera_motion(prev: np.ndarray, cur: np.ndarray, cfg: MotionConfig)
 def invert_affine(matrix: Affine) -> Affine:
     """Inverse of a 2x3 affine matrix."""
     return cv2.invertAffineTransform(matrix)
+
+
+def compose_affines(chain: list[Affine]) -> Affine:
+    """The 2x3 matrix applying ``chain[0]`` first, then ``chain[1]``, ...; identity when empty."""
+    total = np.eye(3)
+    for m in chain:
+        total = np.vstack([m, [0.0, 0.0, 1.0]]) @ total
+    return total[:2].copy()
 
 
 def warped_difference(src: np.ndarray, dst: np.ndarray, matrix: Affine, border: int) -> np.ndarray:
@@ -281,7 +303,8 @@ def _union(a: Blob, b: Blob) -> Blob:
     x0, y0 = min(ax, bx), min(ay, by)
     x1, y1 = max(ax + aw, bx + bw), max(ay + ah, by + bh)
     area = a.area + b.area
-    return Blob(box=(x0, y0, x1 - x0, y1 - y0), area=area, mean_diff=(a.area * a.mean_diff + b.area * b.mean_diff) / area)
+    mean_diff = (a.area * a.mean_diff + b.area * b.mean_diff) / area
+    return Blob(box=(x0, y0, x1 - x0, y1 - y0), area=area, mean_diff=mean_diff)
 
 
 def merge_blobs(blobs: list[Blob], cfg: MotionConfig) -> list[Blob]:
@@ -387,16 +410,22 @@ class MotionLocalizer:
 
 
 class _MotionRun:
-    """State of one :meth:`MotionLocalizer.localize` call: a three-frame window and the outputs."""
+    """State of one :meth:`MotionLocalizer.localize` call: a sliding window and the outputs.
+
+    The window holds the last ``2 * max(strides) + 1`` processing frames and the camera motion
+    between each consecutive pair; frame ``i`` is localized when frame ``i + max(strides)``
+    arrives (or at the end), so that it has neighbours on both sides.
+    """
 
     def __init__(self, cfg: MotionConfig, n_frames: int, progress: FrameProgress | None) -> None:
         self.cfg = cfg
+        self.reach = max(cfg.strides)
         self.n_frames = max(int(n_frames), 1)
         self.progress = progress
         self.frame_shape: tuple[int, int] | None = None  # analysis (H, W)
         self.proc_size: tuple[int, int] = (0, 0)  # processing (w, h)
-        self.window: list[_Proc] = []  # at most the last three frames
-        self.motions: list[Affine] = []  # motions[i]: window[i] -> window[i + 1]
+        self.window: deque[_Proc] = deque(maxlen=2 * self.reach + 1)
+        self.motions: deque[Affine] = deque(maxlen=2 * self.reach)  # motions[j]: window[j] -> window[j+1]
         self.boxes: list[np.ndarray] = []
         self.confidence: list[float] = []
         self.last_centre: tuple[float, float] | None = None
@@ -404,7 +433,7 @@ class _MotionRun:
         self.count = 0
 
     def push(self, frame: np.ndarray) -> None:
-        """Take the next analysis frame; emit the result of the frame before it when possible."""
+        """Take the next analysis frame; localize the frame ``max(strides)`` before it."""
         frame = np.asarray(frame)
         if self.frame_shape is None:
             if frame.ndim != 3:
@@ -417,24 +446,19 @@ class _MotionRun:
         grey = to_grey(frame, self.proc_size)
         if self.cfg.blur_sigma > 0:
             grey = cv2.GaussianBlur(grey, (0, 0), self.cfg.blur_sigma)
-        proc = _Proc(self.count, grey)
         if self.window:
             self.motions.append(estimate_camera_motion(self.window[-1].grey, grey, self.cfg))
-        self.window.append(proc)
+        self.window.append(_Proc(self.count, grey))
         self.count += 1
-        if len(self.window) == 2 and self.window[0].index == 0:
-            self._emit(0)  # frame 0 has no previous neighbour
-        elif len(self.window) == 3:
-            self._emit(1)
-            self.window.pop(0)
-            self.motions.pop(0)
+        if self.count > self.reach:
+            self._emit(self.count - 1 - self.reach)
         if self.progress is not None and self.count % self.cfg.progress_every == 0:
             self.progress(min(self.count / self.n_frames, 1.0))
 
     def finish(self) -> BoxTrack:
-        """Emit the last frame and return the track."""
-        if self.window:
-            self._emit(len(self.window) - 1)
+        """Localize the frames still waiting for neighbours and return the track."""
+        for index in range(len(self.boxes), self.count):
+            self._emit(index)
         if self.count != self.n_frames and self.count:
             log.warning("motion localizer: expected %d frames, got %d", self.n_frames, self.count)
         if self.progress is not None:
@@ -442,32 +466,57 @@ class _MotionRun:
         boxes = np.array(self.boxes, dtype=float).reshape(-1, 4)
         return BoxTrack(boxes=boxes, confidence=np.array(self.confidence, dtype=float), label="motion")
 
-    def _emit(self, pos: int) -> None:
-        """Localize ``window[pos]`` using its neighbours in the window."""
-        cur = self.window[pos]
-        prev = nxt = None
-        if pos > 0:
-            prev = (self.window[pos - 1].grey, self.motions[pos - 1])
-        if pos + 1 < len(self.window) and (self.cfg.three_frame or prev is None):
-            nxt = (self.window[pos + 1].grey, invert_affine(self.motions[pos]))
-        strength = motion_map(cur.grey, prev, nxt, self.cfg)
+    def _neighbour(self, pos: int, offset: int) -> tuple[np.ndarray, Affine] | None:
+        """Window frame ``pos + offset`` and the matrix mapping it onto window frame ``pos``."""
+        other = pos + offset
+        if not 0 <= other < len(self.window):
+            return None
+        lo, hi = min(pos, other), max(pos, other)
+        matrix = compose_affines([self.motions[j] for j in range(lo, hi)])  # window[lo] -> window[hi]
+        return self.window[other].grey, matrix if offset < 0 else invert_affine(matrix)
+
+    def _detect(self, pos: int, stride: int, centred: bool) -> tuple[Blob, float] | None:
+        """Best blob of window frame ``pos`` differenced ``stride`` frames away, or ``None``.
+
+        ``centred`` differences against both sides where both exist; otherwise against the
+        earlier frame (the later one at the start of the clip).
+        """
+        cur = self.window[pos].grey
+        prev = self._neighbour(pos, -stride)
+        nxt = self._neighbour(pos, stride) if (centred or prev is None) else None
+        if prev is None and nxt is None:
+            return None
+        strength = motion_map(cur, prev, nxt, self.cfg)
         moving = float(np.count_nonzero(strength > self.cfg.diff_threshold)) / strength.size
         if moving > self.cfg.cut_frac:
-            log.debug("frame %d: %.0f%% of the frame moves; taken as a cut", cur.index, 100 * moving)
+            log.debug("frame %d: %.0f%% of the frame moves; taken as a cut", self.window[pos].index, 100 * moving)
             self.last_centre = None
-            blobs = []
-        else:
-            blobs = find_blobs(strength, self.cfg)
-        if cur.index - self.last_seen > self.cfg.memory_frames:
+            return None
+        blob = pick_blob(find_blobs(strength, self.cfg), self.last_centre, cur.shape, self.cfg)
+        return None if blob is None else (blob, blob_confidence(blob, cur.size, self.cfg))
+
+    def _emit(self, index: int) -> None:
+        """Localize frame ``index`` (which must be in the window) and append its row."""
+        pos = index - self.window[0].index
+        if index - self.last_seen > self.cfg.memory_frames:
             self.last_centre = None
-        blob = pick_blob(blobs, self.last_centre, cur.grey.shape, self.cfg)
-        if blob is None:
+        attempts = [(k, True) for k in self.cfg.strides] if self.cfg.three_frame else []
+        attempts += [(k, False) for k in self.cfg.strides]
+        best: tuple[Blob, float] | None = None
+        for stride, centred in attempts:
+            found = self._detect(pos, stride, centred)
+            if found is not None and (best is None or found[1] > best[1]):
+                best = found
+            if best is not None and best[1] >= self.cfg.stride_confidence:
+                break
+        if best is None:
             self.boxes.append(np.full(4, np.nan))
             self.confidence.append(0.0)
             return
-        self.last_centre, self.last_seen = blob.centre, cur.index
+        blob, conf = best
+        self.last_centre, self.last_seen = blob.centre, index
         self.boxes.append(self._to_analysis(blob.box))
-        self.confidence.append(blob_confidence(blob, cur.grey.size, self.cfg))
+        self.confidence.append(conf)
 
     def _to_analysis(self, box: tuple[int, int, int, int]) -> np.ndarray:
         """Scale a processing-pixel box to analysis pixels."""

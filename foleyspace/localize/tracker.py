@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -94,9 +94,7 @@ class _State:
 
     box: Box
     template: np.ndarray  # float32, at the seed size
-    margin: float
-    lost_frames: int = 0
-    scores: list[float] = field(default_factory=list)
+    margin: float  # search margin in box sizes
 
 
 def _validated_seed(seed_box: Sequence[float], seed_frame: int, cfg: TrackerConfig) -> tuple[Box, int]:
@@ -161,7 +159,9 @@ def _subpixel(res: np.ndarray, ix: int, iy: int) -> tuple[float, float]:
     return ix + dx, iy + dy
 
 
-def match_in_window(grey: np.ndarray, templ: np.ndarray, centre: tuple[float, float], margin: float) -> tuple[float, Box] | None:
+def match_in_window(
+    grey: np.ndarray, templ: np.ndarray, centre: tuple[float, float], margin: float
+) -> tuple[float, Box] | None:
     """Best ``TM_CCOEFF_NORMED`` match of ``templ`` near ``centre``; ``(score, box)`` or ``None``.
 
     The window is the template's extent around ``centre`` plus ``margin`` px on each side,
@@ -333,11 +333,10 @@ class _TrackRun:
             if best is None or rank > best[0]:
                 best = (rank, score, box)
         if best is None or best[1] < cfg.min_score:
-            state.lost_frames += 1
             state.margin = min(cfg.max_search_margin, state.margin + cfg.lost_margin_growth)
             return None
         _, score, box = best
-        state.box, state.lost_frames, state.margin = box, 0, cfg.search_margin
+        state.box, state.margin = box, cfg.search_margin
         if cfg.update_rate > 0 and score >= cfg.update_min_score:
             th, tw = state.template.shape
             patch = crop(grey, box, (tw, th))

