@@ -16,7 +16,8 @@ Three measurements, all taken in the same run so that the ratios compare like wi
 3. End to end: ``foleyspace.pipeline.spatialize`` on the synthetic clip, wall time and RTF.
 
 Every figure is best-of-N and median-of-N over ``--repeat`` runs, timed with
-``time.perf_counter``. Thread-count variables (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, ...) are
+``time.perf_counter``; the two sides of each ratio run alternately (a, b, a, b, ...) so that both
+see the same background load. Thread-count variables (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, ...) are
 left as the caller set them and printed in the header; see benchmarks/README.md.
 """
 
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +60,23 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[list[float], object]:
         result = fn()
         times.append(time.perf_counter() - t0)
     return times, result
+
+
+def timed_pair(
+    fn_a: Callable[[], object], fn_b: Callable[[], object], repeat: int
+) -> tuple[list[float], object, list[float], object]:
+    """Like :func:`timed` for two functions, alternating a, b, a, b, ... so that both see the same
+    background load (the ratio of the two is what matters)."""
+    times_a, times_b, res_a, res_b = [], [], None, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        res_a = fn_a()
+        t1 = time.perf_counter()
+        res_b = fn_b()
+        t2 = time.perf_counter()
+        times_a.append(t1 - t0)
+        times_b.append(t2 - t1)
+    return times_a, res_a, times_b, res_b
 
 
 def best_median(times: list[float]) -> tuple[float, float]:
@@ -122,8 +141,7 @@ def bench_analysis(clips: list[tuple[str, Path]], seconds: float, repeat: int) -
             track = MotionLocalizer().localize(iter_frames(path, 0.0, end, fps=FPS, long_side=LONG_SIDE), n)
             return len(track)
 
-        t_dec, got_dec = timed(decode, repeat)
-        t_all, got_all = timed(analyse, repeat)
+        t_dec, got_dec, t_all, got_all = timed_pair(decode, analyse, repeat)
         if got_dec != n or got_all != n:
             raise RuntimeError(f"{name}: expected {n} frames, decoded {got_dec}, localized {got_all}")
         (db, dm), (ab, am) = best_median(t_dec), best_median(t_all)
@@ -185,8 +203,10 @@ def bench_render(seconds: float, repeat: int) -> bool:
         for n_seg in (int(round(25 * seconds)), int(round(1 * seconds))):  # paper: 200 / 8 per 8 s
             bounds = segment_bounds(len(mono), n_seg)
             hrirs = renderer.boundary_hrirs(trajectory, bounds / RATE)  # not timed: same input to both
-            t_fast, fast = timed(lambda: render_segments(mono, hrirs, bounds), repeat)
-            t_naive, naive = timed(lambda: render_segments_naive(mono, hrirs, bounds), repeat)
+            fast_fn = partial(render_segments, mono, hrirs, bounds)
+            naive_fn = partial(render_segments_naive, mono, hrirs, bounds)
+            fast_fn(), naive_fn()  # untimed warm-up (FFT plan caches, first-touch allocation)
+            t_fast, fast, t_naive, naive = timed_pair(fast_fn, naive_fn, repeat)
             diff = float(np.max(np.abs(fast - naive)))
             agree = diff < TOLERANCE and fast.shape == naive.shape == (2, len(mono)) and np.any(fast)
             ok &= bool(agree)

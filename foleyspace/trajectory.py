@@ -131,6 +131,11 @@ def quantise_depth(d_hat: np.ndarray, d_near: float, d_far: float, levels: int =
     return d_near + (d_far - d_near) * np.round(n * (levels - 1)) / (levels - 1)
 
 
+def frame_seconds(n_frames: int, fps: float) -> np.ndarray:
+    """§III-E — the whole second (0, 1, …) each of ``n_frames`` frames at ``fps`` falls in."""
+    return np.floor(np.arange(n_frames) / fps + 1e-9).astype(int)
+
+
 def per_second_median(values: np.ndarray, fps: float) -> np.ndarray:
     """§III-E (ours: median over each second) — ``(S, D)`` medians of the rows of ``values``
     ``(T, D)`` falling in each whole or partial second; NaN rows are ignored (all-NaN → NaN)."""
@@ -138,11 +143,11 @@ def per_second_median(values: np.ndarray, fps: float) -> np.ndarray:
     single = values.ndim == 1
     if single:
         values = values[:, None]
-    per = max(1, int(round(fps)))
-    n_sec = int(np.ceil(len(values) / per))
+    second = frame_seconds(len(values), fps)
+    n_sec = int(second[-1]) + 1 if len(second) else 0
     out = np.full((n_sec, values.shape[1]), np.nan)
     for s in range(n_sec):
-        block = values[s * per : (s + 1) * per]
+        block = values[second == s]
         ok = np.all(np.isfinite(block), axis=1)
         if ok.any():
             out[s] = np.median(block[ok], axis=0)
@@ -207,8 +212,7 @@ def source_path(
         dq = quantise_depth(per_sec[:, 2], cfg.d_near_m, cfg.d_far_m, cfg.depth_levels)
         render_xyz = listener_coordinates(uc, vc, dq, width, height, k)
         render_times = np.arange(len(render_xyz), dtype=float)
-        second = np.minimum((times).astype(int), len(render_xyz) - 1)
-        xyz = render_xyz[second]
+        xyz = render_xyz[frame_seconds(len(times), fps)]
     else:
         xyz = smooth_trajectory(listener_coordinates(uv[:, 0], uv[:, 1], d_hat, width, height, k), cfg.outlier_percentile)
         render_times, render_xyz = times, xyz

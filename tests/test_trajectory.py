@@ -281,11 +281,6 @@ def test_per_second_median():
     np.testing.assert_allclose(per_second_median(two, 25.0), [[12, -12], [37, -37]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: per_second_median groups round(fps) frames, not the frames that fall in "
-    "each second, so at a non-integer fps the 'seconds' drift (12.5 fps → 12-frame blocks)",
-)
 def test_per_second_median_non_integer_fps():
     # 12.5 fps, 50 frames = 4 s. Frame t lies in second floor(t / 12.5):
     # s0: 0..12 (t/12.5 = 0..0.96) → median 6;  s1: 13..24 → 18.5;  s2: 25..37 → 31;  s3: 38..49 → 43.5

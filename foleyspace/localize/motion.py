@@ -15,9 +15,10 @@ For every analysis frame the localizer finds the region that moves *relative to 
    ``t`` only, rather than as the union of two positions. The first and last frames use their
    single neighbour; an untextured object (whose inside does not change) is found by the
    one-sided difference tried after the centred ones. The stride ``k`` is tried from
-   :attr:`MotionConfig.strides` in order (1, 2, 4 frames): slow objects, which barely change between consecutive frames, show at a longer
-   stride. Frame ``t`` is therefore localized once frame ``t + max(strides)`` has arrived; the
-   localizer holds ``2 * max(strides) + 1`` small grey frames, never more.
+   :attr:`MotionConfig.strides` in order (1, 2, 4 frames): slow objects, which barely change
+   between consecutive frames, show at a longer stride. Frame ``t`` is therefore localized once
+   frame ``t + max(strides)`` has arrived; the localizer holds ``2 * max(strides) + 1`` small
+   grey frames, never more.
 4. The motion mask is thresholded, cleaned with morphology, restricted to the part of the frame
    that both warps cover (less a border strip), and split into blobs; nearby blobs are grouped
    (a walking person is several blobs; a slow object shows as its leading and trailing edges).
@@ -105,7 +106,7 @@ class MotionConfig:
 
     long_side: int = 320
     blur_sigma: float = 1.0
-    max_corners: int = 300
+    max_corners: int = 150
     corner_quality: float = 0.01
     corner_min_distance: float = 6.0
     min_inliers: int = 12
@@ -159,7 +160,7 @@ class Blob:
     Attributes:
         box: ``(x, y, w, h)`` bounding box of its moving pixels.
         area: number of moving pixels.
-        mean_diff: mean thresholded-difference value over those pixels (grey levels).
+        mean_diff: mean motion strength over those pixels (grey levels).
     """
 
     box: tuple[int, int, int, int]
@@ -241,6 +242,33 @@ def warped_difference(src: np.ndarray, dst: np.ndarray, matrix: Affine, border: 
     return diff
 
 
+def _border(shape: tuple[int, ...], cfg: MotionConfig) -> int:
+    return max(1, int(round(cfg.border_frac * min(shape))))
+
+
+def neighbour_difference(cur: np.ndarray, neighbour: np.ndarray, matrix: Affine, cfg: MotionConfig) -> np.ndarray:
+    """Blurred ``|cur − warp(neighbour)|`` (float32), 0 outside the warp and in the border strip.
+
+    ``matrix`` maps ``neighbour`` points onto ``cur``.
+    """
+    border = _border(cur.shape, cfg)
+    diff = warped_difference(neighbour, cur, matrix, border)
+    if cfg.diff_blur_sigma > 0:
+        diff = cv2.GaussianBlur(diff, (0, 0), cfg.diff_blur_sigma)
+    diff[:border, :] = 0.0
+    diff[-border:, :] = 0.0
+    diff[:, :border] = 0.0
+    diff[:, -border:] = 0.0
+    return diff
+
+
+def combine_differences(diffs: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """Motion strength from one or two neighbour differences: the one, or the smaller of two."""
+    if not diffs:
+        return np.zeros(shape, np.float32)
+    return diffs[0] if len(diffs) == 1 else np.minimum(diffs[0], diffs[1])
+
+
 def motion_map(
     cur: np.ndarray,
     prev: tuple[np.ndarray, Affine] | None,
@@ -252,18 +280,8 @@ def motion_map(
     ``prev`` / ``nxt`` are a neighbour frame and the matrix mapping it onto ``cur``. With both, the
     strength is the smaller of the two differences (centred three-frame differencing).
     """
-    border = max(1, int(round(cfg.border_frac * min(cur.shape))))
-    diffs = [warped_difference(n[0], cur, n[1], border) for n in (prev, nxt) if n is not None]
-    if not diffs:
-        return np.zeros(cur.shape, np.float32)
-    if cfg.diff_blur_sigma > 0:
-        diffs = [cv2.GaussianBlur(d, (0, 0), cfg.diff_blur_sigma) for d in diffs]
-    strength = diffs[0] if len(diffs) == 1 else np.minimum(diffs[0], diffs[1])
-    strength[:border, :] = 0.0
-    strength[-border:, :] = 0.0
-    strength[:, :border] = 0.0
-    strength[:, -border:] = 0.0
-    return strength
+    diffs = [neighbour_difference(cur, n[0], n[1], cfg) for n in (prev, nxt) if n is not None]
+    return combine_differences(diffs, cur.shape)
 
 
 def _kernel(size: int) -> np.ndarray:
@@ -466,27 +484,35 @@ class _MotionRun:
         boxes = np.array(self.boxes, dtype=float).reshape(-1, 4)
         return BoxTrack(boxes=boxes, confidence=np.array(self.confidence, dtype=float), label="motion")
 
-    def _neighbour(self, pos: int, offset: int) -> tuple[np.ndarray, Affine] | None:
-        """Window frame ``pos + offset`` and the matrix mapping it onto window frame ``pos``."""
-        other = pos + offset
-        if not 0 <= other < len(self.window):
-            return None
-        lo, hi = min(pos, other), max(pos, other)
-        matrix = compose_affines([self.motions[j] for j in range(lo, hi)])  # window[lo] -> window[hi]
-        return self.window[other].grey, matrix if offset < 0 else invert_affine(matrix)
+    def _difference(self, pos: int, offset: int, cache: dict[int, np.ndarray | None]) -> np.ndarray | None:
+        """Difference of window frame ``pos`` with frame ``pos + offset`` (``None`` if absent)."""
+        if offset not in cache:
+            other = pos + offset
+            if not 0 <= other < len(self.window):
+                cache[offset] = None
+            else:
+                lo, hi = min(pos, other), max(pos, other)
+                matrix = compose_affines([self.motions[j] for j in range(lo, hi)])  # window[lo] -> [hi]
+                if offset > 0:
+                    matrix = invert_affine(matrix)
+                cache[offset] = neighbour_difference(self.window[pos].grey, self.window[other].grey, matrix, self.cfg)
+        return cache[offset]
 
-    def _detect(self, pos: int, stride: int, centred: bool) -> tuple[Blob, float] | None:
+    def _detect(
+        self, pos: int, stride: int, centred: bool, cache: dict[int, np.ndarray | None]
+    ) -> tuple[Blob, float] | None:
         """Best blob of window frame ``pos`` differenced ``stride`` frames away, or ``None``.
 
         ``centred`` differences against both sides where both exist; otherwise against the
         earlier frame (the later one at the start of the clip).
         """
         cur = self.window[pos].grey
-        prev = self._neighbour(pos, -stride)
-        nxt = self._neighbour(pos, stride) if (centred or prev is None) else None
-        if prev is None and nxt is None:
+        prev = self._difference(pos, -stride, cache)
+        nxt = self._difference(pos, stride, cache) if (centred or prev is None) else None
+        diffs = [d for d in (prev, nxt) if d is not None]
+        if not diffs:
             return None
-        strength = motion_map(cur, prev, nxt, self.cfg)
+        strength = combine_differences(diffs, cur.shape)
         moving = float(np.count_nonzero(strength > self.cfg.diff_threshold)) / strength.size
         if moving > self.cfg.cut_frac:
             log.debug("frame %d: %.0f%% of the frame moves; taken as a cut", self.window[pos].index, 100 * moving)
@@ -503,8 +529,9 @@ class _MotionRun:
         attempts = [(k, True) for k in self.cfg.strides] if self.cfg.three_frame else []
         attempts += [(k, False) for k in self.cfg.strides]
         best: tuple[Blob, float] | None = None
+        cache: dict[int, np.ndarray | None] = {}
         for stride, centred in attempts:
-            found = self._detect(pos, stride, centred)
+            found = self._detect(pos, stride, centred, cache)
             if found is not None and (best is None or found[1] > best[1]):
                 best = found
             if best is not None and best[1] >= self.cfg.stride_confidence:
