@@ -45,6 +45,8 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segments-per-second", type=float, metavar="HZ",
                    help="eq. 8 segment rate (default: one per analysis frame; coarse: 1)")
     p.add_argument("--distance-delay", action="store_true", help="also delay arrival with distance (§IV-A)")
+    p.add_argument("--long-side", type=int, metavar="PX", default=640,
+                   help="analysis frames are scaled to this long side in pixels (default 640)")
     p.add_argument("--plot", type=Path, metavar="PNG", help="draw azimuth/elevation/distance and L-R level to this PNG")
     p.add_argument("--no-sidecar", action="store_true", help="do not write the OUT.json sidecar")
 
@@ -93,11 +95,14 @@ def job_from_args(args: argparse.Namespace):
         render = replace(render, segment_rate_hz=args.segments_per_second)
     if args.distance_delay:
         render = replace(render, distance_delay=True)
+    if args.long_side < 32:
+        raise FoleySpaceError("--long-side must be at least 32 pixels")
+    analysis = replace(config.analysis, long_side=args.long_side)
     output = args.output or video.with_name(video.stem + "_binaural.wav")
     if output.resolve() == video.resolve():
         raise FoleySpaceError(f"{output}: refusing to overwrite the source clip")
     return Job(video=video, output=output, audio=args.audio, start_s=times["--in"], end_s=times["--out"],
-               seed_box=seed, hrtf=args.hrtf, config=replace(config, render=render), write_sidecar=not args.no_sidecar)
+               seed_box=seed, hrtf=args.hrtf, config=replace(config, render=render, analysis=analysis), write_sidecar=not args.no_sidecar)
 
 
 def run_job(job, plot: Path | None, quiet: bool) -> int:
