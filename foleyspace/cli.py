@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from foleyspace import __version__
+from foleyspace.cli_server import add_server_commands, run_client_command, run_serve, run_submit
 from foleyspace.errors import FoleySpaceError
 
 log = logging.getLogger("foleyspace")
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _spatialize_args(sp)
     dp = sub.add_parser("demo", help="make a short clip in code and spatialize it")
     dp.add_argument("directory", nargs="?", type=Path, default=Path("foleyspace-demo"), help="where to put the files")
+    add_server_commands(sub, _spatialize_args)
     return parser
 
 
@@ -149,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return run_demo(args.directory, args.quiet)
+        if args.command == "serve":
+            return run_serve(args)
+        if args.command == "submit":
+            return run_submit(args, job_from_args(args), args.quiet)
+        if args.command in ("status", "cancel", "jobs"):
+            return run_client_command(args)
         return run_job(job_from_args(args), args.plot, args.quiet)
     except FoleySpaceError as exc:
         print(f"foleyspace: error: {exc}", file=sys.stderr)

@@ -1,0 +1,140 @@
+"""CLI commands around the job server: ``serve``, ``submit``, ``status``, ``cancel``, ``jobs``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from foleyspace.errors import FoleySpaceError
+
+
+def add_server_commands(sub: argparse._SubParsersAction, spatialize_args) -> None:
+    """Register the server subcommands; ``spatialize_args(parser)`` adds the job options."""
+    sp = sub.add_parser("serve", help="run the job server (hosts the pipeline; editors talk to it)")
+    sp.add_argument("--bind", default=None, help="ZeroMQ endpoint (default tcp://127.0.0.1:5571)")
+    sp.add_argument("--workers", type=int, default=1, help="worker processes, one job each at a time (default 1)")
+    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (for model backends)")
+    sp.add_argument("--root", action="append", type=Path, default=None, metavar="DIR",
+                    help="folder jobs may read and write (repeatable; default: home and temp folders)")
+    sp.add_argument("--max-queued", type=int, default=256, help="queued jobs before refusing more")
+    sp.add_argument("--allow-remote", action="store_true", help="permit a non-loopback --bind")
+
+    def client_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--server", metavar="ADDR", help="server address (default: the running server's)")
+        p.add_argument("--timeout", type=float, default=3.0, help="seconds per request attempt (default 3)")
+
+    su = sub.add_parser("submit", help="queue a spatialize job on the server")
+    spatialize_args(su)
+    su.add_argument("--wait", action="store_true", help="show progress until the job ends (exit 0 done, 2 failed)")
+    client_args(su)
+    st = sub.add_parser("status", help="show a job's state")
+    st.add_argument("job")
+    client_args(st)
+    ca = sub.add_parser("cancel", help="cancel a queued or running job")
+    ca.add_argument("job")
+    client_args(ca)
+    jb = sub.add_parser("jobs", help="list recent jobs")
+    jb.add_argument("--limit", type=int, default=20)
+    jb.add_argument("--json", action="store_true", help="print JSON")
+    client_args(jb)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from foleyspace.protocol import DEFAULT_ADDRESS
+    from foleyspace.server.app import JobServer, ServerConfig
+
+    config = ServerConfig(bind=args.bind or DEFAULT_ADDRESS, workers=args.workers, device=args.device,
+                          max_queued=args.max_queued, allow_remote=args.allow_remote)
+    if args.root:
+        missing = [r for r in args.root if not r.is_dir()]
+        if missing:
+            raise FoleySpaceError(f"--root {missing[0]}: not a folder")
+        config = replace(config, roots=tuple(r.resolve() for r in args.root))
+    if not logging.getLogger().isEnabledFor(logging.WARNING):
+        logging.getLogger().setLevel(logging.WARNING)
+    server = JobServer(config)
+    print(f"foleyspace server listening on {server.address} (state in {server.home})", flush=True)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        print("foleyspace server stopped", file=sys.stderr)
+    return 0
+
+
+def _client(args: argparse.Namespace):
+    from foleyspace.client import Client
+
+    return Client(args.server, timeout=args.timeout)
+
+
+def _describe(status: dict[str, Any]) -> str:
+    line = f"{status['job']}  {status['state']:<9}  {status.get('video') or ''}"
+    if "progress" in status:
+        line += f"  [{status['progress']['stage']} {status['progress']['fraction'] * 100:.0f}%]"
+    if "error" in status:
+        line += f"  {status['error']['code']}: {status['error']['message']}"
+    if "result" in status and status["result"]:
+        line += f"  -> {status['result'].get('stem')}"
+    return line
+
+
+def run_submit(args: argparse.Namespace, job, quiet: bool) -> int:
+    from foleyspace.client import ClientError
+    from foleyspace.console import StageProgress
+    from foleyspace.jobspec import spec_from_job
+
+    client = _client(args)
+    try:
+        jid = client.submit(spec_from_job(job))
+        print(jid, flush=True)
+        if not args.wait:
+            return 0
+        bar = None if quiet else StageProgress()
+
+        def on_event(event: dict[str, Any]) -> None:
+            if bar is not None and event.get("event") == "progress":
+                bar(event["stage"], event["fraction"])
+
+        final = client.wait(jid, on_event=on_event)
+        if bar is not None:
+            bar.finish()
+    except ClientError as exc:
+        raise FoleySpaceError(str(exc)) from exc
+    finally:
+        client.close()
+    if final["state"] == "done":
+        print(f"wrote {final['result']['stem']}")
+        return 0
+    error = final.get("error") or {"code": final["state"], "message": f"the job was {final['state']}"}
+    print(f"foleyspace: error: job {jid} {final['state']}: {error['message']}", file=sys.stderr)
+    return 2
+
+
+def run_client_command(args: argparse.Namespace) -> int:
+    from foleyspace.client import ClientError
+
+    client = _client(args)
+    try:
+        if args.command == "status":
+            print(_describe(client.status(args.job)))
+        elif args.command == "cancel":
+            reply = client.cancel(args.job)
+            print(f"{reply['job']}  {reply['state']}{' (cancelling)' if reply['state'] == 'running' else ''}")
+        else:
+            jobs = client.jobs(args.limit)
+            if args.json:
+                print(json.dumps(jobs, indent=1))
+            else:
+                for status in jobs:
+                    print(_describe(status))
+    except ClientError as exc:
+        raise FoleySpaceError(str(exc)) from exc
+    finally:
+        client.close()
+    return 0

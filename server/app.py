@@ -1,0 +1,397 @@
+"""The job server: a ZeroMQ ROUTER that queues jobs, runs them in worker processes and streams
+their events back to the clients that submitted them (zguide: ROUTER/DEALER + "Titanic").
+
+Single-threaded event loop: the ROUTER socket and the worker pipes are polled together; the
+SQLite store is only touched here. Requests need the per-user token; garbage that does not even
+decode is dropped, everything else gets a reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from foleyspace import __version__
+from foleyspace.errors import FoleySpaceError
+from foleyspace.home import ensure_state_dir, ensure_token, write_server_info
+from foleyspace.jobspec import job_from_spec
+from foleyspace.protocol import (
+    DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, OPS, PROTOCOL_VERSION, SOCKET_MAX_MESSAGE_BYTES, TERMINAL_STATES,
+    ProtocolError, error_reply, pack, unpack,
+)
+from .policy import PathPolicy, default_roots
+from .store import JobStore
+from .worker import WorkerHandle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Server settings.
+
+    Attributes:
+        bind: ZeroMQ endpoint (loopback by default).
+        workers: worker processes (each runs one job at a time).
+        device: compute device handed to the workers (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+        home: state folder (token, job database, address file).
+        roots: folders jobs may read from and write to.
+        max_queued: queued jobs accepted before ``queue_full``.
+        max_attempts: times a job is started before a crash-restart marks it failed.
+        cancel_grace_s: a worker that ignores a cancel this long is killed and replaced.
+        allow_remote: permit a non-loopback bind.
+    """
+
+    bind: str = DEFAULT_ADDRESS
+    workers: int = 1
+    device: str = "auto"
+    home: Path = field(default_factory=ensure_state_dir)
+    roots: tuple[Path, ...] = field(default_factory=lambda: tuple(default_roots()))
+    max_queued: int = 256
+    max_attempts: int = 2
+    cancel_grace_s: float = 5.0
+    allow_remote: bool = False
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ``tcp://host:port`` endpoint binds to loopback only (ipc/inproc count as local)."""
+    if not endpoint.startswith("tcp://"):
+        return endpoint.startswith(("ipc://", "inproc://"))
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def models_available() -> dict[str, bool]:
+    """Which optional model backends could be imported (nothing is imported here)."""
+    return {"yolo-world": find_spec("ultralytics") is not None,
+            "depth-anything": find_spec("transformers") is not None,
+            "torch": find_spec("torch") is not None}
+
+
+class JobServer:
+    """Owns the socket, the store and the workers; :meth:`serve` runs until shutdown."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        if not is_loopback(config.bind) and not config.allow_remote:
+            raise FoleySpaceError(f"refusing to listen on {config.bind}: not loopback (use --allow-remote)")
+        if config.workers < 1:
+            raise FoleySpaceError("--workers must be at least 1")
+        self.config = config
+        self.home = ensure_state_dir(config.home)
+        self.token = ensure_token(self.home)
+        self.policy = PathPolicy.from_paths(list(config.roots))
+        self.store = JobStore(self.home / "jobs.sqlite3")
+        self.ctx = zmq.Context()
+        self.socket = self.ctx.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
+        self.socket.setsockopt(zmq.SNDHWM, 10000)
+        try:
+            self.socket.bind(config.bind)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise FoleySpaceError(f"cannot listen on {config.bind}: {exc}") from exc
+        self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.workers: list[WorkerHandle] = []
+        self.subscribers: dict[str, set[bytes]] = {}
+        self.progress: dict[str, tuple[str, float]] = {}
+        self.cancel_queued: deque[str] = deque()
+        self.running = False
+        requeued, failed = self.store.recover(config.max_attempts)
+        for record in requeued:
+            self._remove_partial_outputs(record.spec)
+            log.warning("job %s was running when the server stopped: queued again", record.id)
+        for record in failed:
+            log.warning("job %s failed: interrupted %d times", record.id, record.attempts)
+
+    # ---------------------------------------------------------------- lifecycle
+    def serve(self) -> None:
+        """Run the event loop until a ``shutdown`` request (or KeyboardInterrupt)."""
+        log_level = logging.getLogger().getEffectiveLevel()
+        self.workers = [WorkerHandle(i, self.config.device, log_level) for i in range(self.config.workers)]
+        write_server_info(self.address, os.getpid(), self.home)
+        log.warning("foleyspace server %s listening on %s with %d worker(s)", __version__, self.address,
+                    len(self.workers))
+        self.running = True
+        try:
+            while self.running:
+                self._tick()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.job is not None:
+                self.store.requeue(worker.job)
+            worker.stop(timeout=2.0)
+        self.workers = []
+        self.socket.close(linger=0)
+        self.ctx.term()
+        self.store.close()
+
+    def _tick(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        for worker in self.workers:
+            poller.register(worker.fileno(), zmq.POLLIN)
+        ready = dict(poller.poll(100))
+        if self.socket in ready:
+            self._read_requests()
+        for worker in list(self.workers):
+            if worker.fileno() in ready or not worker.process.is_alive():
+                self._read_worker(worker)
+        self._enforce_cancels()
+        self._dispatch()
+
+    # ---------------------------------------------------------------- requests
+    def _read_requests(self) -> None:
+        for _ in range(1000):
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._handle_frames(frames)
+
+    def _send(self, identity: bytes, body: dict[str, Any]) -> None:
+        try:
+            self.socket.send_multipart([identity, pack(body)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # peer gone or its queue full: it will poll status
+            log.debug("cannot send to %r: %s", identity, exc)
+
+    def _handle_frames(self, frames: list[bytes]) -> None:
+        if len(frames) == 3 and frames[1] == b"":  # a REQ peer's envelope
+            frames = [frames[0], frames[2]]
+        if len(frames) != 2:
+            log.debug("dropped a message of %d frames", len(frames))
+            return
+        identity, payload = frames
+        if len(payload) > MAX_MESSAGE_BYTES:
+            self._send(identity, error_reply(None, "too_large", f"message exceeds {MAX_MESSAGE_BYTES} bytes"))
+            return
+        try:
+            message = unpack(payload)
+        except ProtocolError as exc:
+            if exc.code == "version":
+                self._send(identity, error_reply(None, "version", str(exc)))
+            else:
+                log.debug("dropped undecodable message: %s", exc)
+            return
+        rid = message.get("id")
+        if not isinstance(rid, (int, str)) or isinstance(rid, bool):
+            rid = None
+        token = message.get("token")
+        if not isinstance(token, str) or not _same(token, self.token):
+            self._send(identity, error_reply(rid, "unauthorized", "missing or wrong token"))
+            return
+        op = message.get("op")
+        if not isinstance(op, str) or op not in OPS:
+            self._send(identity, error_reply(rid, "unknown_op", f"unknown op {op!r}; known: {', '.join(OPS)}"))
+            return
+        try:
+            body = getattr(self, f"_op_{op}")(identity, message)
+        except FoleySpaceError as exc:
+            body = error_reply(rid, exc.code, str(exc))
+        except Exception as exc:  # a server bug: answer, log, keep serving
+            log.exception("op %s failed", op)
+            body = error_reply(rid, "internal", f"{exc.__class__.__name__}: {exc}")
+        else:
+            body = {"re": rid, "ok": True, **body}
+        self._send(identity, body)
+
+    def _job_id(self, message: dict[str, Any]) -> str:
+        jid = message.get("job")
+        if not isinstance(jid, str) or not jid:
+            raise FoleySpaceError("'job' must be a job id string", code="bad_request")
+        if self.store.get(jid) is None:
+            raise FoleySpaceError(f"no job {jid!r}", code="not_found")
+        return jid
+
+    def _op_ping(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+        return {"pong": time.time()}
+
+    def _op_hello(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+        return {"server": "foleyspace", "version": __version__, "protocol": PROTOCOL_VERSION,
+                "device": self.config.device, "workers": len(self.workers),
+                "capabilities": {"ops": list(OPS), "localizers": ["motion", "seeded"], "depth": ["box-scale"],
+                                 "renderers": ["dsp"], "hrtf": ["spherical-head", "sofa"],
+                                 "schemes": ["fine", "coarse"], "mono": ["clip", "file"]},
+                "models": models_available(), "roots": [str(r) for r in self.policy.roots],
+                "limits": {"max_message_bytes": MAX_MESSAGE_BYTES, "max_queued": self.config.max_queued}}
+
+    def _op_submit(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+        spec = message.get("spec")
+        job = job_from_spec(spec)  # SpecError → bad_request
+        self.policy.check(job)  # PolicyError → forbidden
+        if self.store.count("queued") >= self.config.max_queued:
+            raise FoleySpaceError(f"the queue is full ({self.config.max_queued} jobs); try again later",
+                                  code="queue_full")
+        record = self.store.add(spec)
+        self.subscribers.setdefault(record.id, set()).add(identity)
+        return {"event": "accepted", "job": record.id, "state": "queued", "position": self.store.count("queued")}
+
+    def _op_status(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+        jid = self._job_id(message)
+        record = self.store.get(jid)
+        assert record is not None
+        if message.get("watch") is True and record.state not in TERMINAL_STATES:
+            self.subscribers.setdefault(jid, set()).add(identity)
+        out = record.public()
+        if jid in self.progress and record.state == "running":
+            stage, fraction = self.progress[jid]
+            out["progress"] = {"stage": stage, "fraction": fraction}
+        return out
+
+    def _op_result(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+        record = self.store.get(self._job_id(message))
+        assert record is not None
+        if record.state != "done":
+            raise FoleySpaceError(f"job {record.id} is {record.state}, not done", code="not_done")
+        return {"job": record.id, "result": record.result}
+
+    def _op_list(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+        limit = message.get("limit", 100)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise FoleySpaceError("'limit' must be an integer from 1 to 1000", code="bad_request")
+        return {"jobs": [r.public() for r in self.store.list(limit)]}
+
+    def _op_cancel(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+        jid = self._job_id(message)
+        record = self.store.get(jid)
+        assert record is not None
+        if record.state == "queued":
+            self._finish(jid, "cancelled", {})
+        elif record.state == "running":
+            for worker in self.workers:
+                if worker.job == jid and worker.cancel_sent_at is None:
+                    worker.send({"type": "cancel", "job": jid})
+                    worker.cancel_sent_at = time.monotonic()
+        return {"job": jid, "state": self.store.get(jid).state}  # type: ignore[union-attr]
+
+    def _op_shutdown(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+        self.running = False
+        return {"stopping": True}
+
+    # ---------------------------------------------------------------- workers
+    def _dispatch(self) -> None:
+        idle = [w for w in self.workers if w.idle]
+        if not idle:
+            return
+        for jid in self.store.queued():
+            if not idle:
+                break
+            record = self.store.get(jid)
+            if record is None:
+                continue
+            try:  # the roots may have changed since the job was queued (a restart with other --root)
+                self.policy.check(job_from_spec(record.spec))
+            except FoleySpaceError as exc:
+                self._finish(jid, "failed", {"error": {"code": exc.code, "message": str(exc)}})
+                continue
+            if not self.store.start(jid):
+                continue
+            worker = idle.pop(0)
+            worker.job, worker.cancel_sent_at = jid, None
+            self.progress[jid] = ("queued", 0.0)
+            worker.send({"type": "run", "job": jid, "spec": record.spec})
+
+    def _read_worker(self, worker: WorkerHandle) -> None:
+        try:
+            messages = worker.receive()
+        except (EOFError, OSError, ProtocolError):
+            messages = None  # gone, or speaking nonsense: replace it
+        for message in messages or []:
+            self._on_worker_message(worker, message)
+        if messages is None or not worker.process.is_alive():
+            self._replace_worker(worker)
+
+    def _on_worker_message(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
+        kind, jid = message.get("type"), message.get("job")
+        if kind == "ready":
+            worker.ready = True
+            return
+        if jid != worker.job:
+            return
+        if kind == "progress":
+            self.progress[jid] = (message["stage"], message["fraction"])
+            self._publish(jid, {"event": "progress", "job": jid, "stage": message["stage"],
+                                "fraction": message["fraction"]})
+            return
+        if kind == "done":
+            self._finish(jid, "done", {"result": message["result"]})
+        elif kind == "failed":
+            self._finish(jid, "failed", {"error": {"code": message["code"], "message": message["message"]}})
+        elif kind == "cancelled":
+            self._finish(jid, "cancelled", {})
+        worker.job, worker.cancel_sent_at = None, None
+
+    def _replace_worker(self, worker: WorkerHandle) -> None:
+        code = worker.process.exitcode
+        worker.kill()
+        if worker.job is not None:
+            if worker.cancel_sent_at is not None:
+                self._finish(worker.job, "cancelled", {})
+            else:
+                self._finish(worker.job, "failed", {"error": {
+                    "code": "worker_crashed", "message": f"the worker process died (exit code {code})"}})
+                self._remove_partial_outputs(self.store.get(worker.job).spec)  # type: ignore[union-attr]
+        index = self.workers.index(worker)
+        if self.running:
+            log.warning("worker %d died (exit code %s): starting a new one", worker.index, code)
+            self.workers[index] = WorkerHandle(worker.index, self.config.device,
+                                               logging.getLogger().getEffectiveLevel())
+        else:
+            self.workers.pop(index)
+
+    def _enforce_cancels(self) -> None:
+        now = time.monotonic()
+        for worker in list(self.workers):
+            if worker.cancel_sent_at is not None and now - worker.cancel_sent_at > self.config.cancel_grace_s:
+                log.warning("worker %d ignored a cancel for %.0f s: killing it", worker.index,
+                            self.config.cancel_grace_s)
+                worker.process.kill()
+                worker.process.join(timeout=5)
+                self._replace_worker(worker)
+
+    # ---------------------------------------------------------------- events
+    def _finish(self, jid: str, state: str, extra: dict[str, Any]) -> None:
+        error = extra.get("error")
+        if not self.store.finish(jid, state, extra.get("result"),
+                                 (error["code"], error["message"]) if error else None):
+            return  # already ended: events go out exactly once
+        self.progress.pop(jid, None)
+        self._publish(jid, {"event": state, "job": jid, **extra})
+        self.subscribers.pop(jid, None)
+
+    def _publish(self, jid: str, event: dict[str, Any]) -> None:
+        for identity in self.subscribers.get(jid, ()):
+            self._send(identity, event)
+
+    @staticmethod
+    def _remove_partial_outputs(spec: dict[str, Any]) -> None:
+        """Delete temporary files a killed worker left beside the job's outputs."""
+        try:
+            job = job_from_spec(spec)
+        except FoleySpaceError:
+            return
+        for target in (Path(job.output), job.sidecar_path):
+            for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+                try:
+                    tmp.unlink()
+                    log.warning("removed partial output %s", tmp)
+                except OSError:
+                    pass
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,147 @@
+"""Persistent job table (SQLite): a job survives a crash or restart of the server.
+
+States: queued → running → done | failed | cancelled. Only the server's main thread touches the
+store. Progress is kept in memory by the server; the table holds what must survive.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from foleyspace.protocol import TERMINAL_STATES
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    result TEXT,
+    error_code TEXT,
+    error_message TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
+"""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One row of the job table."""
+
+    id: str
+    state: str
+    spec: dict[str, Any]
+    attempts: int
+    created: float
+    updated: float
+    result: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+
+    def public(self) -> dict[str, Any]:
+        """The job as a client sees it."""
+        out: dict[str, Any] = {"job": self.id, "state": self.state, "created": self.created,
+                               "updated": self.updated, "attempts": self.attempts,
+                               "video": self.spec.get("video")}
+        if self.result is not None:
+            out["result"] = self.result
+        if self.error_code is not None:
+            out["error"] = {"code": self.error_code, "message": self.error_message}
+        return out
+
+
+class JobStore:
+    """The job table in ``path`` (created if missing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _row(self, row: tuple | None) -> JobRecord | None:
+        if row is None:
+            return None
+        jid, state, spec, attempts, created, updated, result, code, message = row
+        return JobRecord(jid, state, json.loads(spec), attempts, created, updated,
+                         json.loads(result) if result else None, code, message)
+
+    _COLUMNS = "id, state, spec, attempts, created, updated, result, error_code, error_message"
+
+    def add(self, spec: dict[str, Any]) -> JobRecord:
+        """Queue a new job and return it."""
+        now = time.time()
+        jid = secrets.token_hex(6)
+        seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+        self._db.execute("INSERT INTO jobs (id, seq, state, spec, created, updated) VALUES (?, ?, 'queued', ?, ?, ?)",
+                         (jid, seq, json.dumps(spec), now, now))
+        record = self.get(jid)
+        assert record is not None
+        return record
+
+    def get(self, jid: str) -> JobRecord | None:
+        return self._row(self._db.execute(f"SELECT {self._COLUMNS} FROM jobs WHERE id = ?", (jid,)).fetchone())
+
+    def list(self, limit: int = 100) -> list[JobRecord]:
+        """The newest ``limit`` jobs, newest first."""
+        rows = self._db.execute(f"SELECT {self._COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        return [r for r in map(self._row, rows) if r is not None]
+
+    def queued(self) -> list[str]:
+        """Queued job ids in submission order."""
+        return [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq")]
+
+    def count(self, state: str) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0])
+
+    def start(self, jid: str) -> bool:
+        """queued → running (one more attempt); False if the job was not queued."""
+        cur = self._db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? "
+                               "WHERE id = ? AND state = 'queued'", (time.time(), jid))
+        return cur.rowcount == 1
+
+    def finish(self, jid: str, state: str, result: dict[str, Any] | None = None,
+               error: tuple[str, str] | None = None) -> bool:
+        """Move a queued or running job to a terminal state, once; False if it already ended."""
+        if state not in TERMINAL_STATES:
+            raise ValueError(f"{state!r} is not a terminal state")
+        code, message = error if error else (None, None)
+        cur = self._db.execute(
+            "UPDATE jobs SET state = ?, result = ?, error_code = ?, error_message = ?, updated = ? "
+            "WHERE id = ? AND state IN ('queued', 'running')",
+            (state, json.dumps(result) if result is not None else None, code, message, time.time(), jid))
+        return cur.rowcount == 1
+
+    def requeue(self, jid: str) -> None:
+        """running → queued (e.g. on a graceful shutdown)."""
+        self._db.execute("UPDATE jobs SET state = 'queued', updated = ? WHERE id = ? AND state = 'running'",
+                         (time.time(), jid))
+
+    def recover(self, max_attempts: int) -> tuple[list[JobRecord], list[JobRecord]]:
+        """After a crash: jobs left ``running`` are re-queued, or failed once they used
+        ``max_attempts``. Returns ``(requeued, failed)``."""
+        rows = self._db.execute(f"SELECT {self._COLUMNS} FROM jobs WHERE state = 'running'").fetchall()
+        requeued, failed = [], []
+        for record in map(self._row, rows):
+            assert record is not None
+            if record.attempts >= max_attempts:
+                self.finish(record.id, "failed", error=(
+                    "interrupted", f"the server stopped while running this job ({record.attempts} attempts)"))
+                failed.append(record)
+            else:
+                self._db.execute("UPDATE jobs SET state = 'queued', updated = ? WHERE id = ?", (time.time(), record.id))
+                requeued.append(record)
+        return requeued, failed
