@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -84,11 +85,14 @@ class JobServer:
             raise FoleySpaceError(f"refusing to listen on {config.bind}: not loopback (use --allow-remote)")
         if config.workers < 1:
             raise FoleySpaceError("--workers must be at least 1")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.device):
+            raise FoleySpaceError(f"--device {config.device!r}: use auto, cpu, mps, cuda or cuda:N")
         self.config = config
         self.home = ensure_state_dir(config.home)
         self.token = ensure_token(self.home)
         self.policy = PathPolicy.from_paths(list(config.roots))
         self.store = JobStore(self.home / "jobs.sqlite3")
+        self.workers: list[WorkerHandle] = []
         self.ctx = zmq.Context()
         self.socket = self.ctx.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -101,7 +105,6 @@ class JobServer:
             self.close()
             raise FoleySpaceError(f"cannot listen on {config.bind}: {exc}") from exc
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.workers: list[WorkerHandle] = []
         self.subscribers: dict[str, set[bytes]] = {}
         self.progress: dict[str, tuple[str, float]] = {}
         self.cancel_queued: deque[str] = deque()
@@ -300,7 +303,7 @@ class JobServer:
                 continue
             worker = idle.pop(0)
             worker.job, worker.cancel_sent_at = jid, None
-            self.progress[jid] = ("queued", 0.0)
+            self.progress[jid] = ("starting", 0.0)
             worker.send({"type": "run", "job": jid, "spec": record.spec})
 
     def _read_worker(self, worker: WorkerHandle) -> None:

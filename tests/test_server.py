@@ -412,3 +412,19 @@ def test_thin_client_imports_without_heavy_modules():
             "print(sorted(heavy)); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_serve_refuses_bad_settings_with_one_line(server, tmp_path, monkeypatch, capsys):
+    from foleyspace.cli import main
+
+    monkeypatch.setenv("FOLEYSPACE_HOME", str(tmp_path / "home2"))
+    cases = {
+        ("--bind", server.address): "Address already in use",
+        ("--bind", f"tcp://0.0.0.0:{free_port()}"): "not loopback",
+        ("--device", "gpu9"): "--device",
+        ("--workers", "0"): "--workers",
+    }
+    for args, needle in cases.items():
+        assert main(["serve", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
