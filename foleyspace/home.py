@@ -73,6 +73,7 @@ def read_server_address(home: Path | None = None) -> str | None:
     """The address the last started server recorded, if any."""
     try:
         data = json.loads(((home or state_dir()) / SERVER_FILE).read_text(encoding="utf-8"))
-        return str(data["address"])
+        address = data["address"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return address if isinstance(address, str) and address else None

@@ -57,7 +57,13 @@ def _path(spec: dict[str, Any], key: str, required: bool = False) -> Path | None
 def _number(value: Any, key: str, positive: bool = False) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"job spec: {key!r} must be a finite number")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise SpecError(f"job spec: {key!r} must be a finite number") from None
+    if not math.isfinite(value):
         raise SpecError(f"job spec: {key!r} must be a finite number")
     if value < 0 or (positive and value == 0):
         raise SpecError(f"job spec: {key!r} must be {'positive' if positive else 'non-negative'}")
@@ -91,7 +97,8 @@ def job_from_spec(spec: Any) -> Job:
     video = _path(spec, "video", required=True)
     output_dir = _path(spec, "output_dir", required=True)
     assert video is not None and output_dir is not None
-    options = spec.get("options") or {}
+    options = spec.get("options")
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise SpecError("job spec: 'options' must be a map")
     unknown = set(options) - set(OPTION_DEFAULTS)
@@ -109,12 +116,13 @@ def job_from_spec(spec: Any) -> Job:
     hrtf = _path(opts, "hrtf")
     start, end = _number(spec.get("start_s"), "start_s"), _number(spec.get("end_s"), "end_s")
     seed = None
+    box_time = _number(spec.get("box_time_s"), "box_time_s")
     if spec.get("box") is not None:
         box = spec["box"]
         if not isinstance(box, list) or len(box) != 4:
             raise SpecError("job spec: 'box' must be [x, y, w, h]")
         x, y, w, h = (_number(v, "box") for v in box)
-        seed = SeedBox(x, y, w, h, _number(spec.get("box_time_s"), "box_time_s"))  # type: ignore[arg-type]
+        seed = SeedBox(x, y, w, h, box_time)  # type: ignore[arg-type]
     config = SpatializeConfig.for_scheme(opts["scheme"])
     render = replace(config.render, distance_delay=opts["distance_delay"])
     if seg_rate is not None:

@@ -42,6 +42,10 @@ def pack(message: dict[str, Any]) -> bytes:
     return msgpack.packb({"v": PROTOCOL_VERSION, **message}, use_bin_type=True)
 
 
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack ext type {code} is not allowed")
+
+
 def unpack(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     """Decode and check the envelope of one message; raise :class:`ProtocolError`."""
     if len(data) > max_bytes:
@@ -50,13 +54,14 @@ def unpack(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
         message = msgpack.unpackb(
             data, raw=False, strict_map_key=True, use_list=True,
             max_str_len=max_bytes, max_bin_len=max_bytes,
-            max_array_len=100_000, max_map_len=10_000, max_ext_len=0,
+            max_array_len=100_000, max_map_len=10_000, max_ext_len=0, ext_hook=_no_ext,
         )
     except Exception as exc:  # msgpack raises many types for garbage
         raise ProtocolError("malformed", f"not a msgpack message ({exc.__class__.__name__})") from exc
     if not isinstance(message, dict):
         raise ProtocolError("malformed", "a message must be a map")
-    if message.get("v") != PROTOCOL_VERSION:
+    version = message.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise ProtocolError("version", f"protocol version {message.get('v')!r} is not {PROTOCOL_VERSION}")
     return message
 
