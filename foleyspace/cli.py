@@ -40,6 +40,7 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", dest="out_point", metavar="TIME", help="range end, same forms as --in")
     p.add_argument("--box", type=parse_box, metavar="X,Y,W,H[@TIME]",
                    help="track this box (source pixels) drawn at TIME (default: range start) instead of finding motion")
+    p.add_argument("--label", metavar="TEXT", help="what makes the sound (for label-aware localizers; recorded)")
     p.add_argument("--scheme", choices=("fine", "coarse"), default="fine",
                    help="fine: a position per frame; coarse: 5x3 grid once per second (paper §III-E)")
     p.add_argument("--hrtf", type=Path, metavar="SOFA", help="SOFA SimpleFreeFieldHRIR file (default: analytic spherical head)")
@@ -104,7 +105,8 @@ def job_from_args(args: argparse.Namespace):
     if output.resolve() == video.resolve():
         raise FoleySpaceError(f"{output}: refusing to overwrite the source clip")
     return Job(video=video, output=output, audio=args.audio, start_s=times["--in"], end_s=times["--out"],
-               seed_box=seed, hrtf=args.hrtf, config=replace(config, render=render, analysis=analysis), write_sidecar=not args.no_sidecar)
+               seed_box=seed, hrtf=args.hrtf, config=replace(config, render=render, analysis=analysis),
+               write_sidecar=not args.no_sidecar, label=args.label)
 
 
 def run_job(job, plot: Path | None, quiet: bool) -> int:

@@ -1,6 +1,8 @@
 """Thin client for the FoleySpace server: pyzmq + msgpack + the standard library only.
 
-It imports inside Blender's and Resolve's Python (no numpy, no torch). Requests use the Lazy
+It imports inside Blender's and Resolve's Python (no numpy, no torch); it imports its two
+siblings (``home``, ``protocol``) relatively, so the three files can be vendored as a package
+of their own (the Blender extension does). Requests use the Lazy
 Pirate pattern (zguide): send, poll with a timeout, on silence reconnect and resend a few times,
 then give up with :class:`ServerUnavailable`. Job events (progress, done, failed, cancelled) are
 pushed by the server to the client that submitted the job; :meth:`Client.poll_events` collects
@@ -25,8 +27,8 @@ from typing import Any
 
 import zmq
 
-from foleyspace.home import read_server_address, read_token, state_dir
-from foleyspace.protocol import DEFAULT_ADDRESS, TERMINAL_STATES, ProtocolError, pack, unpack
+from .home import read_server_address, read_token, state_dir
+from .protocol import DEFAULT_ADDRESS, TERMINAL_STATES, ProtocolError, pack, unpack
 
 
 class ClientError(Exception):

@@ -6,7 +6,7 @@ A spec is a map of JSON/msgpack types (see ``docs/protocol.md``)::
      "start_s": 1.0, "end_s": 5.0, "audio": null,
      "box": [x, y, w, h] | null, "box_time_s": null,
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
-                 "distance_delay": false, "long_side": 640, "sidecar": true}}
+                 "distance_delay": false, "long_side": 640, "sidecar": true, "label": null}}
 
 Only ``video`` and ``output_dir`` are required. :func:`job_from_spec` checks every field's type
 and range and raises :class:`SpecError` with a one-line message.
@@ -30,6 +30,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "distance_delay": False,
     "long_side": 640,
     "sidecar": True,
+    "label": None,
 }
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "audio", "box", "box_time_s", "options"}
 
@@ -113,6 +114,9 @@ def job_from_spec(spec: Any) -> Job:
     if isinstance(long_side, bool) or not isinstance(long_side, int) or not 32 <= long_side <= 8192:
         raise SpecError("job spec: option 'long_side' must be an integer from 32 to 8192")
     seg_rate = _number(opts["segments_per_second"], "segments_per_second", positive=True)
+    label = opts["label"]
+    if label is not None and (not isinstance(label, str) or len(label) > 200):
+        raise SpecError("job spec: option 'label' must be a string of at most 200 characters")
     hrtf = _path(opts, "hrtf")
     start, end = _number(spec.get("start_s"), "start_s"), _number(spec.get("end_s"), "end_s")
     seed = None
@@ -130,7 +134,7 @@ def job_from_spec(spec: Any) -> Job:
     config = replace(config, render=render, analysis=replace(config.analysis, long_side=long_side))
     return Job(video=video, output=output_dir / stem_name(spec, video), audio=_path(spec, "audio"),
                start_s=start, end_s=end, seed_box=seed, hrtf=hrtf, config=config,
-               write_sidecar=opts["sidecar"])
+               write_sidecar=opts["sidecar"], label=label or None)
 
 
 def spec_from_job(job: Job) -> dict[str, Any]:
@@ -153,5 +157,6 @@ def spec_from_job(job: Job) -> dict[str, Any]:
             "distance_delay": cfg.render.distance_delay,
             "long_side": cfg.analysis.long_side,
             "sidecar": job.write_sidecar,
+            "label": job.label,
         },
     }

@@ -66,6 +66,8 @@ class Job:
         hrtf: a SOFA file instead of the analytic spherical head.
         config: the settings.
         write_sidecar: write ``<output>.json`` with the per-frame trajectory.
+        label: text label of the sounding object, for label-aware localizers (YOLO-World, a
+            later backend); the offline localizers do not use it, the sidecar records it.
     """
 
     video: Path
@@ -77,6 +79,7 @@ class Job:
     hrtf: Path | None = None
     config: SpatializeConfig = field(default_factory=SpatializeConfig)
     write_sidecar: bool = True
+    label: str | None = None
 
     @property
     def sidecar_path(self) -> Path:
@@ -268,6 +271,7 @@ def sidecar_data(
                    "width": info.width, "height": info.height, "fps": info.fps,
                    "audio": str(job.audio) if job.audio else "clip"},
         "analysis": {"fps": job.config.analysis.fps, "width": size[0], "height": size[1], "label": track.label,
+                     "requested_label": job.label,
                      "detected_fraction": round(float(np.mean(path.detected)), 3), **names,
                      **{k: round(v, 3) for k, v in timings.items()}},
         "conventions": "SOFA: x forward, y left, z up (m); azimuth deg CCW from ahead (left +), elevation up +; "
