@@ -40,6 +40,11 @@ class StageProgress:
         if fraction >= 1.0:
             self.finish()
 
+    def reset(self) -> None:
+        """Start over for the next item: every stage may report again."""
+        self.finish()
+        self.done.clear()
+
     def finish(self) -> None:
         """End the current stage's line."""
         if self.stage is None:
