@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     dp = sub.add_parser("demo", help="make a short clip in code and spatialize it")
     dp.add_argument("directory", nargs="?", type=Path, default=Path("foleyspace-demo"), help="where to put the files")
     add_server_commands(sub, _spatialize_args)
+    ro = sub.add_parser("render-otio", help="spatialize every video clip of an OpenTimelineIO timeline")
+    ro.add_argument("timeline", type=Path, help="input timeline (.otio, or any format an installed adapter reads)")
+    ro.add_argument("-o", "--output", type=Path, required=True, help="output timeline with the stem tracks")
+    ro.add_argument("--stems", type=Path, metavar="DIR", help="where the stems go (default: OUTPUT_stems/ beside it)")
+    ro.add_argument("--server", metavar="ADDR", nargs="?", const="", default=None,
+                    help="render through the job server (default address if ADDR is left out); default: in-process")
+    ro.add_argument("--scheme", choices=("fine", "coarse"), default="fine")
+    ro.add_argument("--hrtf", type=Path, metavar="SOFA")
+    ro.add_argument("--label", metavar="TEXT")
+    ins = sub.add_parser("install", help="install an editor integration")
+    ins.add_argument("target", choices=("resolve",), help="resolve: the DaVinci Resolve Utility script")
+    ins.add_argument("--dest", type=Path, help="folder to install into (default: the editor's per-user folder)")
     return parser
 
 
@@ -145,6 +157,36 @@ def run_demo(directory: Path, quiet: bool) -> int:
     return code
 
 
+def run_render_otio(args: argparse.Namespace) -> int:
+    """``render-otio``: stems for every clip, a new timeline with them aligned."""
+    from foleyspace.console import StageProgress
+    from foleyspace.otio_batch import render_otio
+
+    bar = None if args.quiet else StageProgress()
+    current = {"clip": 0}
+
+    def progress(index: int, count: int, name: str, stage: str, fraction: float) -> None:
+        if bar is None:
+            return
+        if index != current["clip"]:
+            bar.reset()
+            current["clip"] = index
+            print(f"[{index}/{count}] {name}", file=sys.stderr, flush=True)
+        bar(stage, fraction)
+
+    options = {"scheme": args.scheme, "hrtf": str(args.hrtf.resolve()) if args.hrtf else None, "label": args.label}
+    report = render_otio(args.timeline, args.output, args.stems, server=args.server or None,
+                         use_server=args.server is not None, options=options, progress=progress)
+    if bar is not None:
+        bar.finish()
+    for task in report.rendered:
+        print(f"stem   {task.track_name} / {task.clip_name}: {task.result['stem']}")
+    for item in report.skipped:
+        print(f"skip   {item.track} / {item.name}: {item.reason}")
+    print(f"wrote {report.output} ({len(report.rendered)} stem(s), {len(report.skipped)} skipped)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -159,6 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_submit(args, job_from_args(args), args.quiet)
         if args.command in ("status", "cancel", "jobs"):
             return run_client_command(args)
+        if args.command == "render-otio":
+            return run_render_otio(args)
+        if args.command == "install":
+            from foleyspace.install import install_resolve
+
+            print(f"installed {install_resolve(args.dest)}")
+            return 0
         return run_job(job_from_args(args), args.plot, args.quiet)
     except FoleySpaceError as exc:
         print(f"foleyspace: error: {exc}", file=sys.stderr)

@@ -1,0 +1,320 @@
+"""Batch rendering of an OpenTimelineIO timeline: a binaural stem for every video clip.
+
+Every clip on a top-level video track whose media reference is a file is spatialized over its
+source range (in-process, or through the job server). The output timeline is the input plus,
+per video track that got stems, a new audio track holding Gaps and stem clips placed so that
+each stem's ``range_in_parent()`` equals its video clip's. Transitions, nested stacks,
+generators, missing media and failed jobs are reported and skipped, never fatal. Tool data goes
+under ``metadata["foleyspace"]``; everything else (e.g. Resolve's ``Resolve_OTIO`` metadata and
+global start time) is kept as read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import opentimelineio as otio
+
+from foleyspace import __version__
+from foleyspace.errors import FoleySpaceError, InputError, OutputError
+from foleyspace.stem import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: ``progress(clip_index, clip_count, clip_name, stage, fraction)``
+BatchProgress = Callable[[int, int, str, str, float], None]
+
+
+@dataclass
+class ClipTask:
+    """One video clip to spatialize and where its stem goes."""
+
+    track_index: int
+    track_name: str
+    clip_name: str
+    video: Path
+    start_s: float
+    end_s: float
+    range_in_parent: otio.opentime.TimeRange
+    spec: dict[str, Any]
+    result: dict[str, Any] | None = None
+    job: str | None = None
+
+
+@dataclass
+class Skipped:
+    """Something on the timeline that got no stem, and why."""
+
+    track: str
+    name: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"track": self.track, "name": self.name, "reason": self.reason}
+
+
+@dataclass
+class BatchReport:
+    """What a batch run did."""
+
+    rendered: list[ClipTask] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    output: Path | None = None
+
+
+def media_path(url: str, base: Path) -> Path:
+    """A local path from an ``ExternalReference.target_url`` (``file://`` URL or plain path)."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(urllib.parse.unquote(parsed.path)))
+    if parsed.scheme and len(parsed.scheme) > 1:  # http:, s3:, ... (a Windows drive letter has 1)
+        raise ValueError(f"not a local file URL: {url}")
+    path = Path(url)
+    return path if path.is_absolute() else (base / path)
+
+
+def file_url(path: Path) -> str:
+    """``file://`` URL of an absolute path."""
+    return Path(path).resolve().as_uri()
+
+
+def safe_name(text: str, limit: int = 60) -> str:
+    """A file-name-safe version of a clip name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "clip"
+    return cleaned[:limit]
+
+
+def source_range_seconds(clip: otio.schema.Clip) -> tuple[float, float]:
+    """The clip's used source range in seconds from the start of its media file.
+
+    ``source_range`` is in the media's time coordinates; the media's ``available_range`` start
+    (e.g. a timecode such as 01:00:00:00) is the file's first frame.
+    """
+    used = clip.trimmed_range()
+    ref = clip.media_reference
+    available = getattr(ref, "available_range", None)
+    origin = available.start_time if available is not None else otio.opentime.RationalTime(0, used.start_time.rate)
+    start = (used.start_time - origin).to_seconds()
+    return start, start + used.duration.to_seconds()
+
+
+def collect(timeline: otio.schema.Timeline, base: Path, stems_dir: Path,
+            options: dict[str, Any]) -> tuple[list[ClipTask], list[Skipped]]:
+    """The clips to render and the items skipped, in timeline order."""
+    tasks: list[ClipTask] = []
+    skipped: list[Skipped] = []
+    for t_index, track in enumerate(timeline.tracks):
+        if not isinstance(track, otio.schema.Track):
+            skipped.append(Skipped("", track.name, "a nested stack at the top level is not rendered"))
+            continue
+        if track.kind != otio.schema.TrackKind.Video:
+            continue
+        track_name = track.name or f"V{t_index + 1}"
+        for item in track:
+            if isinstance(item, otio.schema.Gap):
+                continue
+            if isinstance(item, otio.schema.Transition):
+                skipped.append(Skipped(track_name, item.name or "transition",
+                                       "transition: the stems of its clips are cut, not cross-faded"))
+                continue
+            if not isinstance(item, otio.schema.Clip):
+                skipped.append(Skipped(track_name, item.name or item.schema_name(),
+                                       f"{item.schema_name()} (nested) is not rendered"))
+                continue
+            name = item.name or f"clip {len(tasks) + len(skipped) + 1}"
+            ref = item.media_reference
+            if isinstance(ref, otio.schema.GeneratorReference):
+                skipped.append(Skipped(track_name, name, f"generator ({ref.generator_kind or 'unknown'}) has no media"))
+                continue
+            if not isinstance(ref, otio.schema.ExternalReference):
+                skipped.append(Skipped(track_name, name, f"no media file ({ref.schema_name()})"))
+                continue
+            try:
+                video = media_path(ref.target_url, base)
+            except ValueError as exc:
+                skipped.append(Skipped(track_name, name, str(exc)))
+                continue
+            if not video.is_file():
+                skipped.append(Skipped(track_name, name, f"media file not found: {video}"))
+                continue
+            start_s, end_s = source_range_seconds(item)
+            index = len(tasks) + 1
+            spec = {"video": str(video.resolve()), "output_dir": str(stems_dir.resolve()),
+                    "name": f"{index:03d}_{safe_name(name)}_binaural.wav",
+                    "start_s": max(start_s, 0.0), "end_s": end_s, "options": dict(options)}
+            tasks.append(ClipTask(t_index, track_name, name, video, start_s, end_s, item.range_in_parent(), spec))
+    return tasks, skipped
+
+
+def stem_tracks(tasks: list[ClipTask]) -> list[otio.schema.Track]:
+    """One audio track per video track with rendered clips: Gaps and stem clips aligned so that
+    each stem's ``range_in_parent()`` equals its video clip's."""
+    tracks = []
+    by_track: dict[int, list[ClipTask]] = {}
+    for task in tasks:
+        if task.result is not None:
+            by_track.setdefault(task.track_index, []).append(task)
+    for t_index, items in sorted(by_track.items()):
+        audio = otio.schema.Track(name=f"FoleySpace {items[0].track_name}", kind=otio.schema.TrackKind.Audio)
+        audio.metadata["foleyspace"] = {"video_track": items[0].track_name, "version": __version__}
+        rate = items[0].range_in_parent.duration.rate
+        cursor = otio.opentime.RationalTime(0, rate)
+        for task in sorted(items, key=lambda k: k.range_in_parent.start_time.to_seconds()):
+            placed = task.range_in_parent
+            gap = placed.start_time - cursor
+            if gap.value > 0:
+                audio.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(0, gap.rate), gap)))
+            zero = otio.opentime.RationalTime(0, placed.duration.rate)
+            assert task.result is not None
+            stem = otio.schema.Clip(
+                name=f"{task.clip_name} (binaural)",
+                media_reference=otio.schema.ExternalReference(
+                    target_url=file_url(Path(task.result["stem"])),
+                    available_range=otio.opentime.TimeRange(zero, placed.duration)),
+                source_range=otio.opentime.TimeRange(zero, placed.duration))
+            stem.metadata["foleyspace"] = {
+                "version": __version__, "source_clip": task.clip_name, "video": str(task.video),
+                "source_start_s": task.start_s, "source_end_s": task.end_s,
+                "sidecar": task.result.get("sidecar"), "sample_rate": task.result.get("sample_rate"),
+                "job": task.job, "options": task.spec.get("options", {})}
+            audio.append(stem)
+            cursor = placed.end_time_exclusive()
+        tracks.append(audio)
+    return tracks
+
+
+def read_timeline(path: Path) -> otio.schema.Timeline:
+    """Read any format an installed OTIO adapter handles; one-line errors."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such timeline file")
+    try:
+        result = otio.adapters.read_from_file(str(path))
+    except Exception as exc:  # adapters raise many types
+        raise InputError(f"{path}: cannot read the timeline ({exc.__class__.__name__}: {exc})") from exc
+    if isinstance(result, otio.schema.Timeline):
+        return result
+    timelines = [t for t in getattr(result, "find_children", lambda **k: [])(descended_from_type=otio.schema.Timeline)]
+    if len(timelines) == 1:
+        return timelines[0]
+    raise InputError(f"{path}: holds {len(timelines)} timelines, expected one")
+
+
+def write_timeline(timeline: otio.schema.Timeline, path: Path) -> None:
+    """Write atomically with the adapter the file name asks for."""
+    try:
+        adapter = otio.adapters.from_filepath(str(path)).name
+    except Exception as exc:
+        raise OutputError(f"{path}: no OTIO adapter writes this kind of file ({exc})") from exc
+    with atomic_path(path) as tmp:
+        try:
+            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
+        except Exception as exc:
+            raise OutputError(f"{path}: cannot write the timeline ({exc.__class__.__name__}: {exc})") from exc
+
+
+def render_in_process(tasks: list[ClipTask], skipped: list[Skipped], progress: BatchProgress | None) -> None:
+    """Run each task's spec through the pipeline here, one after another."""
+    from foleyspace.jobspec import job_from_spec
+    from foleyspace.pipeline import spatialize
+
+    for i, task in enumerate(tasks, 1):
+        def on_progress(stage: str, fraction: float, i: int = i, task: ClipTask = task) -> None:
+            if progress is not None:
+                progress(i, len(tasks), task.clip_name, stage, fraction)
+
+        try:
+            result = spatialize(job_from_spec(task.spec), on_progress)
+        except FoleySpaceError as exc:
+            if exc.code == "cancelled":
+                raise
+            skipped.append(Skipped(task.track_name, task.clip_name, str(exc)))
+            continue
+        task.result = {"stem": str(result.stem), "sidecar": str(result.sidecar) if result.sidecar else None,
+                       "sample_rate": result.sample_rate}
+
+
+def render_on_server(tasks: list[ClipTask], skipped: list[Skipped], address: str | None,
+                     progress: BatchProgress | None, timeout_s: float = 3600.0) -> None:
+    """Submit every task to the server at once, then collect the results as they finish."""
+    from foleyspace.client import Client, ClientError
+
+    with Client(address) as client:
+        try:
+            for task in tasks:
+                try:
+                    task.job = client.submit(task.spec)
+                except ClientError as exc:
+                    if exc.code in ("unavailable", "unauthorized", "version"):
+                        raise  # not about this clip: stop the batch
+                    skipped.append(Skipped(task.track_name, task.clip_name, f"{exc.code}: {exc}"))
+            for i, task in enumerate(tasks, 1):
+                if task.job is None:
+                    continue
+
+                def on_event(event: dict[str, Any], i: int = i, task: ClipTask = task) -> None:
+                    if progress is not None and event.get("event") == "progress":
+                        progress(i, len(tasks), task.clip_name, event["stage"], event["fraction"])
+
+                final = client.wait(task.job, timeout=timeout_s, on_event=on_event)
+                if final["state"] == "done":
+                    task.result = final["result"]
+                else:
+                    error = final.get("error") or {"message": final["state"]}
+                    skipped.append(Skipped(task.track_name, task.clip_name, f"job {final['state']}: {error['message']}"))
+        except ClientError as exc:
+            raise FoleySpaceError(str(exc)) from exc
+        except TimeoutError as exc:
+            raise FoleySpaceError(str(exc)) from exc
+
+
+def render_otio(source: Path, output: Path, stems_dir: Path | None = None, server: str | None = None,
+                use_server: bool = False, options: dict[str, Any] | None = None,
+                progress: BatchProgress | None = None) -> BatchReport:
+    """Spatialize every video clip of ``source`` and write ``output`` with the stem tracks.
+
+    ``use_server`` (or a ``server`` address) sends the jobs to the job server; otherwise they
+    run in this process. Raises :class:`FoleySpaceError` when the timeline cannot be read or
+    written, or when no clip could be rendered (``output`` is then not written).
+    """
+    from foleyspace.stem import check_writable
+
+    source, output = Path(source), Path(output)
+    check_writable(output)
+    timeline = read_timeline(source)
+    stems_dir = Path(stems_dir) if stems_dir else output.parent / f"{output.stem}_stems"
+    try:
+        stems_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{stems_dir}: cannot create the stems folder ({exc.strerror})") from exc
+    tasks, skipped = collect(timeline, source.parent.resolve(), stems_dir, options or {})
+    report = BatchReport(skipped=skipped)
+    if not tasks:
+        raise InputError(f"{source}: no video clip with a media file to spatialize"
+                         + (f" ({len(skipped)} item(s) skipped)" if skipped else ""))
+    before = len(skipped)
+    if use_server or server:
+        render_on_server(tasks, skipped, server, progress)
+    else:
+        render_in_process(tasks, skipped, progress)
+    report.rendered = [t for t in tasks if t.result is not None]
+    if not report.rendered:
+        failures = skipped[before:] or skipped
+        raise FoleySpaceError(f"{source}: no clip could be spatialized: "
+                              + "; ".join(f"{s.name}: {s.reason}" for s in failures[:3]))
+    out = timeline.deepcopy()
+    for track in stem_tracks(tasks):
+        out.tracks.append(track)
+    out.metadata["foleyspace"] = {"version": __version__, "source": str(source.resolve()),
+                                  "stems_dir": str(stems_dir.resolve()), "rendered": len(report.rendered),
+                                  "skipped": [s.as_dict() for s in skipped]}
+    write_timeline(out, output)
+    report.output = output
+    return report

@@ -1,0 +1,186 @@
+"""OTIO batch rendering: stems aligned to the clips' range_in_parent, read back from the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+import soundfile as sf
+
+from foleyspace.cli import main
+from foleyspace.jobspec import job_from_spec
+from foleyspace.otio_batch import media_path, render_otio, source_range_seconds
+from foleyspace.pipeline import spatialize
+from serverproc import ServerProcess
+
+RATE = 25
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+
+
+def frames(n: int, rate: int = RATE) -> otio.opentime.RationalTime:
+    return RT(n, rate)
+
+
+def video_clip(name: str, path: Path, start: int, duration: int, media_frames: int, media_start: int = 0):
+    ref = otio.schema.ExternalReference(target_url=path.resolve().as_uri(),
+                                        available_range=TR(frames(media_start), frames(media_frames)))
+    return otio.schema.Clip(name=name, media_reference=ref, source_range=TR(frames(media_start + start), frames(duration)))
+
+
+def gap(n: int) -> otio.schema.Gap:
+    return otio.schema.Gap(source_range=TR(frames(0), frames(n)))
+
+
+@pytest.fixture
+def timeline(clip_factory, tmp_path) -> tuple[Path, otio.schema.Timeline]:
+    """A Resolve-style multi-clip timeline with gaps, trims, a transition and things to skip."""
+    a = clip_factory(motion="cross_lr", duration_s=4.0, size=(160, 96))
+    b = clip_factory(motion="cross_rl", duration_s=4.0, size=(160, 96))
+    c = clip_factory(motion="bob_centre", duration_s=3.0, size=(160, 96))
+    silent = clip_factory(motion="cross_lr", duration_s=2.0, size=(160, 96), audio=None)
+    tl = otio.schema.Timeline(name="edit", global_start_time=RT(3600 * RATE, RATE))
+    tl.metadata["Resolve_OTIO"] = {"Resolve OTIO Meta Version": "1.0"}
+    v1 = otio.schema.Track(name="Video 1", kind=otio.schema.TrackKind.Video)
+    v1.append(gap(10))
+    v1.append(video_clip("A", a, start=5, duration=50, media_frames=100))
+    v1.append(otio.schema.Transition(name="dissolve", in_offset=frames(5), out_offset=frames(5)))
+    # B's media carries a source timecode of 01:00:00:00: the file's first frame is 90000
+    v1.append(video_clip("B", b, start=12, duration=40, media_frames=100, media_start=3600 * RATE))
+    v1.append(gap(7))
+    v1.append(video_clip("offline", tmp_path / "gone.mov", start=0, duration=20, media_frames=50))
+    v1.append(otio.schema.Clip(name="bars", media_reference=otio.schema.GeneratorReference(generator_kind="SMPTEBars"),
+                               source_range=TR(frames(0), frames(15))))
+    v1.append(video_clip("no sound", silent, start=0, duration=20, media_frames=50))
+    nested = otio.schema.Stack(name="compound")
+    inner = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    inner.append(video_clip("C inner", c, start=0, duration=10, media_frames=75))
+    nested.append(inner)
+    v1.append(nested)
+    v2 = otio.schema.Track(name="Video 2", kind=otio.schema.TrackKind.Video)
+    v2.append(gap(30))
+    v2.append(video_clip("C", c, start=3, duration=25, media_frames=75))
+    a1 = otio.schema.Track(name="Audio 1", kind=otio.schema.TrackKind.Audio)
+    a1.append(video_clip("dialogue", a, start=0, duration=60, media_frames=100))
+    tl.tracks.extend([v1, v2, a1])
+    path = tmp_path / "edit.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    return path, tl
+
+
+def stems_by_source(out: otio.schema.Timeline) -> dict[str, otio.schema.Clip]:
+    return {clip.metadata["foleyspace"]["source_clip"]: clip
+            for track in out.tracks if track.name.startswith("FoleySpace") for clip in track.find_clips()}
+
+
+def check_output(out_path: Path, original: otio.schema.Timeline) -> dict[str, otio.schema.Clip]:
+    out = otio.adapters.read_from_file(str(out_path))
+    assert out.global_start_time == original.global_start_time
+    assert out.metadata["Resolve_OTIO"] == {"Resolve OTIO Meta Version": "1.0"}
+    names = [t.name for t in out.tracks]
+    assert names == ["Video 1", "Video 2", "Audio 1", "FoleySpace Video 1", "FoleySpace Video 2"]
+    assert all(t.kind == otio.schema.TrackKind.Audio for t in out.tracks[3:])
+    assert otio.adapters.write_to_string(out.tracks[0]) == otio.adapters.write_to_string(original.tracks[0])
+    stems = stems_by_source(out)
+    assert sorted(stems) == ["A", "B", "C"]
+    video = {c.name: c for c in original.find_clips(shallow_search=False) if c.name in ("A", "B", "C")}
+    for name, stem in stems.items():
+        assert stem.range_in_parent() == video[name].range_in_parent(), name
+        path = media_path(stem.media_reference.target_url, out_path.parent)
+        info = sf.info(str(path))
+        assert info.samplerate == 48000 and info.channels == 2
+        assert info.frames == round(video[name].source_range.duration.to_seconds() * 48000)
+    reasons = {s["name"]: s["reason"] for s in out.metadata["foleyspace"]["skipped"]}
+    assert "transition" in reasons["dissolve"]
+    assert "not found" in reasons["offline"]
+    assert "generator" in reasons["bars"]
+    assert "no audio track" in reasons["no sound"]
+    assert "nested" in reasons["compound"]
+    assert out.metadata["foleyspace"]["rendered"] == 3
+    return stems
+
+
+def test_source_range_respects_media_start(timeline):
+    _, tl = timeline
+    clips = {c.name: c for c in tl.find_clips()}
+    assert source_range_seconds(clips["A"]) == pytest.approx((0.2, 2.2))
+    assert source_range_seconds(clips["B"]) == pytest.approx((12 / 25, 52 / 25))
+
+
+def test_render_in_process_aligns_stems_and_matches_direct_runs(timeline, tmp_path):
+    src, original = timeline
+    out_path = tmp_path / "out" / "edit_binaural.otio"
+    out_path.parent.mkdir()
+    report = render_otio(src, out_path, options={"scheme": "fine"})
+    assert len(report.rendered) == 3 and len(report.skipped) == 5
+    stems = check_output(out_path, original)
+    # the B stem is what the pipeline makes of B's used source range, exactly
+    b = stems["B"]
+    spec = {"video": b.metadata["foleyspace"]["video"], "output_dir": str(tmp_path), "name": "direct.wav",
+            "start_s": 12 / 25, "end_s": 52 / 25}
+    direct = spatialize(job_from_spec(spec))
+    stem_audio = sf.read(str(media_path(b.media_reference.target_url, tmp_path)), dtype="int32")[0]
+    assert np.array_equal(stem_audio, sf.read(str(direct.stem), dtype="int32")[0])
+    assert (tmp_path / "out" / "edit_binaural_stems").is_dir()
+
+
+def test_render_through_the_server(timeline, tmp_path, tmp_path_factory, monkeypatch):
+    src, original = timeline
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("FOLEYSPACE_HOME", str(home))  # the client finds the server's token there
+    srv = ServerProcess(home, tmp_path_factory.getbasetemp(), workers=2).start()
+    try:
+        out_path = tmp_path / "served.otio"
+        report = render_otio(src, out_path, server=srv.address)
+        assert all(task.job for task in report.rendered)
+        stems = check_output(out_path, original)
+        assert all(s.metadata["foleyspace"]["job"] for s in stems.values())
+    finally:
+        srv.stop()
+
+
+def test_cli_render_otio_and_bad_input(timeline, tmp_path, capsys):
+    src, _ = timeline
+    out = tmp_path / "cli.otio"
+    assert main(["-q", "render-otio", str(src), "-o", str(out), "--stems", str(tmp_path / "stems")]) == 0
+    text = capsys.readouterr().out
+    assert "3 stem(s), 5 skipped" in text and out.is_file()
+    assert len(list((tmp_path / "stems").glob("*.wav"))) == 3
+
+    assert main(["-q", "render-otio", str(tmp_path / "missing.otio"), "-o", str(tmp_path / "x.otio")]) == 2
+    assert "no such timeline file" in capsys.readouterr().err
+    junk = tmp_path / "junk.otio"
+    junk.write_text("{ not json")
+    assert main(["-q", "render-otio", str(junk), "-o", str(tmp_path / "x.otio")]) == 2
+    assert "cannot read the timeline" in capsys.readouterr().err
+    empty = otio.schema.Timeline(tracks=[otio.schema.Track(kind=otio.schema.TrackKind.Video)])
+    empty.tracks[0].append(gap(10))
+    otio.adapters.write_to_file(empty, str(tmp_path / "empty.otio"))
+    assert main(["-q", "render-otio", str(tmp_path / "empty.otio"), "-o", str(tmp_path / "x.otio")]) == 2
+    assert "no video clip" in capsys.readouterr().err
+    assert not (tmp_path / "x.otio").exists()
+
+
+def test_nothing_renderable_writes_no_timeline(clip_factory, tmp_path, capsys):
+    silent = clip_factory(motion="cross_lr", duration_s=2.0, size=(160, 96), audio=None)
+    tl = otio.schema.Timeline(tracks=[otio.schema.Track(kind=otio.schema.TrackKind.Video)])
+    tl.tracks[0].append(video_clip("mute", silent, start=0, duration=25, media_frames=50))
+    otio.adapters.write_to_file(tl, str(tmp_path / "mute.otio"))
+    assert main(["-q", "render-otio", str(tmp_path / "mute.otio"), "-o", str(tmp_path / "out.otio")]) == 2
+    assert "no clip could be spatialized" in capsys.readouterr().err
+    assert not (tmp_path / "out.otio").exists()
+
+
+def test_no_server_is_a_clear_error(timeline, tmp_path, capsys, monkeypatch):
+    from serverproc import free_port
+
+    monkeypatch.setenv("FOLEYSPACE_HOME", str(tmp_path / "nohome"))
+    src, _ = timeline
+    code = main(["-q", "render-otio", str(src), "-o", str(tmp_path / "x.otio"), "--server",
+                 f"tcp://127.0.0.1:{free_port()}"])
+    assert code == 2
+    assert "no FoleySpace server answers" in capsys.readouterr().err
+    assert not (tmp_path / "x.otio").exists()
