@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up both virtual environments (idempotent) and run the whole test suite.
+#   .venv          the product + test extras (Python 3.11, pip)
+#   .venv-blender  real Blender as a module (bpy 5.0.1 needs Python 3.11 and numpy<2), for the
+#                  add-on tests, which drive it as a subprocess
+# Extra arguments go to pytest, e.g. tools/test.sh -k otio
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q -e ".[test]"
+python3 -m venv .venv-blender
+.venv-blender/bin/pip install -q -r host_plugins/blender/requirements-test.txt
+export FOLEYSPACE_REQUIRE_BLENDER=1 FOLEYSPACE_BLENDER_PYTHON="$PWD/.venv-blender/bin/python"
+exec .venv/bin/python -m pytest -q "$@"
