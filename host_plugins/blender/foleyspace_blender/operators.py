@@ -1,0 +1,160 @@
+"""Operators: Spatialize Strip, Choose Video, Check Server, Start Server, Cancel.
+
+Every error is reported as one line (``self.report({'ERROR'}, ...)``) and shown in the panel;
+no operator raises.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import bpy
+from bpy.props import StringProperty
+
+from . import compat, jobs, prefs
+from .fsclient.client import ClientError
+from .placement import PlacementError
+
+
+def active_strip(context: Any) -> Any | None:
+    """The active strip of the sequencer's scene, or None."""
+    ed = compat.editor(compat.sequencer_scene(context))
+    return getattr(ed, "active_strip", None) if ed is not None else None
+
+
+def _fail(op: bpy.types.Operator, message: str) -> set[str]:
+    jobs.set_message(message, error=True)
+    op.report({"ERROR"}, message)
+    return {"CANCELLED"}
+
+
+class FOLEYSPACE_OT_spatialize_strip(bpy.types.Operator):
+    """Make a binaural stem that follows the on-screen object of the active strip's visible range"""
+
+    bl_idname = "foleyspace.spatialize_strip"
+    bl_label = "Spatialize Strip"
+    bl_options = {"REGISTER"}  # noqa: RUF012 - Blender reads a plain set
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        strip = active_strip(context)
+        if strip is None:
+            cls.poll_message_set("No active strip")
+            return False
+        if strip.type == "MOVIE":
+            return True
+        if strip.type == "SOUND":
+            if strip.get(jobs.VIDEO_PROP):
+                return True
+            cls.poll_message_set("Choose a video for this sound strip in the FoleySpace panel")
+            return False
+        cls.poll_message_set("The active strip is not a movie or sound strip")
+        return False
+
+    def execute(self, context: Any) -> set[str]:
+        scene = compat.sequencer_scene(context)
+        strip = active_strip(context)
+        try:
+            job = jobs.submit(scene, strip, scene.foleyspace, prefs.get(context))
+        except (PlacementError, ClientError) as exc:
+            return _fail(self, jobs.one_line(exc))
+        except OSError as exc:
+            return _fail(self, f"cannot submit: {jobs.one_line(exc)}")
+        self.report({"INFO"}, f"FoleySpace job {job.id} queued for {job.strip}")
+        return {"FINISHED"}
+
+
+class FOLEYSPACE_OT_choose_video(bpy.types.Operator):
+    """Choose the video whose on-screen object the active sound strip follows"""
+
+    bl_idname = "foleyspace.choose_video"
+    bl_label = "Choose Video"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 - Blender reads a plain set
+
+    filepath: StringProperty(name="Video", subtype="FILE_PATH", default="")  # type: ignore[valid-type]
+    filter_movie: bpy.props.BoolProperty(default=True, options={"HIDDEN"})  # type: ignore[valid-type]
+    filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN"})  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        strip = active_strip(context)
+        return strip is not None and strip.type == "SOUND"
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        strip = active_strip(context)
+        self.filepath = compat.abspath(str(strip.get(jobs.VIDEO_PROP, "") or "")) or compat.strip_media_path(strip)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: Any) -> set[str]:
+        strip = active_strip(context)
+        path = compat.abspath(self.filepath)
+        if not path or not os.path.isfile(path):
+            return _fail(self, f"no such video file: {self.filepath or '(none)'}")
+        strip[jobs.VIDEO_PROP] = bpy.path.relpath(path) if bpy.data.filepath else path
+        jobs.set_message(f"{strip.name}: video {os.path.basename(path)}")
+        return {"FINISHED"}
+
+
+class FOLEYSPACE_OT_check_server(bpy.types.Operator):
+    """Ask the FoleySpace server whether it runs"""
+
+    bl_idname = "foleyspace.check_server"
+    bl_label = "Check Server"
+
+    def execute(self, context: Any) -> set[str]:
+        address = prefs.get(context).server_address.strip()
+        if not jobs.check_server(address):
+            return _fail(self, jobs.SESSION.server_text + "; use Start Server or run `foleyspace serve`")
+        self.report({"INFO"}, jobs.SESSION.server_text)
+        return {"FINISHED"}
+
+
+class FOLEYSPACE_OT_start_server(bpy.types.Operator):
+    """Start the FoleySpace server with the command set in the add-on preferences"""
+
+    bl_idname = "foleyspace.start_server"
+    bl_label = "Start Server"
+
+    def execute(self, context: Any) -> set[str]:
+        p = prefs.get(context)
+        address = p.server_address.strip()
+        if jobs.check_server(address, timeout_s=0.3):
+            return _fail(self, f"a server already answers: {jobs.SESSION.server_text}")
+        proc = jobs.SESSION.server_proc
+        if proc is not None and proc.poll() is None:
+            return _fail(self, f"the server started from Blender (pid {proc.pid}) is still starting")
+        try:
+            proc = jobs.start_server(p.server_command, address)
+        except PlacementError as exc:
+            return _fail(self, jobs.one_line(exc))
+        self.report({"INFO"}, f"starting the FoleySpace server (pid {proc.pid}, log {jobs.SESSION.server_log})")
+        return {"FINISHED"}
+
+
+class FOLEYSPACE_OT_cancel(bpy.types.Operator):
+    """Cancel a FoleySpace job (all of this session's when no job is given)"""
+
+    bl_idname = "foleyspace.cancel"
+    bl_label = "Cancel"
+
+    job: StringProperty(name="Job", default="")  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return bool(jobs.SESSION.jobs)
+
+    def execute(self, context: Any) -> set[str]:
+        if self.job and self.job not in jobs.SESSION.jobs:
+            return _fail(self, f"no running job {self.job}")
+        try:
+            asked = jobs.cancel(self.job or None)
+        except ClientError as exc:
+            return _fail(self, f"cancel: {jobs.one_line(exc)}")
+        self.report({"INFO"}, f"cancelling {len(asked)} job(s)")
+        return {"FINISHED"}
+
+
+CLASSES = (FOLEYSPACE_OT_spatialize_strip, FOLEYSPACE_OT_choose_video, FOLEYSPACE_OT_check_server,
+           FOLEYSPACE_OT_start_server, FOLEYSPACE_OT_cancel)

@@ -1,0 +1,85 @@
+"""The Sequencer sidebar panel (category "FoleySpace") and the strip context-menu entry."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import bpy
+
+from . import compat, jobs, prefs
+from .operators import (
+    FOLEYSPACE_OT_cancel,
+    FOLEYSPACE_OT_check_server,
+    FOLEYSPACE_OT_choose_video,
+    FOLEYSPACE_OT_spatialize_strip,
+    FOLEYSPACE_OT_start_server,
+    active_strip,
+)
+from .placement import PlacementError
+
+
+class SEQUENCER_PT_foleyspace(bpy.types.Panel):
+    """Server status, job options, the active strip's range and the running jobs."""
+
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "FoleySpace"
+    bl_label = "FoleySpace"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        session = jobs.SESSION
+        scene = compat.sequencer_scene(context)
+
+        box = layout.box()
+        icon = {True: "CHECKMARK", False: "ERROR", None: "QUESTION"}[session.server_ok]
+        box.label(text=session.server_text, icon=icon)
+        row = box.row(align=True)
+        row.operator(FOLEYSPACE_OT_check_server.bl_idname, icon="FILE_REFRESH")
+        row.operator(FOLEYSPACE_OT_start_server.bl_idname, icon="PLAY")
+
+        settings = getattr(scene, "foleyspace", None)
+        if settings is not None:
+            col = layout.column()
+            col.prop(settings, "label")
+            col.prop(settings, "scheme")
+            col.prop(settings, "hrtf")
+        p = prefs.get(context)
+        if isinstance(p, bpy.types.AddonPreferences):
+            layout.prop(p, "mute_original")
+
+        strip = active_strip(context)
+        if strip is not None:
+            box = layout.box()
+            box.label(text=f"{strip.name} ({strip.type.lower()})", icon="SEQUENCE")
+            if strip.type == "SOUND":
+                video = str(strip.get(jobs.VIDEO_PROP, "") or "")
+                box.label(text=f"Video: {os.path.basename(video) if video else 'none'}")
+                box.operator(FOLEYSPACE_OT_choose_video.bl_idname, icon="FILE_MOVIE")
+            try:
+                src = jobs.describe(scene, strip)
+                box.label(text=f"Source {src.start_s:.2f}–{src.end_s:.2f} s, "
+                               f"frames {src.span.left}–{src.span.right}")
+            except PlacementError as exc:
+                box.label(text=jobs.one_line(exc), icon="INFO")
+        layout.operator(FOLEYSPACE_OT_spatialize_strip.bl_idname, icon="OUTLINER_OB_SPEAKER")
+
+        if session.jobs:
+            box = layout.box()
+            for job in session.jobs.values():
+                row = box.row()
+                row.label(text=f"{job.strip}: {job.progress}")
+                op = row.operator(FOLEYSPACE_OT_cancel.bl_idname, text="", icon="X")
+                op.job = job.id
+        if session.message:
+            layout.label(text=session.message, icon="ERROR" if session.message_is_error else "INFO")
+
+
+def draw_context_menu(self: Any, context: Any) -> None:
+    """Append "Spatialize Strip" to the sequencer's strip context menu."""
+    self.layout.separator()
+    self.layout.operator(FOLEYSPACE_OT_spatialize_strip.bl_idname, icon="OUTLINER_OB_SPEAKER")
+
+
+CLASSES = (SEQUENCER_PT_foleyspace,)

@@ -1,0 +1,380 @@
+"""One scenario of the FoleySpace Blender add-on, run INSIDE Blender's Python (bpy 5.0.1 venv).
+
+Usage: ``python tests/blender/run_case.py ARGS.json`` (``tests/test_blender.py`` drives it).
+ARGS: {"case": NAME, "addon": module name of the enabled extension (installed with Blender's
+own extension installer into ``$BLENDER_USER_RESOURCES``), "server": address or "", "clip",
+"project": folder for the .blend, "mute": bool, ...case fields}. The add-on's timer functions
+are driven by hand (bpy as a module has no event loop). Prints one line ``RESULT {json}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+import bpy
+
+FPS = 25
+
+
+def enable(module: str) -> Any:
+    """Enable the installed extension; return its package module."""
+    import addon_utils  # on sys.path once bpy is imported
+
+    mod = addon_utils.enable(module, default_set=True, handle_error=None)
+    if mod is None:
+        raise RuntimeError(f"could not enable {module}")
+    return sys.modules[module]
+
+
+def new_scene(project: str | None) -> tuple[Any, Any]:
+    """The startup scene at 25 fps with a sequencer, saved into ``project`` when given (so ``//``
+    paths resolve). Each case runs in a fresh process, so nothing else is in it."""
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = FPS, 1.0
+    ed = scene.sequence_editor_create()
+    if project:
+        os.makedirs(project, exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=os.path.join(project, "edit.blend"))
+    return scene, ed
+
+
+def strip_info(s: Any) -> dict[str, Any]:
+    """Timing of a strip, read through the 5.0 names the add-on's compat layer also uses."""
+    info = {"name": s.name, "type": s.type, "channel": s.channel, "left": s.frame_final_start,
+            "right": s.frame_final_end, "content_start": s.frame_start, "content_frames": s.frame_duration,
+            "mute": s.mute}
+    if s.type == "SOUND":
+        info.update(filepath=os.path.normpath(bpy.path.abspath(s.sound.filepath)), pan=s.pan,
+                    use_mono=s.sound.use_mono, sound_channels=s.sound.channels,
+                    job=s.get("foleyspace_job"), source=s.get("foleyspace_source"))
+    return info
+
+
+def run_operator(op: Any, **kwargs: Any) -> str | None:
+    """Call an operator; return the error it reported (bpy raises RuntimeError for ERROR reports)."""
+    try:
+        result = op(**kwargs)
+    except RuntimeError as exc:  # Blender formats it as "Error: <report>\n"
+        return str(exc).strip()
+    return None if "FINISHED" in result else f"operator returned {result}"
+
+
+def drive(fn: Any, timeout_s: float) -> tuple[int, float | None]:
+    """Call a timer function until it returns None (done) or ``timeout_s`` passes."""
+    deadline, ticks = time.monotonic() + timeout_s, 0
+    while time.monotonic() < deadline:
+        ticks += 1
+        interval = fn()
+        if interval is None:
+            return ticks, None
+        time.sleep(min(interval, 0.05))
+    return ticks, -1.0
+
+
+#: Frames mixed down before and after a stem's range (they must be silent). Blender's mixdown
+#: writes a few hundred stale samples after the scene end, so the end is never the range end.
+PAD = 10
+
+
+def mixdown(scene: Any, ed: Any, keep: Any, left: int, right: int, path: str) -> str:
+    """Blender's own audio mixdown of frames ``[left - PAD, right + PAD)`` with only ``keep`` audible."""
+    saved = {s.name: s.mute for s in ed.strips}
+    for s in ed.strips:
+        s.mute = s != keep
+    scene.frame_start, scene.frame_end = left - PAD, right + PAD - 1
+    bpy.ops.sound.mixdown(filepath=path, container="WAV", codec="PCM", format="F32", mixrate=48000)
+    for s in ed.strips:
+        s.mute = saved[s.name]
+    return path
+
+
+class Layout:
+    """Stands in for ``UILayout`` (bpy as a module draws no UI): records every call's text."""
+
+    def __init__(self, log: list[str]) -> None:
+        self._log = log
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Layout:
+            text = kwargs.get("text")
+            if text is None and name == "operator":
+                text = args[0]
+            elif text is None and name == "prop":
+                text = args[1]
+            self._log.append(f"{name}:{text}" if text is not None else name)
+            return Layout(self._log)
+
+        return call
+
+
+def draw_ui(pkg: Any) -> list[str]:
+    """What the sidebar panel and the context-menu entry draw now."""
+    log: list[str] = []
+    pkg.ui.SEQUENCER_PT_foleyspace.draw(type("Panel", (), {"layout": Layout(log)})(), bpy.context)
+    pkg.ui.draw_context_menu(type("Menu", (), {"layout": Layout(log)})(), bpy.context)
+    return log
+
+
+def spatialize_and_wait(pkg: Any, timeout_s: float = 90.0) -> dict[str, Any]:
+    """Run Spatialize Strip on the active strip and drive the job timer to the end."""
+    jobs = pkg.jobs
+    before = set(jobs.SESSION.jobs)
+    error = run_operator(bpy.ops.foleyspace.spatialize_strip)
+    out: dict[str, Any] = {"submit_error": error, "timer_registered": bpy.app.timers.is_registered(jobs.poll_jobs)}
+    new = [jobs.SESSION.jobs[j] for j in jobs.SESSION.jobs if j not in before]
+    if new:
+        out["spec_range"] = [new[0].source.start_s, new[0].source.end_s]
+        out["job"] = new[0].id
+        ticks, last = drive(jobs.poll_jobs, timeout_s)
+        out.update(ticks=ticks, timed_out=last == -1.0)
+    out.update(message=jobs.SESSION.message, message_is_error=jobs.SESSION.message_is_error,
+               pending=len(jobs.SESSION.jobs))
+    return out
+
+
+def set_prefs(pkg: Any, module: str, args: dict[str, Any]) -> Any:
+    prefs = bpy.context.preferences.addons[module].preferences
+    prefs.server_address = args.get("server", "")
+    prefs.mute_original = bool(args.get("mute", False))
+    if "output_dir" in args:
+        prefs.output_dir = args["output_dir"]
+    if "command" in args:
+        prefs.server_command = args["command"]
+    return prefs
+
+
+# ----------------------------------------------------------------------------- cases
+def case_trimmed_movie(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """A movie strip trimmed on both sides and moved; channel 3 is taken over the range."""
+    scene, ed = new_scene(args["project"])
+    clip = args["clip"]
+    movie = ed.strips.new_movie("shot", clip, 2, 1)
+    movie.filepath = bpy.path.relpath(clip)  # a relative path, as Blender stores by default
+    trim_left, trim_right = args["trim"]
+    movie.frame_final_start = int(movie.frame_start) + trim_left
+    movie.frame_final_end = int(movie.frame_start) + int(movie.frame_duration) - trim_right
+    movie.frame_start = args["content_start"]  # moves the strip, trims kept
+    paired = ed.strips.new_sound("shot_audio", clip, 1, args["content_start"])  # in sync with the movie
+    paired.frame_final_start, paired.frame_final_end = movie.frame_final_start, movie.frame_final_end
+    # the same file, not in sync with the movie: not its sound, never muted; it takes channel 3
+    ed.strips.new_sound("blocker", clip, 3, movie.frame_final_start + 5)
+    ed.strips.new_sound("later", clip, 4, movie.frame_final_end + 10)  # channel 4 is free over the range
+    ed.active_strip = movie
+    before = {s.name for s in ed.strips}
+    out = {"movie": strip_info(movie), "movie_fps": movie.fps, "scene_fps": scene.render.fps}
+    out.update(spatialize_and_wait(pkg))
+    added = [s for s in ed.strips if s.name not in before]
+    out["added"] = [strip_info(s) for s in added]
+    out["others"] = {s.name: strip_info(s) for s in ed.strips if s.name in before}
+    if len(added) == 1:
+        out["mixdown_pad"] = PAD
+        out["mixdown"] = mixdown(scene, ed, added[0], movie.frame_final_start, movie.frame_final_end,
+                                 os.path.join(args["project"], "mixdown.wav"))
+    return out
+
+
+def case_sound_with_video(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """A sound strip of the clip's own audio, trimmed, with the clip chosen as its video."""
+    _, ed = new_scene(args["project"])
+    clip = args["clip"]
+    sound = ed.strips.new_sound("dialog", clip, 2, 1)
+    sound.frame_final_start = int(sound.frame_start) + args["trim"][0]
+    sound.frame_final_end = int(sound.frame_start) + int(sound.frame_duration) - args["trim"][1]
+    ed.active_strip = sound
+    out: dict[str, Any] = {"poll_without_video": bpy.ops.foleyspace.spatialize_strip.poll()}
+    out["choose_error"] = run_operator(bpy.ops.foleyspace.choose_video, filepath=clip)
+    out["video_prop"] = sound.get("foleyspace_video")
+    out["poll_with_video"] = bpy.ops.foleyspace.spatialize_strip.poll()
+    out["sound"] = strip_info(sound)
+    before = {s.name for s in ed.strips}
+    out.update(spatialize_and_wait(pkg))
+    out["added"] = [strip_info(s) for s in ed.strips if s.name not in before]
+    out["sound_after"] = strip_info(sound)
+    # a sound from another file, trimmed on the left: refused (the server plays such files from 0)
+    other = ed.strips.new_sound("music", args["wav"], 5, 1)
+    other.frame_final_start = int(other.frame_start) + 10
+    other["foleyspace_video"] = clip
+    ed.active_strip = other
+    count = len(ed.strips)
+    out["separate_trimmed_error"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+    out["separate_added"] = len(ed.strips) - count
+    return out
+
+
+def case_no_server(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Nothing listens at the configured address."""
+    _, ed = new_scene(None)
+    movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
+    ed.active_strip = movie
+    count = len(ed.strips)
+    t0 = time.monotonic()
+    out: dict[str, Any] = {"submit_error": run_operator(bpy.ops.foleyspace.spatialize_strip)}
+    out["submit_s"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    out["check_error"] = run_operator(bpy.ops.foleyspace.check_server)
+    out["check_s"] = time.monotonic() - t0
+    out.update(added=len(ed.strips) - count, pending=len(pkg.jobs.SESSION.jobs),
+               server_text=pkg.jobs.SESSION.server_text, message=pkg.jobs.SESSION.message,
+               timer_registered=bpy.app.timers.is_registered(pkg.jobs.poll_jobs))
+    return out
+
+
+def case_job_fails(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """The server accepts the job but the pipeline fails (a clip without audio)."""
+    _, ed = new_scene(args["project"])
+    movie = ed.strips.new_movie("silent", args["clip"], 2, 1)
+    ed.active_strip = movie
+    count = len(ed.strips)
+    out = spatialize_and_wait(pkg)
+    out["added"] = len(ed.strips) - count
+    return out
+
+
+def case_bad_strips(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Strips that cannot be spatialized: no file path, a missing file, unequal fps, not a movie."""
+    scene, ed = new_scene(None)
+    out: dict[str, Any] = {}
+    movie = ed.strips.new_movie("nopath", args["clip"], 2, 1)
+    ed.active_strip = movie
+    out["panel_ok"] = draw_ui(pkg)
+    movie.filepath = ""
+    out["no_path"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+    out["panel_no_path"] = draw_ui(pkg)
+    movie.filepath = args["clip"] + ".missing.mp4"
+    out["missing_file"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+    movie.filepath = args["clip"]
+    scene.render.fps = 50
+    out["fps_mismatch"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+    scene.render.fps = FPS
+    movie.frame_final_end = movie.frame_final_end + 10  # handles past the content: held frames
+    out["held_frames"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+    color = ed.strips.new_effect("colour", "COLOR", 3, 1, length=20)
+    ed.active_strip = color
+    out["poll_color"] = bpy.ops.foleyspace.spatialize_strip.poll()
+    out["panel_color"] = draw_ui(pkg)
+    ed.active_strip = None
+    out["poll_none"] = bpy.ops.foleyspace.spatialize_strip.poll()
+    out["strips"] = len(ed.strips)
+    out["pending"] = len(pkg.jobs.SESSION.jobs)
+    return out
+
+
+def case_start_server(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """"Start Server" with a bad command, then with a working one; then a job from an unsaved .blend."""
+    _, ed = new_scene(None)
+    jobs = pkg.jobs
+    prefs = bpy.context.preferences.addons[args["addon"]].preferences
+    out: dict[str, Any] = {}
+    prefs.server_command = "/nonexistent/foleyspace-server serve"
+    out["bad_command_error"] = run_operator(bpy.ops.foleyspace.start_server)
+    prefs.server_command = args["command"]
+    out["start_error"] = run_operator(bpy.ops.foleyspace.start_server)
+    out["wait_registered"] = bpy.app.timers.is_registered(jobs.wait_for_server)
+    ticks, last = drive(jobs.wait_for_server, 90)
+    out.update(wait_ticks=ticks, wait_timed_out=last == -1.0, server_ok=jobs.SESSION.server_ok,
+               server_text=jobs.SESSION.server_text)
+    out["second_start_error"] = run_operator(bpy.ops.foleyspace.start_server)
+    movie = ed.strips.new_movie("shot", args["clip"], 1, 1)
+    ed.active_strip = movie
+    out.update(spatialize_and_wait(pkg))
+    out["added"] = [strip_info(s) for s in ed.strips if s.name != "shot"]
+    proc = jobs.SESSION.server_proc
+    out["server_pid"] = proc.pid if proc else None
+    if proc is not None:  # stop what this case started
+        try:
+            jobs.client(prefs.server_address).shutdown()
+            proc.wait(20)
+        except Exception:  # noqa: BLE001 - whatever went wrong, do not leave it running
+            proc.kill()
+            proc.wait(10)
+        out["server_exit"] = proc.returncode
+    return out
+
+
+def case_server_dies(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """The server is killed while the job is queued or running: the job is given up, not hung."""
+    _, ed = new_scene(args["project"])
+    pkg.jobs.GIVE_UP_AFTER_S = 3.0
+    pkg.jobs.STATUS_EVERY_S = 0.5
+    movie = ed.strips.new_movie("shot", args["clip"], 1, 1)
+    ed.active_strip = movie
+    out: dict[str, Any] = {"submit_error": run_operator(bpy.ops.foleyspace.spatialize_strip)}
+    os.kill(args["server_pid"], signal.SIGKILL)
+    ticks, last = drive(pkg.jobs.poll_jobs, 60)
+    out.update(ticks=ticks, timed_out=last == -1.0, message=pkg.jobs.SESSION.message,
+               message_is_error=pkg.jobs.SESSION.message_is_error, pending=len(pkg.jobs.SESSION.jobs),
+               added=len(ed.strips) - 1)
+    return out
+
+
+def case_cancel(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Three jobs on a two-worker server, then Cancel (all): none is left, cancelled ones add nothing."""
+    _, ed = new_scene(args["project"])
+    movie = ed.strips.new_movie("shot", args["clip"], 1, 1)
+    ed.active_strip = movie
+    messages: list[str] = []
+    original = pkg.jobs.set_message
+
+    def record(text: str, error: bool = False) -> None:
+        messages.append(text)
+        original(text, error)
+
+    pkg.jobs.set_message = record
+    errors = [run_operator(bpy.ops.foleyspace.spatialize_strip) for _ in range(3)]
+    out: dict[str, Any] = {"submit_errors": errors, "submitted": len(pkg.jobs.SESSION.jobs)}
+    messages.clear()
+    out["cancel_error"] = run_operator(bpy.ops.foleyspace.cancel)
+    _, last = drive(pkg.jobs.poll_jobs, 60)
+    out.update(pending=len(pkg.jobs.SESSION.jobs), added=len(ed.strips) - 1, messages=messages, timed_out=last == -1.0)
+    return out
+
+
+def case_placement(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """``place_stem`` directly: stems a fraction of a frame short/long, a locked channel, and a
+    strip moved or re-trimmed after its job was submitted."""
+    scene, ed = new_scene(args["project"])
+    jobs = pkg.jobs
+    movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
+    movie.frame_final_start, movie.frame_final_end = 11, 81  # 70 frames, source 0.4–3.2 s
+    source = jobs.describe(scene, movie)
+    out: dict[str, Any] = {"source": [source.start_s, source.end_s, source.span.left, source.span.right]}
+
+    def place(stem: str) -> dict[str, Any]:
+        return strip_info(jobs.place_stem(jobs.Job("j", scene.name, "shot", source, stem, False), stem))
+
+    out["short"] = place(args["short_wav"])  # 69.4 frames of audio
+    ed.channels[4].lock = True
+    out["long"] = place(args["long_wav"])  # 70.6 frames, channel 3 now taken, 4 locked
+    movie.frame_start += 100  # moved: the same source range, so the stem follows the strip
+    out["moved"] = place(args["short_wav"])
+    movie.frame_final_end -= 5  # re-trimmed: another range, the stem goes where the strip was
+    out["retrimmed"] = place(args["short_wav"])
+    out["movie"] = strip_info(movie)
+    return out
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def main() -> int:
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        args = json.load(fh)
+    try:
+        pkg = enable(args["addon"])
+        set_prefs(pkg, args["addon"], args)
+        result = CASES[args["case"]](pkg, args)
+        result["blender"] = bpy.app.version_string
+    except Exception:  # noqa: BLE001 - reported to the test as text
+        result = {"exception": traceback.format_exc()}
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""The Blender extension (``host_plugins/blender``) in real Blender against a real server.
+
+Blender runs as a module (``bpy==5.0.1`` from PyPI) in its own venv: env
+``FOLEYSPACE_BLENDER_PYTHON``, else ``.venv-blender/bin/python`` in the repository. Without it
+the Blender tests are skipped, unless ``FOLEYSPACE_REQUIRE_BLENDER=1`` (then they fail).
+The extension is built with ``build.py`` and installed with Blender's own extension installer
+into a scratch ``BLENDER_USER_RESOURCES``; each scenario runs in a fresh Blender process
+(``tests/blender/run_case.py``) that drives the add-on's timer functions by hand.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from serverproc import ServerProcess, free_port
+
+from foleyspace.jobspec import job_from_spec
+from foleyspace.pipeline import spatialize
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGIN = REPO / "host_plugins" / "blender"
+BUILD = PLUGIN / "build.py"
+CASES = Path(__file__).resolve().parent / "blender"
+ADDON = "bl_ext.user_default.foleyspace"
+FPS = 25
+CLIP = {"duration_s": 4.0, "size": (160, 96), "motion": "cross_lr"}  # 100 frames at 25 fps
+
+
+def load_placement():
+    """``placement.py`` imported by path (it needs no bpy)."""
+    spec = importlib.util.spec_from_file_location("fs_placement", PLUGIN / "foleyspace_blender" / "placement.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def blender_python() -> Path:
+    path = Path(os.environ.get("FOLEYSPACE_BLENDER_PYTHON") or REPO / ".venv-blender" / "bin" / "python")
+    problem = None
+    if not path.exists():
+        problem = f"no Blender Python at {path} (a venv with bpy==5.0.1, see host_plugins/blender/README.md)"
+    else:
+        probe = subprocess.run([str(path), "-c", "import bpy; print(bpy.app.version_string)"],
+                               capture_output=True, text=True, timeout=120, check=False)
+        if probe.returncode != 0:
+            problem = f"{path} cannot import bpy: {probe.stderr.strip().splitlines()[-1:]}"
+    if problem:
+        if os.environ.get("FOLEYSPACE_REQUIRE_BLENDER") == "1":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return path
+
+
+@pytest.fixture(scope="session")
+def client_wheels(tmp_path_factory) -> Path | None:
+    """pyzmq/msgpack wheels for linux-x64 and windows-x64 (CPython 3.11) from the package
+    registry, or None when it cannot be reached."""
+    folder = tmp_path_factory.mktemp("wheels")
+    for platform_tags in (("manylinux_2_28_x86_64", "manylinux2014_x86_64"), ("win_amd64",)):
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+               "--only-binary=:all:", "--no-deps", "--implementation", "cp", "--python-version", "3.11",
+               "-d", str(folder), "pyzmq==27.3.0", "msgpack==1.2.4"]
+        for tag in platform_tags:
+            cmd += ["--platform", tag]
+        try:
+            if subprocess.run(cmd, capture_output=True, timeout=120, check=False).returncode != 0:
+                return None
+        except subprocess.TimeoutExpired:
+            return None
+    return folder
+
+
+def build(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BUILD), *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="session")
+def installed(blender_python, client_wheels, tmp_path_factory) -> dict[str, Any]:
+    """The built zip installed with Blender's extension installer into a scratch resources folder."""
+    out = tmp_path_factory.mktemp("blender-build")
+    native = sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
+    if client_wheels is not None and native:
+        args = ["--platform", "linux-x64", "--python", "3.11", "--wheel-dir", str(client_wheels)]
+    else:  # no registry: the Blender venv's own pyzmq/msgpack serve
+        args = ["--no-wheels"]
+    proc = build("-o", str(out), *args)
+    assert proc.returncode == 0, proc.stderr
+    zip_path = Path(proc.stdout.strip())
+    resources = tmp_path_factory.mktemp("blender-resources")
+    result = run_blender(blender_python, CASES / "install_zip.py", [str(zip_path)],
+                         {"BLENDER_USER_RESOURCES": str(resources)})
+    assert result["result"] == ["FINISHED"] and result["modules"] == [ADDON], result
+    return {"resources": resources, "zip": zip_path, "wheels": "--no-wheels" not in args, "zmq": result["zmq"]}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """Inside pytest's base temp folder, which the test servers take as their root."""
+    return tmp_path_factory.mktemp("blender")
+
+
+@pytest.fixture(scope="module")
+def server(workdir, tmp_path_factory):
+    (workdir / "home").mkdir()
+    srv = ServerProcess(workdir / "home", tmp_path_factory.getbasetemp(), workers=2).start()
+    yield srv
+    srv.stop()
+
+
+# ----------------------------------------------------------------------------- helpers
+def run_blender(python: Path, script: Path, argv: list[str], env: dict[str, str], timeout: float = 180) -> dict:
+    proc = subprocess.run([str(python), str(script), *argv], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env}, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, f"no result (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert "exception" not in result, result["exception"] + "\n" + proc.stderr[-3000:]
+    result["_stderr"] = proc.stderr
+    return result
+
+
+def run_case(blender_python: Path, installed: dict, workdir: Path, name: str, home: Path, **fields: Any) -> dict:
+    """One scenario of ``tests/blender/run_case.py`` in a fresh Blender process."""
+    tmp = workdir / f"tmp-{name}"
+    tmp.mkdir(exist_ok=True)
+    args = {"case": name, "addon": ADDON, "project": str(workdir / f"project-{name}"), **fields}
+    args_file = workdir / f"{name}.json"
+    args_file.write_text(json.dumps(args))
+    env = {"BLENDER_USER_RESOURCES": str(installed["resources"]), "FOLEYSPACE_HOME": str(home),
+           "TMPDIR": str(tmp)}
+    env.pop("FOLEYSPACE_SERVER", None)
+    return run_blender(blender_python, CASES / "run_case.py", [str(args_file)], env)
+
+
+def direct_stem(clip: Path, out: Path, start_s: float, end_s: float) -> np.ndarray:
+    """The pipeline run directly (no server, no Blender) over a source range; int32 samples."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = spatialize(job_from_spec({"video": str(clip), "output_dir": str(out), "name": "direct.wav",
+                                       "start_s": start_s, "end_s": end_s}))
+    return sf.read(str(result.stem), dtype="int32")[0]
+
+
+def assert_free_channel(placed: dict, others: dict) -> None:
+    for s in others.values():
+        if s["channel"] == placed["channel"]:
+            assert s["right"] <= placed["left"] or placed["right"] <= s["left"], (placed, s)
+
+
+# ----------------------------------------------------------------------------- pure parts
+def test_placement_arithmetic():
+    p = load_placement()
+    # content at frame 31, 100 frames; handles at 41..111: source 10..80 frames at 25 fps
+    assert p.media_range_s(41, 111, 31.0, 100, 0, 25.0) == pytest.approx((0.4, 3.2))
+    # a hold offset cuts media frames from the front of the content
+    assert p.media_range_s(41, 111, 31.0, 90, 10, 25.0) == pytest.approx((0.8, 3.6))
+    # a sound strip's sound_offset (seconds) adds
+    assert p.media_range_s(1, 26, 1.0, 100, 0, 25.0, offset_s=0.5) == pytest.approx((0.5, 1.5))
+    with pytest.raises(p.PlacementError, match="past its media"):
+        p.media_range_s(41, 141, 31.0, 100, 0, 25.0)  # right handle beyond the content
+    with pytest.raises(p.PlacementError, match="past its media"):
+        p.media_range_s(20, 60, 31.0, 100, 0, 25.0)
+    with pytest.raises(p.PlacementError, match="empty"):
+        p.media_range_s(41, 41, 31.0, 100, 0, 25.0)
+    assert p.same_rate(30000 / 1001, 29.97) and not p.same_rate(29.97, 30.0) and not p.same_rate(25.0, 50.0)
+
+    spans = [p.Span(3, 46, 146), p.Span(4, 121, 221), p.Span(2, 41, 111)]
+    assert p.free_channel(spans, 2, 41, 111) == 4  # 3 overlaps, 4 is free over 41..111
+    assert p.free_channel(spans, 2, 41, 111, blocked={4}) == 5
+    assert p.free_channel(spans, 2, 150, 160) == 3
+    assert p.free_channel([p.Span(3, 111, 130)], 2, 41, 111) == 3  # touching ends do not overlap
+    with pytest.raises(p.PlacementError, match="no free channel"):
+        p.free_channel([p.Span(c, 0, 10) for c in range(1, 129)], 1, 0, 10)
+
+    taken = {"My_Shot_1-9_binaural.wav", "My_Shot_1-9_binaural_2.wav"}
+    assert p.stem_file_name("My Shot", 1, 9, taken.__contains__) == "My_Shot_1-9_binaural_3.wav"
+    assert p.stem_file_name("../..", 1, 9, lambda n: False) == "strip_1-9_binaural.wav"
+
+
+def test_build_zip_has_manifest_client_and_wheels(client_wheels, tmp_path):
+    if client_wheels is None:
+        pytest.skip("the package registry is unreachable: no wheels to bundle")
+    proc = build("-o", str(tmp_path), "--platform", "linux-x64", "--platform", "windows-x64", "--python", "3.11",
+                 "--wheel-dir", str(client_wheels))
+    assert proc.returncode == 0, proc.stderr
+    zip_path = Path(proc.stdout.strip())
+    assert zip_path == tmp_path / "foleyspace-blender-0.1.0.zip"
+    with zipfile.ZipFile(zip_path) as zf:
+        names = set(zf.namelist())
+        manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
+        client_src = zf.read("fsclient/client.py").decode()
+    assert {"blender_manifest.toml", "__init__.py", "compat.py", "jobs.py", "operators.py", "ui.py", "prefs.py",
+            "placement.py", "fsclient/__init__.py", "fsclient/client.py", "fsclient/protocol.py",
+            "fsclient/home.py"} <= names
+    assert client_src == (REPO / "foleyspace" / "client.py").read_text()
+    assert manifest["id"] == "foleyspace" and manifest["version"] == "0.1.0" and manifest["type"] == "add-on"
+    assert manifest["blender_version_min"] == "4.2.0" and manifest["license"] == ["SPDX:GPL-3.0-or-later"]
+    assert set(manifest["permissions"]) == {"network", "files"}
+    assert manifest["platforms"] == ["linux-x64", "windows-x64"]
+    wheels = manifest["wheels"]
+    assert all(w.startswith("./wheels/") and w[2:] in names for w in wheels)
+    assert {n for n in names if n.startswith("wheels/")} == {w[2:] for w in wheels}
+    for package in ("pyzmq-27.3.0-cp311", "msgpack-1.2.4-cp311"):
+        for tag in ("manylinux", "win_amd64"):
+            assert any(package in w and tag in w for w in wheels), (package, tag, wheels)
+
+
+def test_build_fails_with_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = build("-o", str(tmp_path / "out"), "--platform", "linux-x64", "--wheel-dir", str(empty))
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "no pyzmq==27.3.0 wheel for linux-x64" in proc.stderr
+    assert not (tmp_path / "out" / "foleyspace-blender-0.1.0.zip").exists()
+
+
+def test_blender_validates_and_installs_the_zip(blender_python, installed):
+    """Blender's own validator accepts the zip; its installer put the add-on and its wheels in place."""
+    code = "import bpy; print('SCRIPTS', bpy.utils.system_resource('SCRIPTS'))"
+    scripts = subprocess.run([str(blender_python), "-c", code], capture_output=True, text=True,
+                             check=True).stdout.split("SCRIPTS ")[-1].strip()
+    validator = Path(scripts) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    proc = subprocess.run([str(blender_python), str(validator), "validate", str(installed["zip"])],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
+    ext = installed["resources"] / "extensions" / "user_default" / "foleyspace"
+    assert (ext / "blender_manifest.toml").is_file() and (ext / "fsclient" / "client.py").is_file()
+    if installed["wheels"]:  # Blender unpacked the bundled wheels into its extensions site-packages
+        site = installed["resources"] / "extensions" / ".local" / "lib" / "python3.11" / "site-packages"
+        assert (site / "zmq" / "__init__.py").is_file() and (site / "msgpack" / "__init__.py").is_file()
+
+
+# ----------------------------------------------------------------------------- in Blender
+def test_trimmed_moved_movie_gets_matching_stem(blender_python, installed, server, workdir, clip_factory):
+    clip = clip_factory(**CLIP)
+    trim_left, trim_right, content_start = 10, 20, 31
+    r = run_case(blender_python, installed, workdir, "trimmed_movie", server.home, server=server.address,
+                 clip=str(clip), trim=[trim_left, trim_right], content_start=content_start, mute=True)
+    assert r["submit_error"] is None and r["timer_registered"], r
+    assert not r["timed_out"] and r["pending"] == 0 and not r["message_is_error"], r["message"]
+    movie = r["movie"]
+    left, right = content_start + trim_left, content_start + 100 - trim_right
+    assert (movie["left"], movie["right"], r["movie_fps"], r["scene_fps"]) == (left, right, FPS, FPS)
+    start_s, end_s = trim_left / FPS, (100 - trim_right) / FPS
+    assert r["spec_range"] == pytest.approx([start_s, end_s], abs=1e-9)
+
+    assert len(r["added"]) == 1
+    stem = r["added"][0]
+    assert stem["type"] == "SOUND" and (stem["left"], stem["right"]) == (left, right)
+    assert stem["channel"] == 4  # 3 is taken over the range, 4 only after it
+    assert_free_channel(stem, r["others"])
+    assert stem["pan"] == 0.0 and not stem["use_mono"] and stem["sound_channels"] == "STEREO"
+    assert stem["job"] == r["job"] and stem["source"] == "shot"
+    project = Path(workdir / "project-trimmed_movie")
+    assert Path(stem["filepath"]).parent == project / "foleyspace_stems"  # "//foleyspace_stems" by default
+    # muting: the movie's own (synced) sound only
+    others = r["others"]
+    assert others["shot_audio"]["mute"] and not others["blocker"]["mute"] and not others["later"]["mute"]
+
+    expected = direct_stem(clip, workdir / "direct-movie", start_s, end_s)
+    got = sf.read(stem["filepath"], dtype="int32")[0]
+    assert got.shape == expected.shape == (round((end_s - start_s) * 48000), 2)
+    assert np.array_equal(got, expected)
+    sidecar = json.loads(Path(stem["filepath"]).with_suffix(".json").read_text())
+    assert sidecar["source"]["start_s"] == pytest.approx(start_s) and sidecar["source"]["end_s"] == pytest.approx(end_s)
+
+    # what Blender plays: silence, then exactly the stem from the movie's first visible frame, then silence
+    mix = sf.read(r["mixdown"], dtype="float64")[0]
+    pad = r["mixdown_pad"] * 48000 // FPS
+    n = len(expected)
+    assert np.abs(mix[:pad]).max() == 0.0 and np.abs(mix[pad + n: 2 * pad + n]).max() == 0.0
+    assert np.abs(mix[pad: pad + n] - expected / 2**31).max() < 1e-6
+    assert np.abs(mix[pad: pad + n, 0] - mix[pad: pad + n, 1]).max() > 0.1  # binaural, not panned to mono
+
+
+def test_stem_handles_match_the_range_exactly(blender_python, installed, workdir, clip_factory):
+    """Blender rounds a sound's length to whole frames; the placed strip is trimmed or extended
+    to the movie's range, lands on the next free unlocked channel, and follows a moved strip."""
+    clip = clip_factory(**CLIP)
+    short, long = workdir / "short.wav", workdir / "long.wav"
+    sf.write(short, np.zeros((int(69.4 * 1920), 2)), 48000, subtype="PCM_24")
+    sf.write(long, np.zeros((int(70.6 * 1920), 2)), 48000, subtype="PCM_24")
+    r = run_case(blender_python, installed, workdir, "placement", workdir / "nohome", clip=str(clip),
+                 short_wav=str(short), long_wav=str(long))
+    assert r["source"] == pytest.approx([0.4, 3.2, 11, 81])
+    for key, channel in (("short", 3), ("long", 5)):  # channel 4 is locked
+        assert (r[key]["left"], r[key]["right"], r[key]["channel"]) == (11, 81, channel), (key, r[key])
+    assert (r["moved"]["left"], r["moved"]["right"], r["moved"]["channel"]) == (111, 181, 3)
+    assert (r["retrimmed"]["left"], r["retrimmed"]["right"]) == (11, 81)  # the old range
+    assert r["retrimmed"]["channel"] == 6
+    # Blender's own lengths were off by a frame; the handles were moved to the range
+    assert (r["short"]["content_frames"], r["long"]["content_frames"]) == (69, 71)
+
+
+def test_sound_strip_with_chosen_video(blender_python, installed, server, workdir, clip_factory):
+    clip = clip_factory(**CLIP)
+    wav = workdir / "music.wav"
+    sf.write(wav, np.zeros((48000 * 2, 2)), 48000)
+    r = run_case(blender_python, installed, workdir, "sound_with_video", server.home, server=server.address,
+                 clip=str(clip), wav=str(wav), trim=[8, 12])
+    assert r["poll_without_video"] is False and r["poll_with_video"] is True and r["choose_error"] is None
+    assert r["video_prop"] == "//" + os.path.relpath(clip, workdir / "project-sound_with_video")
+    assert r["submit_error"] is None and not r["timed_out"] and not r["message_is_error"], r["message"]
+    sound = r["sound"]
+    assert (sound["left"], sound["right"]) == (9, 89)
+    assert r["spec_range"] == pytest.approx([8 / FPS, 88 / FPS], abs=1e-9)
+    (stem,) = r["added"]
+    assert (stem["left"], stem["right"], stem["channel"]) == (9, 89, 3)
+    assert not r["sound_after"]["mute"]  # mute option off
+    expected = direct_stem(clip, workdir / "direct-sound", 8 / FPS, 88 / FPS)
+    assert np.array_equal(sf.read(stem["filepath"], dtype="int32")[0], expected)
+    # a sound from another file, trimmed on the left, is refused before anything is sent
+    assert "must be used from its start" in r["separate_trimmed_error"] and r["separate_added"] == 0
+
+
+def test_no_server_reports_and_adds_nothing(blender_python, installed, workdir, clip_factory):
+    clip = clip_factory(**CLIP)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    r = run_case(blender_python, installed, workdir, "no_server", workdir / "nohome", server=address, clip=str(clip))
+    assert "no FoleySpace server answers at " + address in r["submit_error"]
+    assert "\n" not in r["submit_error"] and r["submit_s"] < 3.0  # short timeouts: the UI barely waits
+    assert f"no server at {address}" in r["check_error"] and r["check_s"] < 1.5
+    assert r["added"] == 0 and r["pending"] == 0 and not r["timer_registered"]
+    assert r["server_text"] == f"no server at {address}"
+
+
+def test_server_side_failure_is_reported(blender_python, installed, server, workdir, clip_factory):
+    silent = clip_factory(duration_s=2.0, size=(160, 96), motion="cross_lr", audio=None)
+    r = run_case(blender_python, installed, workdir, "job_fails", server.home, server=server.address, clip=str(silent))
+    assert r["submit_error"] is None and not r["timed_out"]
+    assert r["message_is_error"] and "failed the job" in r["message"] and "no audio" in r["message"], r["message"]
+    assert r["added"] == 0 and r["pending"] == 0
+
+
+def test_strips_that_cannot_be_spatialized(blender_python, installed, workdir, clip_factory):
+    clip = clip_factory(**CLIP)
+    r = run_case(blender_python, installed, workdir, "bad_strips", workdir / "nohome",
+                 server=f"tcp://127.0.0.1:{free_port()}", clip=str(clip))
+    assert "has no file path" in r["no_path"]
+    assert "the video file is missing" in r["missing_file"]
+    assert "25 fps but the scene at 50 fps" in r["fps_mismatch"]
+    assert "handles reach past its media" in r["held_frames"]
+    assert r["poll_color"] is False and r["poll_none"] is False
+    assert r["strips"] == 2 and r["pending"] == 0
+    # the sidebar panel (drawn into a recording layout) and the context-menu entry
+    ok = r["panel_ok"]
+    assert "label:Source 0.00–4.00 s, frames 1–101" in ok and "label:nopath (movie)" in ok
+    assert {"operator:foleyspace.check_server", "operator:foleyspace.start_server", "prop:label", "prop:scheme",
+            "prop:hrtf", "prop:mute_original"} <= set(ok)
+    assert ok.count("operator:foleyspace.spatialize_strip") == 2  # panel button and context menu
+    assert any("has no file path" in line for line in r["panel_no_path"])
+    assert any("is a color strip" in line for line in r["panel_color"])
+    for key in ("no_path", "missing_file", "fps_mismatch", "held_frames"):
+        assert "Traceback" not in r[key] and "\n" not in r[key].strip()
+
+
+def test_start_server_action(blender_python, installed, workdir, clip_factory, tmp_path_factory):
+    clip = clip_factory(**CLIP)
+    home = workdir / "home-started"
+    command = shlex.join([sys.executable, "-m", "foleyspace", "serve", "--workers", "1",
+                          "--root", str(tmp_path_factory.getbasetemp())])
+    r = run_case(blender_python, installed, workdir, "start_server", home, server=f"tcp://127.0.0.1:{free_port()}",
+                 clip=str(clip), command=command)
+    assert "cannot run '/nonexistent/foleyspace-server'" in r["bad_command_error"]
+    assert r["start_error"] is None and r["wait_registered"] and not r["wait_timed_out"]
+    assert r["server_ok"] is True and r["server_text"].startswith("FoleySpace 0.1.0 at tcp://127.0.0.1:")
+    assert "a server already answers" in r["second_start_error"]
+    assert r["submit_error"] is None and not r["timed_out"] and not r["message_is_error"], r["message"]
+    (stem,) = r["added"]
+    # an unsaved .blend: "//foleyspace_stems" falls back to the temp folder
+    assert Path(stem["filepath"]).parent == workdir / "tmp-start_server" / "foleyspace_stems"
+    assert (stem["left"], stem["right"], stem["channel"]) == (1, 101, 2)
+    assert r["server_exit"] == 0
+
+
+def test_server_dying_mid_job_gives_the_job_up(blender_python, installed, workdir, clip_factory, tmp_path_factory):
+    clip = clip_factory(**CLIP)
+    (workdir / "home-dies").mkdir()
+    srv = ServerProcess(workdir / "home-dies", tmp_path_factory.getbasetemp(), workers=1).start()
+    try:
+        r = run_case(blender_python, installed, workdir, "server_dies", srv.home, server=srv.address,
+                     clip=str(clip), server_pid=srv.proc.pid)
+    finally:
+        srv.stop()
+    assert r["submit_error"] is None and not r["timed_out"], r
+    assert r["message_is_error"] and "the server stopped answering" in r["message"], r["message"]
+    assert r["pending"] == 0 and r["added"] == 0
+
+
+def test_cancel_all(blender_python, installed, server, workdir, clip_factory):
+    clip = clip_factory(**CLIP)
+    r = run_case(blender_python, installed, workdir, "cancel", server.home, server=server.address, clip=str(clip))
+    assert r["submit_errors"] == [None, None, None] and r["submitted"] == 3 and r["cancel_error"] is None
+    assert r["pending"] == 0
+    placed = [m for m in r["messages"] if "stem placed" in m]
+    cancelled = [m for m in r["messages"] if m.endswith("cancelled")]
+    assert cancelled, r["messages"]  # with two workers the third job is still queued
+    assert len(placed) + len(cancelled) == 3 and r["added"] == len(placed)
