@@ -36,6 +36,7 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, help="the video clip")
     p.add_argument("-o", "--output", type=Path, help="stem WAV to write (default: VIDEO_binaural.wav beside the clip)")
     p.add_argument("--audio", type=Path, help="sound to spatialize instead of the clip's own audio (any rate/channels)")
+    p.add_argument("--audio-start", metavar="TIME", help="where in --audio the range starts (default: its start)")
     p.add_argument("--in", dest="in_point", metavar="TIME", help="range start: seconds, NNNf (frames) or [HH:]MM:SS")
     p.add_argument("--out", dest="out_point", metavar="TIME", help="range end, same forms as --in")
     p.add_argument("--box", type=parse_box, metavar="X,Y,W,H[@TIME]",
@@ -89,7 +90,7 @@ def job_from_args(args: argparse.Namespace):
     video: Path = args.video
     info = probe(video)
     times = {}
-    for name, text in (("--in", args.in_point), ("--out", args.out_point)):
+    for name, text in (("--in", args.in_point), ("--out", args.out_point), ("--audio-start", args.audio_start)):
         try:
             times[name] = None if text is None else parse_time(text, info.fps)
         except ValueError:
@@ -116,7 +117,10 @@ def job_from_args(args: argparse.Namespace):
     output = args.output or video.with_name(video.stem + "_binaural.wav")
     if output.resolve() == video.resolve():
         raise FoleySpaceError(f"{output}: refusing to overwrite the source clip")
-    return Job(video=video, output=output, audio=args.audio, start_s=times["--in"], end_s=times["--out"],
+    if args.audio_start is not None and args.audio is None:
+        raise FoleySpaceError("--audio-start needs --audio")
+    return Job(video=video, output=output, audio=args.audio, audio_start_s=times["--audio-start"] or 0.0,
+               start_s=times["--in"], end_s=times["--out"],
                seed_box=seed, hrtf=args.hrtf, config=replace(config, render=render, analysis=analysis),
                write_sidecar=not args.no_sidecar, label=args.label)
 

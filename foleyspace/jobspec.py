@@ -3,7 +3,7 @@
 A spec is a map of JSON/msgpack types (see ``docs/protocol.md``)::
 
     {"video": "/abs/clip.mov", "output_dir": "/abs/stems", "name": "clip_binaural.wav",
-     "start_s": 1.0, "end_s": 5.0, "audio": null,
+     "start_s": 1.0, "end_s": 5.0, "audio": null, "audio_start_s": 0.0,
      "box": [x, y, w, h] | null, "box_time_s": null,
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null}}
@@ -32,7 +32,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "sidecar": True,
     "label": None,
 }
-SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "audio", "box", "box_time_s", "options"}
+SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "audio", "audio_start_s", "box", "box_time_s",
+             "options"}
 
 
 class SpecError(FoleySpaceError):
@@ -132,7 +133,9 @@ def job_from_spec(spec: Any) -> Job:
     if seg_rate is not None:
         render = replace(render, segment_rate_hz=seg_rate)
     config = replace(config, render=render, analysis=replace(config.analysis, long_side=long_side))
+    audio_start = _number(spec.get("audio_start_s"), "audio_start_s") or 0.0
     return Job(video=video, output=output_dir / stem_name(spec, video), audio=_path(spec, "audio"),
+               audio_start_s=audio_start,
                start_s=start, end_s=end, seed_box=seed, hrtf=hrtf, config=config,
                write_sidecar=opts["sidecar"], label=label or None)
 
@@ -148,6 +151,7 @@ def spec_from_job(job: Job) -> dict[str, Any]:
         "start_s": job.start_s,
         "end_s": job.end_s,
         "audio": str(Path(job.audio).resolve()) if job.audio else None,
+        "audio_start_s": job.audio_start_s,
         "box": None if box is None else [box.x, box.y, box.w, box.h],
         "box_time_s": None if box is None else box.time_s,
         "options": {

@@ -73,14 +73,16 @@ class ClipAudio:
 
 
 class FileAudio:
-    """An audio file (any rate and channel count), played from its start for the clip range.
+    """An audio file (any rate and channel count), played from ``start_s`` seconds into the file
+    for the clip range (default: from its start).
 
-    If the file is shorter than the range the rest is silence (a warning is logged).
+    If the file ends before the range does the rest is silence (a warning is logged).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, start_s: float = 0.0) -> None:
         self.path = Path(path)
-        self.name = f"file {self.path.name}"
+        self.start_s = float(start_s)
+        self.name = f"file {self.path.name}" + (f" from {self.start_s:g} s" if self.start_s else "")
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such audio file")
 
@@ -102,7 +104,11 @@ class FileAudio:
             raise InputError(f"{self.path}: the audio file holds no samples")
         x = check_finite(downmix(samples), str(self.path))
         n = int(round((end_s - start_s) * rate))
-        y = resample(x, native, rate)
+        skip = int(round(self.start_s * native))
+        if skip >= len(x):
+            raise InputError(f"{self.path}: --audio-start {self.start_s:g} s is past the end of the file "
+                             f"({len(x) / native:.3f} s)")
+        y = resample(x[skip:], native, rate)
         if len(y) < n:
             log.warning("%s lasts %.2f s, shorter than the %.2f s range: the rest is silence",
                         self.path, len(y) / rate, n / rate)

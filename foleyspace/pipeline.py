@@ -61,6 +61,8 @@ class Job:
         video: the clip.
         output: the stem WAV to write; the sidecar goes beside it with suffix ``.json``.
         audio: a mono source file instead of the clip's own audio.
+        audio_start_s: where in ``audio`` the range starts, seconds (the file is aligned with
+            the clip so that this point plays at ``start_s``).
         start_s, end_s: the source range in clip seconds (``None`` = clip start / end).
         seed_box: track this box instead of finding the moving object.
         hrtf: a SOFA file instead of the analytic spherical head.
@@ -73,6 +75,7 @@ class Job:
     video: Path
     output: Path
     audio: Path | None = None
+    audio_start_s: float = 0.0
     start_s: float | None = None
     end_s: float | None = None
     seed_box: SeedBox | None = None
@@ -138,7 +141,7 @@ def choose_localizer(job: Job, info: VideoInfo, size: tuple[int, int], start_s: 
 
 def choose_mono(job: Job) -> MonoSource:
     """``--audio`` when given, else the clip's own audio."""
-    return FileAudio(job.audio) if job.audio is not None else ClipAudio(job.video)
+    return FileAudio(job.audio, job.audio_start_s) if job.audio is not None else ClipAudio(job.video)
 
 
 def spatialize(
@@ -269,7 +272,7 @@ def sidecar_data(
                  "subtype": job.config.output.subtype, "gain_db": round(gain_db, 2)},
         "source": {"video": str(Path(job.video).resolve()), "start_s": start, "end_s": end,
                    "width": info.width, "height": info.height, "fps": info.fps,
-                   "audio": str(job.audio) if job.audio else "clip"},
+                   "audio": str(job.audio) if job.audio else "clip", "audio_start_s": job.audio_start_s},
         "analysis": {"fps": job.config.analysis.fps, "width": size[0], "height": size[1], "label": track.label,
                      "requested_label": job.label,
                      "detected_fraction": round(float(np.mean(path.detected)), 3), **names,

@@ -310,7 +310,7 @@ def test_stem_handles_match_the_range_exactly(blender_python, installed, workdir
 def test_sound_strip_with_chosen_video(blender_python, installed, server, workdir, clip_factory):
     clip = clip_factory(**CLIP)
     wav = workdir / "music.wav"
-    sf.write(wav, np.zeros((48000 * 2, 2)), 48000)
+    sf.write(wav, 0.1 * np.random.default_rng(3).standard_normal((48000 * 4, 2)), 48000)
     r = run_case(blender_python, installed, workdir, "sound_with_video", server.home, server=server.address,
                  clip=str(clip), wav=str(wav), trim=[8, 12])
     assert r["poll_without_video"] is False and r["poll_with_video"] is True and r["choose_error"] is None
@@ -324,8 +324,19 @@ def test_sound_strip_with_chosen_video(blender_python, installed, server, workdi
     assert not r["sound_after"]["mute"]  # mute option off
     expected = direct_stem(clip, workdir / "direct-sound", 8 / FPS, 88 / FPS)
     assert np.array_equal(sf.read(stem["filepath"], dtype="int32")[0], expected)
-    # a sound from another file, trimmed on the left, is refused before anything is sent
-    assert "must be used from its start" in r["separate_trimmed_error"] and r["separate_added"] == 0
+    # a sound from another file, trimmed 10 frames on the left, plays from that point
+    sep = r["separate"]
+    assert sep["submit_error"] is None and not sep["message_is_error"], sep["message"]
+    (placed,) = sep["added"]
+    assert (placed["left"], placed["right"]) == (sep["other"]["left"], sep["other"]["right"])
+    start, end = sep["spec_range"]
+    assert start == pytest.approx(10 / FPS, abs=1e-9)
+    out = workdir / "direct-separate"
+    out.mkdir()
+    direct = spatialize(job_from_spec({"video": str(clip), "output_dir": str(out), "name": "d.wav", "audio": str(wav),
+                                       "audio_start_s": start, "start_s": start, "end_s": end}))
+    assert np.array_equal(sf.read(placed["filepath"], dtype="int32")[0],
+                          sf.read(str(direct.stem), dtype="int32")[0])
 
 
 def test_no_server_reports_and_adds_nothing(blender_python, installed, workdir, clip_factory):

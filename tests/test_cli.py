@@ -199,3 +199,21 @@ def test_demo_runs(tmp_path, capsys):
     left_first = 10 * np.log10((data[:rate, 0] ** 2).sum() / (data[:rate, 1] ** 2).sum())
     left_last = 10 * np.log10((data[-rate:, 0] ** 2).sum() / (data[-rate:, 1] ** 2).sum())
     assert left_first > 2 and left_last < -2
+
+
+def test_audio_start_plays_the_file_from_that_point(clip_factory, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    noise = 0.1 * rng.standard_normal((44100 * 6, 2))
+    sf.write(str(tmp_path / "long.wav"), noise, 44100)
+    sf.write(str(tmp_path / "cut.wav"), noise[int(1.5 * 44100):], 44100)  # the same file, first 1.5 s removed
+    clip = clip_factory(motion="cross_lr", audio=None)
+    for name, extra in (("a.wav", ["--audio", tmp_path / "long.wav", "--audio-start", "1.5"]),
+                        ("b.wav", ["--audio", tmp_path / "cut.wav"])):
+        code, _, err = cli(capsys, "spatialize", clip, *extra, "-o", tmp_path / name)
+        assert code == 0, err
+    a, b = (sf.read(str(tmp_path / n), dtype="int32")[0] for n in ("a.wav", "b.wav"))
+    assert np.array_equal(a, b)
+    (tmp_path / "fail").mkdir()
+    code, _, err = cli(capsys, "spatialize", clip, "--audio", tmp_path / "long.wav", "--audio-start", "7",
+                       "-o", tmp_path / "fail" / "s.wav")
+    assert_clean_failure(code, err, tmp_path / "fail", "past the end of the file")

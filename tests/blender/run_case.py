@@ -196,14 +196,17 @@ def case_sound_with_video(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     out.update(spatialize_and_wait(pkg))
     out["added"] = [strip_info(s) for s in ed.strips if s.name not in before]
     out["sound_after"] = strip_info(sound)
-    # a sound from another file, trimmed on the left: refused (the server plays such files from 0)
+    # a sound from another file, trimmed on the left: played from the trim point (audio_start_s)
     other = ed.strips.new_sound("music", args["wav"], 5, 1)
     other.frame_final_start = int(other.frame_start) + 10
     other["foleyspace_video"] = clip
     ed.active_strip = other
-    count = len(ed.strips)
-    out["separate_trimmed_error"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
-    out["separate_added"] = len(ed.strips) - count
+    before = {s.name for s in ed.strips}
+    separate = spatialize_and_wait(pkg)
+    out["separate"] = {"submit_error": separate["submit_error"], "spec_range": separate.get("spec_range"),
+                       "message_is_error": separate["message_is_error"], "message": separate["message"],
+                       "added": [strip_info(s) for s in ed.strips if s.name not in before],
+                       "other": strip_info(other)}
     return out
 
 

@@ -64,6 +64,7 @@ class Source:
     kind: str  # "movie" | "sound"
     video: str
     audio: str | None  # a separate sound file, or None for the video's own audio
+    audio_start_s: float  # where in ``audio`` the visible range starts (0 without a separate file)
     start_s: float
     end_s: float
     span: Span
@@ -155,7 +156,7 @@ def describe(scene: Any, strip: Any) -> Source:
                                  "set the scene frame rate to the movie's")
         start, end = media_range_s(span.left, span.right, compat.content_start(strip), compat.content_frames(strip),
                                    compat.hold_offset_start(strip), rate)
-        kind, audio, media = "movie", None, video
+        kind, audio, audio_start, media = "movie", None, 0.0, video
     elif strip.type == "SOUND":
         media = compat.strip_media_path(strip)
         if not media:
@@ -166,16 +167,14 @@ def describe(scene: Any, strip: Any) -> Source:
         start, end = media_range_s(span.left, span.right, compat.content_start(strip), compat.content_frames(strip),
                                    compat.hold_offset_start(strip), fps, float(getattr(strip, "sound_offset", 0.0)))
         audio = None if _same_file(media, video) else media
-        if audio is not None and start > 0.5 / fps:
-            raise PlacementError(f"sound strip {strip.name!r} is trimmed {start:.2f} s into {os.path.basename(media)}; "
-                                 "a sound from another file than the video must be used from its start")
+        audio_start = start if audio is not None else 0.0  # the sound file shares the video's timeline
         kind = "sound"
     else:
         raise PlacementError(f"strip {strip.name!r} is a {strip.type.lower()} strip; choose a movie or sound strip")
     for path, what in ((video, "video"), (audio, "sound")):
         if path and not os.path.isfile(path):
             raise PlacementError(f"the {what} file is missing: {path}")
-    return Source(kind, video, audio, start, end, span, media, compat.content_start(strip))
+    return Source(kind, video, audio, audio_start, start, end, span, media, compat.content_start(strip))
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -216,6 +215,7 @@ def job_spec(source: Source, folder: str, name: str, settings: Any) -> dict[str,
                             "start_s": round(source.start_s, 9), "end_s": round(source.end_s, 9), "options": options}
     if source.audio:
         spec["audio"] = source.audio
+        spec["audio_start_s"] = round(source.audio_start_s, 9)
     return spec
 
 
