@@ -57,9 +57,7 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="foleyspace", description="Binaural stems that follow the object on screen.")
     parser.add_argument("--version", action="version", version=f"foleyspace {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _common_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("spatialize", help="turn a clip into a binaural stem")
     _spatialize_args(sp)
@@ -78,7 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("install", help="install an editor integration")
     ins.add_argument("target", choices=("resolve",), help="resolve: the DaVinci Resolve Utility script")
     ins.add_argument("--dest", type=Path, help="folder to install into (default: the editor's per-user folder)")
+    for command in sub.choices.values():  # the common flags also work after the command
+        _common_flags(command, suppress=True)
     return parser
+
+
+def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    extra = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens", **extra)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors", **extra)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars", **extra)
 
 
 def job_from_args(args: argparse.Namespace):

@@ -217,3 +217,9 @@ def test_audio_start_plays_the_file_from_that_point(clip_factory, tmp_path, caps
     code, _, err = cli(capsys, "spatialize", clip, "--audio", tmp_path / "long.wav", "--audio-start", "7",
                        "-o", tmp_path / "fail" / "s.wav")
     assert_clean_failure(code, err, tmp_path / "fail", "past the end of the file")
+
+
+def test_common_flags_work_after_the_command(clip_factory, tmp_path, capsys):
+    out = tmp_path / "s.wav"
+    assert main(["spatialize", str(clip_factory(motion="cross_lr")), "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().err == ""  # -q after the command silences the progress bars too
