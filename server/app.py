@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -125,6 +127,8 @@ class JobServer:
         log.warning("foleyspace server %s listening on %s with %d worker(s)", __version__, self.address,
                     len(self.workers))
         self.running = True
+        if threading.current_thread() is threading.main_thread():  # SIGTERM: stop like `shutdown`
+            signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, "running", False))
         try:
             while self.running:
                 self._tick()

@@ -126,9 +126,9 @@ class JobStore:
         return cur.rowcount == 1
 
     def requeue(self, jid: str) -> None:
-        """running → queued (e.g. on a graceful shutdown)."""
-        self._db.execute("UPDATE jobs SET state = 'queued', updated = ? WHERE id = ? AND state = 'running'",
-                         (time.time(), jid))
+        """running → queued on a graceful shutdown; the interrupted attempt does not count."""
+        self._db.execute("UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), updated = ? "
+                         "WHERE id = ? AND state = 'running'", (time.time(), jid))
 
     def recover(self, max_attempts: int) -> tuple[list[JobRecord], list[JobRecord]]:
         """After a crash: jobs left ``running`` are re-queued, or failed once they used

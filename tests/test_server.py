@@ -367,3 +367,22 @@ def test_serve_refuses_bad_settings_with_one_line(server, tmp_path, monkeypatch,
         assert main(["serve", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], err
+
+
+def test_sigterm_stops_gracefully_and_requeues_running_job(workdir, clip_factory):
+    clip = clip_factory(motion="cross_lr", duration_s=8.0, size=(640, 360))
+    srv = ServerProcess(workdir / "home", workdir.parent, workers=1).start()
+    try:
+        with srv.client() as c:
+            jid = c.submit(spec_for(clip, workdir / "out", "term.wav"))
+            deadline = time.monotonic() + 60
+            while not any(e["event"] == "progress" for e in c.poll_events(0.2)):
+                assert time.monotonic() < deadline
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(20) == 0
+    finally:
+        srv.stop()
+    import sqlite3
+
+    with sqlite3.connect(workdir / "home" / "jobs.sqlite3") as db:
+        assert db.execute("SELECT state, attempts FROM jobs WHERE id = ?", (jid,)).fetchone() == ("queued", 0)
