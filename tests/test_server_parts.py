@@ -405,9 +405,10 @@ class TestStore:
         assert store.start(a) is False  # already running
         assert store.get(a).attempts == 1
         assert store.queued() == [b]
-        store.requeue(a)
+        store.requeue(a)  # a graceful stop: the interrupted attempt does not count
         assert store.queued() == [a, b]  # keeps its place by submission order
-        assert store.start(a) is True and store.get(a).attempts == 2
+        assert store.get(a).attempts == 0
+        assert store.start(a) is True and store.get(a).attempts == 1
         assert store.finish(a, "done", result={"stem": "/stems/a.wav"})
         assert store.start(a) is False and store.get(a).state == "done"
         assert store.start("missing") is False
@@ -449,8 +450,10 @@ class TestStore:
 
     def test_recover(self, store):
         once, twice, queued, done = add(store, 4)
+        store.start(twice)
+        assert [r.id for r in store.recover(max_attempts=2)[0]] == [twice]  # first crash: queued again
+        store.start(twice)  # second attempt
         store.start(once)
-        store.start(twice); store.requeue(twice); store.start(twice)  # noqa: E702
         store.start(done); store.finish(done, "done", result={})  # noqa: E702
         requeued, failed = store.recover(max_attempts=2)
         assert [r.id for r in requeued] == [once]
