@@ -14,6 +14,7 @@ from pathlib import Path
 
 from foleyspace import __version__
 from foleyspace.cli_server import add_server_commands, run_client_command, run_serve, run_submit
+from foleyspace.config import MAX_SEGMENT_RATE_HZ
 from foleyspace.errors import FoleySpaceError
 
 log = logging.getLogger("foleyspace")
@@ -113,8 +114,8 @@ def job_from_args(args: argparse.Namespace):
     config = SpatializeConfig.for_scheme(args.scheme)
     render = config.render
     if args.segments_per_second is not None:
-        if args.segments_per_second <= 0:
-            raise FoleySpaceError("--segments-per-second must be positive")
+        if not 0 < args.segments_per_second <= MAX_SEGMENT_RATE_HZ:  # also false for NaN
+            raise FoleySpaceError(f"--segments-per-second must be in (0, {MAX_SEGMENT_RATE_HZ:g}]")
         render = replace(render, segment_rate_hz=args.segments_per_second)
     if args.distance_delay:
         render = replace(render, distance_delay=True)

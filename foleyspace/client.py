@@ -68,6 +68,7 @@ class Client:
         self._ctx = zmq.Context()
         self._identity = os.urandom(12)
         self._ids = itertools.count(1)
+        self._submits = itertools.count(1)
         self._events: deque[dict[str, Any]] = deque()
         self._socket: zmq.Socket | None = None
         self._connect()
@@ -143,8 +144,13 @@ class Client:
             return False
 
     def submit(self, spec: dict[str, Any]) -> str:
-        """Queue a job; returns its id. Its events then arrive at this client."""
-        return str(self.request("submit", spec=spec)["job"])
+        """Queue a job; returns its id. Its events then arrive at this client.
+
+        The request carries a key unique to this submit, so a resend (Lazy Pirate) whose first
+        copy did reach the server returns the same job instead of queueing a second one.
+        """
+        key = f"{self._identity.hex()}:{next(self._submits)}"
+        return str(self.request("submit", spec=spec, key=key)["job"])
 
     def status(self, job: str, watch: bool = False) -> dict[str, Any]:
         """The job's state (and progress while running); ``watch`` also subscribes to its events."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Highest eq. 8 segment rate accepted (a new HRIR every ~1 ms); more buys nothing audible and
+#: costs memory in proportion.
+MAX_SEGMENT_RATE_HZ = 1000.0
+
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,10 @@ class DspRendererConfig:
     """Settings of the HRTF DSP renderer.
 
     Attributes:
-        segment_rate_hz: eq. 8 segments per second; ``None`` = one segment per trajectory
-            sample (per analysis frame). Paper: 25 (N = 200 per 8 s) fine, 1 (N = 8) coarse.
+        segment_rate_hz: eq. 8 N as segments per second, equal segments; ``None`` (default) = a
+            segment starts at each trajectory position: per analysis frame for the fine scheme
+            (25 fps: N = 200 per 8 s, as the paper) and per second for the coarse scheme (N = 8
+            per 8 s), so boundaries sit exactly on the positions.
         distance_gain: apply the 1/r gain relative to the HRIR radius (ours).
         min_distance_m: the 1/r gain is clamped at this distance (ours).
         distance_delay: also shift the time of arrival with distance (§IV-A). Off by default
@@ -65,6 +71,11 @@ class DspRendererConfig:
     """
 
     segment_rate_hz: float | None = None
+
+    def __post_init__(self) -> None:
+        rate = self.segment_rate_hz
+        if rate is not None and not 0 < rate <= MAX_SEGMENT_RATE_HZ:
+            raise ValueError(f"segment_rate_hz must be in (0, {MAX_SEGMENT_RATE_HZ:g}]")
     distance_gain: bool = True
     min_distance_m: float = 0.25
     distance_delay: bool = False
@@ -98,8 +109,6 @@ class SpatializeConfig:
 
     @classmethod
     def for_scheme(cls, scheme: str) -> SpatializeConfig:
-        """Paper defaults for a scheme: fine renders per frame, coarse one segment per second."""
-        return cls(
-            trajectory=TrajectoryConfig(scheme=scheme),
-            render=DspRendererConfig(segment_rate_hz=1.0 if scheme == "coarse" else None),
-        )
+        """Paper defaults for a scheme: fine renders a segment per frame, coarse one per second
+        (both follow the trajectory's positions, see ``DspRendererConfig.segment_rate_hz``)."""
+        return cls(trajectory=TrajectoryConfig(scheme=scheme))

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from foleyspace.config import SpatializeConfig
+from foleyspace.config import MAX_SEGMENT_RATE_HZ, SpatializeConfig
 from foleyspace.errors import FoleySpaceError
 from foleyspace.pipeline import Job, SeedBox
 
@@ -115,6 +115,8 @@ def job_from_spec(spec: Any) -> Job:
     if isinstance(long_side, bool) or not isinstance(long_side, int) or not 32 <= long_side <= 8192:
         raise SpecError("job spec: option 'long_side' must be an integer from 32 to 8192")
     seg_rate = _number(opts["segments_per_second"], "segments_per_second", positive=True)
+    if seg_rate is not None and seg_rate > MAX_SEGMENT_RATE_HZ:
+        raise SpecError(f"job spec: option 'segments_per_second' must be at most {MAX_SEGMENT_RATE_HZ:g}")
     label = opts["label"]
     if label is not None and (not isinstance(label, str) or len(label) > 200):
         raise SpecError("job spec: option 'label' must be a string of at most 200 characters")

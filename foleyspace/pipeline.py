@@ -29,7 +29,7 @@ from foleyspace.localize.motion import MotionLocalizer
 from foleyspace.localize.tracker import SeededTracker
 from foleyspace.mono import ClipAudio, FileAudio, MonoSource
 from foleyspace.render import DspRenderer, Renderer, Trajectory
-from foleyspace.stem import check_writable, limit_peak, write_json, write_wav
+from foleyspace.stem import atomic_outputs, check_writable, encode_json, encode_wav, limit_peak
 from foleyspace.trajectory import SourcePath, box_centres, source_path
 from foleyspace.video import VideoInfo, analysis_size, frame_count, iter_frames, probe, resolve_range
 
@@ -163,6 +163,8 @@ def spatialize(
     cfg = job.config
     rate = cfg.output.sample_rate
     check_writable(job.output)
+    if job.write_sidecar:
+        check_writable(job.sidecar_path)
     info = probe(job.video)
     start, end = resolve_range(info, job.start_s, job.end_s)
     if job.audio is None and not info.has_audio:
@@ -210,14 +212,17 @@ def spatialize(
     report("render", 1.0)
 
     report("write", 0.0)
-    write_wav(job.output, stereo, rate, cfg.output.subtype)
-    sidecar = None
-    if job.write_sidecar:
-        meta = sidecar_data(job, info, (start, end), size, track, path, stereo.shape[1], rate, gain_db,
-                            names={"localizer": localizer.name, "depth": depth.name, "mono": mono_source.name,
-                                   "renderer": renderer.name, "hrir_set": hrir_set.name},
-                            timings={"analysis_s": analysis_s, "render_s": render_s})
-        sidecar = write_json(job.sidecar_path, meta)
+    targets = [job.output, job.sidecar_path] if job.write_sidecar else [job.output]
+    with atomic_outputs(*targets) as temps:  # nothing replaces the targets before the block ends
+        encode_wav(temps[0], stereo, rate, cfg.output.subtype)
+        if job.write_sidecar:
+            meta = sidecar_data(job, info, (start, end), size, track, path, stereo.shape[1], rate, gain_db,
+                                names={"localizer": localizer.name, "depth": depth.name, "mono": mono_source.name,
+                                       "renderer": renderer.name, "hrir_set": hrir_set.name},
+                                timings={"analysis_s": analysis_s, "render_s": render_s})
+            encode_json(temps[1], meta)
+        report.check()  # the last moment a cancel stops the job
+    sidecar = job.sidecar_path if job.write_sidecar else None
     report("write", 1.0)
     return Result(stem=Path(job.output), sidecar=sidecar, start_s=start, end_s=end, sample_rate=rate,
                   samples=stereo.shape[1], gain_db=gain_db, path=path, stereo=stereo)

@@ -137,9 +137,18 @@ class DspRenderer:
 
     def segment_count(self, n_samples: int, rate: int, trajectory: Trajectory) -> int:
         """N of eq. 8 for a signal of ``n_samples``."""
+        return len(self.bounds(n_samples, rate, trajectory)) - 1
+
+    def bounds(self, n_samples: int, rate: int, trajectory: Trajectory) -> np.ndarray:
+        """Eq. 8 segment boundaries (samples). With a segment rate: N equal segments. Without:
+        a segment starts at each trajectory time (the last one runs to the end), so every
+        boundary falls exactly on a trajectory position — per analysis frame for the fine
+        scheme, on whole seconds (cell centres) for the coarse one."""
         if self.config.segment_rate_hz:
-            return max(1, int(round(n_samples / rate * self.config.segment_rate_hz)))
-        return max(1, len(trajectory.times_s))
+            return segment_bounds(n_samples, max(1, int(round(n_samples / rate * self.config.segment_rate_hz))))
+        starts = np.round(np.asarray(trajectory.times_s, float) * rate).astype(np.int64)
+        starts = np.unique(np.clip(starts, 0, max(n_samples - 1, 0)))
+        return np.append(starts if len(starts) and starts[0] == 0 else np.insert(starts, 0, 0), n_samples)
 
     def boundary_hrirs(self, trajectory: Trajectory, times_s: np.ndarray) -> np.ndarray:
         """``(len(times_s), 2, taps)`` HRIRs at the trajectory positions at ``times_s``, with distance."""
@@ -156,6 +165,6 @@ class DspRenderer:
     def render(self, mono: np.ndarray, trajectory: Trajectory, rate: int) -> np.ndarray:
         if rate != self.hrir_set.fs:
             raise ValueError(f"HRIR set is at {self.hrir_set.fs} Hz, signal at {rate} Hz")
-        bounds = segment_bounds(len(mono), self.segment_count(len(mono), rate, trajectory))
+        bounds = self.bounds(len(mono), rate, trajectory)
         hrirs = self.boundary_hrirs(trajectory, bounds / rate)
         return render_segments(mono, hrirs, bounds)

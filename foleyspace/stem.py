@@ -20,32 +20,56 @@ import soundfile as sf
 from foleyspace.errors import OutputError
 
 
-@contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it is fsynced and renamed to ``target``.
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    On any error the temporary file is removed and ``target`` is left as it was.
-    """
-    target = Path(target)
+
+def _temp_beside(target: Path) -> Path:
+    """An empty temporary file in ``target``'s folder, with the mode a new file would get."""
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{folder}: output folder does not exist")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise OutputError(f"{target}: cannot write here ({exc.strerror})") from exc
     os.close(fd)
-    tmp = Path(tmp_name)
+    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; stems are shared with editors
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
+    """Yield temporary paths beside ``targets``; when the block succeeds they are fsynced and
+    renamed over the targets, all after the block, so a failure (or a cancel raised inside the
+    block) leaves every target as it was. Temporary files never outlive the call."""
+    finals = [Path(t) for t in targets]
+    temps: list[Path] = []
     try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        for target in finals:
+            temps.append(_temp_beside(target))
+        yield temps
+        for tmp in temps:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        for tmp, target in zip(temps, finals):
+            os.replace(tmp, target)
     except OSError as exc:
-        raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from exc
+        raise OutputError(f"{finals[len(temps) - 1] if temps else finals[0]}: cannot write "
+                          f"({exc.strerror or exc})") from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """One output written atomically (see :func:`atomic_outputs`)."""
+    with atomic_outputs(target) as (tmp,):
+        yield tmp
 
 
 def check_writable(target: str | Path) -> None:
@@ -71,15 +95,11 @@ def limit_peak(stereo: np.ndarray, peak_dbfs: float) -> tuple[np.ndarray, float]
     return stereo * (ceiling / peak), 20 * np.log10(ceiling / peak)
 
 
-def write_wav(target: str | Path, stereo: np.ndarray, rate: int, subtype: str = "PCM_24") -> Path:
-    """Write ``stereo`` ``(2, n)`` in [-1, 1] as a WAV at ``rate`` Hz, atomically."""
-    with atomic_path(target) as tmp:
-        sf.write(str(tmp), np.ascontiguousarray(stereo.T), rate, subtype=subtype, format="WAV")
-    return Path(target)
+def encode_wav(path: str | Path, stereo: np.ndarray, rate: int, subtype: str = "PCM_24") -> None:
+    """Write ``stereo`` ``(2, n)`` in [-1, 1] as a WAV at ``rate`` Hz to ``path`` (a temp path)."""
+    sf.write(str(path), np.ascontiguousarray(stereo.T), rate, subtype=subtype, format="WAV")
 
 
-def write_json(target: str | Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    return Path(target)
+def encode_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON to ``path`` (a temp path)."""
+    Path(path).write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")

@@ -133,9 +133,9 @@ def resolve_range(info: VideoInfo, start_s: float | None, end_s: float | None) -
     if start < 0:
         raise InputError(f"--in {start:g} s is negative")
     if start >= info.duration_s:
-        raise InputError(f"--in {start:.3f} s is past the end of the clip ({info.duration_s:.3f} s)")
+        raise InputError(f"--in {start:.6g} s is past the end of the clip ({info.duration_s:.3f} s)")
     if end > info.duration_s + 1.0 / info.fps:
-        raise InputError(f"--out {end:.3f} s is past the end of the clip ({info.duration_s:.3f} s)")
+        raise InputError(f"--out {end:.6g} s is past the end of the clip ({info.duration_s:.3f} s)")
     end = min(end, info.duration_s)
     if end - start <= 0:
         raise InputError(f"the range {start:.3f}–{end:.3f} s is empty")

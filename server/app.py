@@ -8,13 +8,13 @@ decode is dropped, everything else gets a reply.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -92,7 +92,7 @@ class JobServer:
         self.config = config
         self.home = ensure_state_dir(config.home)
         self.token = ensure_token(self.home)
-        self.policy = PathPolicy.from_paths(list(config.roots))
+        self.policy = PathPolicy.from_paths(list(config.roots), private=[self.home])
         self.store = JobStore(self.home / "jobs.sqlite3")
         self.workers: list[WorkerHandle] = []
         self.ctx = zmq.Context()
@@ -109,7 +109,6 @@ class JobServer:
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.subscribers: dict[str, set[bytes]] = {}
         self.progress: dict[str, tuple[str, float]] = {}
-        self.cancel_queued: deque[str] = deque()
         self.running = False
         requeued, failed = self.store.recover(config.max_attempts)
         for record in requeued:
@@ -236,12 +235,15 @@ class JobServer:
 
     def _op_submit(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
         spec = message.get("spec")
+        key = message.get("key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 128):
+            raise FoleySpaceError("'key' must be a string of 1 to 128 characters", code="bad_request")
         job = job_from_spec(spec)  # SpecError → bad_request
         self.policy.check(job)  # PolicyError → forbidden
         if self.store.count("queued") >= self.config.max_queued:
             raise FoleySpaceError(f"the queue is full ({self.config.max_queued} jobs); try again later",
                                   code="queue_full")
-        record = self.store.add(spec)
+        record = self.store.add(spec, key)
         self.subscribers.setdefault(record.id, set()).add(identity)
         return {"event": "accepted", "job": record.id, "state": "queued", "position": self.store.count("queued")}
 
@@ -344,12 +346,16 @@ class JobServer:
         code = worker.process.exitcode
         worker.kill()
         if worker.job is not None:
-            if worker.cancel_sent_at is not None:
+            record = self.store.get(worker.job)
+            if not self.running:  # the server is stopping: the job runs again at the next start
+                self.store.requeue(worker.job)
+            elif worker.cancel_sent_at is not None:
                 self._finish(worker.job, "cancelled", {})
             else:
                 self._finish(worker.job, "failed", {"error": {
                     "code": "worker_crashed", "message": f"the worker process died (exit code {code})"}})
-                self._remove_partial_outputs(self.store.get(worker.job).spec)  # type: ignore[union-attr]
+            if record is not None:
+                self._remove_partial_outputs(record.spec)
         index = self.workers.index(worker)
         if self.running:
             log.warning("worker %d died (exit code %s): starting a new one", worker.index, code)
@@ -390,7 +396,7 @@ class JobServer:
         except FoleySpaceError:
             return
         for target in (Path(job.output), job.sidecar_path):
-            for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+            for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
                 try:
                     tmp.unlink()
                     log.warning("removed partial output %s", tmp)

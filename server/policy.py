@@ -36,13 +36,18 @@ class PathPolicy:
     """Allowed roots (resolved)."""
 
     roots: tuple[Path, ...]
+    private: tuple[Path, ...] = ()
 
     @classmethod
-    def from_paths(cls, roots: list[str | Path]) -> PathPolicy:
-        return cls(tuple(Path(os.path.realpath(r)) for r in roots))
+    def from_paths(cls, roots: list[str | Path], private: list[str | Path] = ()) -> PathPolicy:
+        """``private``: folders no job may touch even inside a root (the server's state folder)."""
+        return cls(tuple(Path(os.path.realpath(r)) for r in roots),
+                   tuple(Path(os.path.realpath(p)) for p in private))
 
     def _allowed(self, path: Path, what: str) -> Path:
         real = Path(os.path.realpath(path))
+        if any(_inside(real, private) for private in self.private):
+            raise PolicyError(f"{what} {path} is inside the server's own state folder")
         if not any(_inside(real, root) for root in self.roots):
             raise PolicyError(f"{what} {path} is outside the folders this server may use "
                               f"({', '.join(map(str, self.roots))}; start it with --root to add one)")

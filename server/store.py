@@ -27,9 +27,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated REAL NOT NULL,
     result TEXT,
     error_code TEXT,
-    error_message TEXT
+    error_message TEXT,
+    submit_key TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_submit_key ON jobs (submit_key) WHERE submit_key IS NOT NULL;
 """
 
 
@@ -81,13 +83,20 @@ class JobStore:
 
     _COLUMNS = "id, state, spec, attempts, created, updated, result, error_code, error_message"
 
-    def add(self, spec: dict[str, Any]) -> JobRecord:
-        """Queue a new job and return it."""
+    def add(self, spec: dict[str, Any], submit_key: str | None = None) -> JobRecord:
+        """Queue a new job and return it. A ``submit_key`` seen before returns that job instead
+        (a client resending a submit whose reply it missed gets the same job, not a second one)."""
+        if submit_key is not None:
+            row = self._db.execute("SELECT id FROM jobs WHERE submit_key = ?", (submit_key,)).fetchone()
+            if row is not None:
+                record = self.get(row[0])
+                assert record is not None
+                return record
         now = time.time()
         jid = secrets.token_hex(6)
         seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-        self._db.execute("INSERT INTO jobs (id, seq, state, spec, created, updated) VALUES (?, ?, 'queued', ?, ?, ?)",
-                         (jid, seq, json.dumps(spec), now, now))
+        self._db.execute("INSERT INTO jobs (id, seq, state, spec, created, updated, submit_key) "
+                         "VALUES (?, ?, 'queued', ?, ?, ?, ?)", (jid, seq, json.dumps(spec), now, now, submit_key))
         record = self.get(jid)
         assert record is not None
         return record

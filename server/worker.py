@@ -114,7 +114,9 @@ def run_job(channel: _JobChannel, spec: dict[str, Any], components: Components) 
 def worker_main(conn: Connection, index: int, device: str, log_level: int) -> None:
     """Entry point of a worker process."""
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which stops us
+    # Ctrl-C and SIGTERM to the process group go to the server, which stops us (and re-queues the job)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format=f"foleyspace worker {index}: %(levelname)s: %(message)s")
     components = Components(device)
     import foleyspace.pipeline  # noqa: F401  (load the heavy modules before saying ready)

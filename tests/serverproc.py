@@ -22,8 +22,10 @@ def free_port() -> int:
 class ServerProcess:
     """``foleyspace serve`` in a subprocess with its own state folder."""
 
-    def __init__(self, home: Path, root: Path, workers: int = 2, port: int | None = None) -> None:
+    def __init__(self, home: Path, root: Path, workers: int = 2, port: int | None = None,
+                 new_session: bool = False) -> None:
         self.home, self.root, self.workers = home, root, workers
+        self.new_session = new_session
         self.port = port or free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -33,7 +35,7 @@ class ServerProcess:
         self.log = open(self.home.parent / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "foleyspace", "serve", "--bind", self.address, "--workers", str(self.workers),
-             "--root", str(self.root)], env=env, stdout=self.log, stderr=self.log)
+             "--root", str(self.root)], env=env, stdout=self.log, stderr=self.log, start_new_session=self.new_session)
         deadline = time.monotonic() + 60
         with self.client(timeout=0.5, retries=1) as c:
             while time.monotonic() < deadline:

@@ -223,3 +223,28 @@ def test_common_flags_work_after_the_command(clip_factory, tmp_path, capsys):
     out = tmp_path / "s.wav"
     assert main(["spatialize", str(clip_factory(motion="cross_lr")), "-o", str(out), "-q"]) == 0
     assert capsys.readouterr().err == ""  # -q after the command silences the progress bars too
+
+
+def test_unwritable_sidecar_fails_before_any_stem(clip_factory, tmp_path, capsys):
+    (tmp_path / "s.json").mkdir()  # the sidecar's name is taken by a folder
+    code, _, err = cli(capsys, "spatialize", clip_factory(motion="cross_lr"), "-o", tmp_path / "s.wav")
+    assert code == 2 and "s.json: is a directory" in err
+    assert not (tmp_path / "s.wav").exists()
+
+
+def test_outputs_get_the_usual_file_mode(clip_factory, tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        code, _, _ = cli(capsys, "spatialize", clip_factory(motion="cross_lr"), "-o", tmp_path / "s.wav")
+    finally:
+        os.umask(old)
+    assert code == 0
+    assert (tmp_path / "s.wav").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "s.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("rate", ["0", "nan", "1e9"])
+def test_segment_rate_out_of_range(clip_factory, tmp_path, capsys, rate):
+    code, _, err = cli(capsys, "spatialize", clip_factory(motion="cross_lr"), "--segments-per-second", rate,
+                       "-o", tmp_path / "s.wav")
+    assert_clean_failure(code, err, tmp_path, "--segments-per-second must be in")

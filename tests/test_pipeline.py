@@ -160,3 +160,18 @@ def test_progress_reports_every_stage_in_order(clip_factory, tmp_path):
     assert all(0.0 <= f <= 1.0 for _, f in seen)
     analyse = [f for s, f in seen if s == "analyse"]
     assert analyse == sorted(analyse) and len(analyse) > 2
+
+
+def test_cancel_during_write_keeps_the_previous_stem(clip_factory, tmp_path):
+    out = tmp_path / "stem.wav"
+    out.write_bytes(b"previous take")
+    stages: list[str] = []
+
+    def cancel() -> bool:
+        return "write" in stages  # cancel arrives once writing has begun
+
+    job = Job(video=clip_factory(motion="cross_lr"), output=out)
+    with pytest.raises(Cancelled):
+        spatialize(job, progress=lambda stage, f: stages.append(stage), cancel=cancel)
+    assert out.read_bytes() == b"previous take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stem.wav"]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import level_difference_db, right_ear_lead_s
 from foleyspace.config import DspRendererConfig
-from foleyspace.coords import to_cartesian
+from foleyspace.coords import to_cartesian, to_spherical
 from foleyspace.hrtf import SphericalHeadHrirSet
 from foleyspace.render import (
     DspRenderer,
@@ -240,3 +240,15 @@ def test_output_length_is_input_length(head):
         mono = np.random.default_rng(n).standard_normal(n)
         out = DspRenderer(head, DspRendererConfig(segment_rate_hz=25)).render(mono, static(30.0), FS)
         assert out.shape == (2, n)
+
+
+def test_coarse_positions_fall_exactly_on_segment_boundaries(head):
+    # positions once per second (coarse scheme), a 2.5 s signal: segments start at 0, 1, 2 s and
+    # the last one (2–2.5 s) holds the last position; no interpolated in-between HRIR is used
+    tr = Trajectory(np.array([0.0, 1.0, 2.0]), to_cartesian(np.array([30.0, 0.0, -50.0]), np.zeros(3), np.full(3, 2.0)))
+    renderer = DspRenderer(head)
+    bounds = renderer.bounds(int(2.5 * FS), FS, tr)
+    np.testing.assert_array_equal(bounds, [0, FS, 2 * FS, int(2.5 * FS)])
+    az = to_spherical(tr.at(bounds / FS))[:, 0]
+    np.testing.assert_allclose(az, [30.0, 0.0, -50.0, -50.0], atol=1e-9)
+    assert renderer.segment_count(int(2.5 * FS), FS, tr) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -386,3 +387,45 @@ def test_sigterm_stops_gracefully_and_requeues_running_job(workdir, clip_factory
 
     with sqlite3.connect(workdir / "home" / "jobs.sqlite3") as db:
         assert db.execute("SELECT state, attempts FROM jobs WHERE id = ?", (jid,)).fetchone() == ("queued", 0)
+
+
+def test_resent_submit_with_same_key_is_one_job(server, workdir, clip_factory):
+    token = (server.home / "token").read_text().strip()
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    spec = spec_for(clip, workdir / "out", "once.wav")
+    first = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:1")])
+    again = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:1")])
+    other = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:2")])
+    assert first["ok"] and again["ok"] and other["ok"]
+    assert first["job"] == again["job"] != other["job"]
+    bad = raw_request(server.address, [body(op="submit", token=token, spec=spec, key=["x"])])
+    assert bad["error"]["code"] == "bad_request"
+
+
+def test_jobs_cannot_write_into_the_server_state_folder(server, clip_factory):
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    with server.client() as c:
+        with pytest.raises(ClientError) as exc:
+            c.submit(spec_for(clip, server.home, "server.wav"))  # its sidecar would be server.json
+    assert exc.value.code == "forbidden" and "state folder" in str(exc.value)
+    assert json.loads((server.home / "server.json").read_text())["address"] == server.address
+
+
+def test_sigterm_to_the_process_group_requeues_the_running_job(workdir, clip_factory):
+    """Service managers signal the whole group: workers must leave the stop to the server."""
+    clip = clip_factory(motion="cross_lr", duration_s=8.0, size=(640, 360))
+    srv = ServerProcess(workdir / "home", workdir.parent, workers=1, new_session=True).start()
+    try:
+        with srv.client() as c:
+            jid = c.submit(spec_for(clip, workdir / "out", "group.wav"))
+            deadline = time.monotonic() + 60
+            while not any(e["event"] == "progress" for e in c.poll_events(0.2)):
+                assert time.monotonic() < deadline
+        os.killpg(srv.proc.pid, signal.SIGTERM)
+        assert srv.proc.wait(20) == 0
+    finally:
+        srv.stop()
+    import sqlite3
+
+    with sqlite3.connect(workdir / "home" / "jobs.sqlite3") as db:
+        assert db.execute("SELECT state FROM jobs WHERE id = ?", (jid,)).fetchone() == ("queued",)

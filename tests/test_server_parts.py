@@ -232,7 +232,7 @@ class TestJobSpec:
     def test_coarse_scheme(self):
         job = job_from_spec(opts(scheme="coarse"))
         assert job.config.trajectory.scheme == "coarse"
-        assert job.config.render.segment_rate_hz == 1.0
+        assert job.config.render.segment_rate_hz is None  # one segment per (per-second) position
         assert job_from_spec(opts(scheme="coarse", segments_per_second=4)).config.render.segment_rate_hz == 4.0
 
     def test_full_spec(self):
