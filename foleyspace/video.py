@@ -78,8 +78,8 @@ def probe(path: str | Path) -> VideoInfo:
             duration = container.duration / 1e6
         else:
             duration = (v.frames or 0) / fps
-        if v.frames:
-            duration = max(duration, 0.0) if duration > 0 else v.frames / fps
+        if duration <= 0 and v.frames:  # no usable duration field: count the frames
+            duration = v.frames / fps
         a = container.streams.audio[0] if container.streams.audio else None
         width, height = v.codec_context.width, v.codec_context.height
         if not width or not height:
