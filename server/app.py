@@ -31,7 +31,7 @@ from foleyspace.protocol import (
     ProtocolError, error_reply, pack, unpack,
 )
 from .policy import PathPolicy, default_roots
-from .store import JobStore
+from .store import JobRecord, JobStore
 from .worker import WorkerHandle
 
 log = logging.getLogger(__name__)
@@ -213,13 +213,15 @@ class JobServer:
             body = {"re": rid, "ok": True, **body}
         self._send(identity, body)
 
-    def _job_id(self, message: dict[str, Any]) -> str:
+    def _job(self, message: dict[str, Any]) -> JobRecord:
+        """The job a request names; ``bad_request`` / ``not_found`` errors otherwise."""
         jid = message.get("job")
         if not isinstance(jid, str) or not jid:
             raise FoleySpaceError("'job' must be a job id string", code="bad_request")
-        if self.store.get(jid) is None:
+        record = self.store.get(jid)
+        if record is None:
             raise FoleySpaceError(f"no job {jid!r}", code="not_found")
-        return jid
+        return record
 
     def _op_ping(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
         return {"pong": time.time()}
@@ -248,9 +250,8 @@ class JobServer:
         return {"event": "accepted", "job": record.id, "state": "queued", "position": self.store.count("queued")}
 
     def _op_status(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
-        jid = self._job_id(message)
-        record = self.store.get(jid)
-        assert record is not None
+        record = self._job(message)
+        jid = record.id
         if message.get("watch") is True and record.state not in TERMINAL_STATES:
             self.subscribers.setdefault(jid, set()).add(identity)
         out = record.public()
@@ -260,8 +261,7 @@ class JobServer:
         return out
 
     def _op_result(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
-        record = self.store.get(self._job_id(message))
-        assert record is not None
+        record = self._job(message)
         if record.state != "done":
             raise FoleySpaceError(f"job {record.id} is {record.state}, not done", code="not_done")
         return {"job": record.id, "result": record.result}
@@ -273,9 +273,8 @@ class JobServer:
         return {"jobs": [r.public() for r in self.store.list(limit)]}
 
     def _op_cancel(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
-        jid = self._job_id(message)
-        record = self.store.get(jid)
-        assert record is not None
+        record = self._job(message)
+        jid = record.id
         if record.state == "queued":
             self._finish(jid, "cancelled", {})
         elif record.state == "running":

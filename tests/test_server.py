@@ -42,6 +42,13 @@ def server(workdir):
     srv.stop()
 
 
+def wait_until_running(client: Client, timeout_s: float = 60.0) -> None:
+    """Block until the client receives a progress event (its job is running)."""
+    deadline = time.monotonic() + timeout_s
+    while not any(e["event"] == "progress" for e in client.poll_events(0.2)):
+        assert time.monotonic() < deadline, "the job never started"
+
+
 def spec_for(video: Path, out: Path, name: str, **extra) -> dict:
     return {"video": str(video), "output_dir": str(out), "name": name, **extra}
 
@@ -156,9 +163,7 @@ def test_cancel_running_job(server, workdir, clip_factory):
     clip = clip_factory(motion="cross_lr", duration_s=8.0, size=(640, 360))
     with server.client() as c:
         jid = c.submit(spec_for(clip, workdir / "out", "cancelled.wav"))
-        deadline = time.monotonic() + 60
-        while not any(e["event"] == "progress" for e in c.poll_events(0.2)):
-            assert time.monotonic() < deadline
+        wait_until_running(c)
         t0 = time.monotonic()
         c.cancel(jid)
         final = c.wait(jid, timeout=30)
@@ -190,9 +195,7 @@ def test_worker_crash_is_contained(server, workdir, clip_factory):
     clip = clip_factory(motion="cross_lr", duration_s=8.0, size=(640, 360))
     with server.client() as c:
         jid = c.submit(spec_for(clip, workdir / "out", "crash.wav"))
-        deadline = time.monotonic() + 60
-        while not any(e["event"] == "progress" for e in c.poll_events(0.2)):
-            assert time.monotonic() < deadline
+        wait_until_running(c)
         for pid in server.children():
             os.kill(pid, signal.SIGKILL)
         final = c.wait(jid, timeout=30)
@@ -376,9 +379,7 @@ def test_sigterm_stops_gracefully_and_requeues_running_job(workdir, clip_factory
     try:
         with srv.client() as c:
             jid = c.submit(spec_for(clip, workdir / "out", "term.wav"))
-            deadline = time.monotonic() + 60
-            while not any(e["event"] == "progress" for e in c.poll_events(0.2)):
-                assert time.monotonic() < deadline
+            wait_until_running(c)
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(20) == 0
     finally:
@@ -418,9 +419,7 @@ def test_sigterm_to_the_process_group_requeues_the_running_job(workdir, clip_fac
     try:
         with srv.client() as c:
             jid = c.submit(spec_for(clip, workdir / "out", "group.wav"))
-            deadline = time.monotonic() + 60
-            while not any(e["event"] == "progress" for e in c.poll_events(0.2)):
-                assert time.monotonic() < deadline
+            wait_until_running(c)
         os.killpg(srv.proc.pid, signal.SIGTERM)
         assert srv.proc.wait(20) == 0
     finally:
