@@ -205,7 +205,8 @@ def test_build_zip_has_manifest_client_and_wheels(client_wheels, tmp_path):
         manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
         client_src = zf.read("fsclient/client.py").decode()
     assert {"blender_manifest.toml", "__init__.py", "compat.py", "jobs.py", "operators.py", "ui.py", "prefs.py",
-            "placement.py", "fsclient/__init__.py", "fsclient/client.py", "fsclient/protocol.py",
+            "placement.py", "session.py", "source.py", "server.py", "stems.py",
+            "fsclient/__init__.py", "fsclient/client.py", "fsclient/protocol.py",
             "fsclient/home.py"} <= names
     assert client_src == (REPO / "foleyspace" / "client.py").read_text()
     assert manifest["id"] == "foleyspace" and manifest["version"] == "0.1.0" and manifest["type"] == "add-on"

@@ -121,20 +121,25 @@ def draw_ui(pkg: Any) -> list[str]:
     return log
 
 
+def timer_registered(session: Any, fn: Any) -> bool:
+    """True if the session's timer for ``fn`` (``fn`` bound to the session) is registered with Blender."""
+    timer = session.timers.get(fn)
+    return timer is not None and bpy.app.timers.is_registered(timer)
+
+
 def spatialize_and_wait(pkg: Any, timeout_s: float = 90.0) -> dict[str, Any]:
     """Run Spatialize Strip on the active strip and drive the job timer to the end."""
-    jobs = pkg.jobs
-    before = set(jobs.SESSION.jobs)
+    jobs, session = pkg.jobs, pkg.session.current()
+    before = set(session.jobs)
     error = run_operator(bpy.ops.foleyspace.spatialize_strip)
-    out: dict[str, Any] = {"submit_error": error, "timer_registered": bpy.app.timers.is_registered(jobs.poll_jobs)}
-    new = [jobs.SESSION.jobs[j] for j in jobs.SESSION.jobs if j not in before]
+    out: dict[str, Any] = {"submit_error": error, "timer_registered": timer_registered(session, jobs.poll_jobs)}
+    new = [session.jobs[j] for j in session.jobs if j not in before]
     if new:
         out["spec_range"] = [new[0].source.start_s, new[0].source.end_s]
         out["job"] = new[0].id
-        ticks, last = drive(jobs.poll_jobs, timeout_s)
+        ticks, last = drive(lambda: jobs.poll_jobs(session), timeout_s)
         out.update(ticks=ticks, timed_out=last == -1.0)
-    out.update(message=jobs.SESSION.message, message_is_error=jobs.SESSION.message_is_error,
-               pending=len(jobs.SESSION.jobs))
+    out.update(message=session.message, message_is_error=session.message_is_error, pending=len(session.jobs))
     return out
 
 
@@ -222,9 +227,9 @@ def case_no_server(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     t0 = time.monotonic()
     out["check_error"] = run_operator(bpy.ops.foleyspace.check_server)
     out["check_s"] = time.monotonic() - t0
-    out.update(added=len(ed.strips) - count, pending=len(pkg.jobs.SESSION.jobs),
-               server_text=pkg.jobs.SESSION.server_text, message=pkg.jobs.SESSION.message,
-               timer_registered=bpy.app.timers.is_registered(pkg.jobs.poll_jobs))
+    session = pkg.session.current()
+    out.update(added=len(ed.strips) - count, pending=len(session.jobs), server_text=session.server_text,
+               message=session.message, timer_registered=timer_registered(session, pkg.jobs.poll_jobs))
     return out
 
 
@@ -264,34 +269,34 @@ def case_bad_strips(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     ed.active_strip = None
     out["poll_none"] = bpy.ops.foleyspace.spatialize_strip.poll()
     out["strips"] = len(ed.strips)
-    out["pending"] = len(pkg.jobs.SESSION.jobs)
+    out["pending"] = len(pkg.session.current().jobs)
     return out
 
 
 def case_start_server(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     """"Start Server" with a bad command, then with a working one; then a job from an unsaved .blend."""
     _, ed = new_scene(None)
-    jobs = pkg.jobs
+    server, session = pkg.server, pkg.session.current()
     prefs = bpy.context.preferences.addons[args["addon"]].preferences
     out: dict[str, Any] = {}
     prefs.server_command = "/nonexistent/foleyspace-server serve"
     out["bad_command_error"] = run_operator(bpy.ops.foleyspace.start_server)
     prefs.server_command = args["command"]
     out["start_error"] = run_operator(bpy.ops.foleyspace.start_server)
-    out["wait_registered"] = bpy.app.timers.is_registered(jobs.wait_for_server)
-    ticks, last = drive(jobs.wait_for_server, 90)
-    out.update(wait_ticks=ticks, wait_timed_out=last == -1.0, server_ok=jobs.SESSION.server_ok,
-               server_text=jobs.SESSION.server_text)
+    out["wait_registered"] = timer_registered(session, server.wait_for_server)
+    ticks, last = drive(lambda: server.wait_for_server(session), 90)
+    out.update(wait_ticks=ticks, wait_timed_out=last == -1.0, server_ok=session.server_ok,
+               server_text=session.server_text)
     out["second_start_error"] = run_operator(bpy.ops.foleyspace.start_server)
     movie = ed.strips.new_movie("shot", args["clip"], 1, 1)
     ed.active_strip = movie
     out.update(spatialize_and_wait(pkg))
     out["added"] = [strip_info(s) for s in ed.strips if s.name != "shot"]
-    proc = jobs.SESSION.server_proc
+    proc = session.server_proc
     out["server_pid"] = proc.pid if proc else None
     if proc is not None:  # stop what this case started
         try:
-            jobs.client(prefs.server_address).shutdown()
+            server.client(session, prefs.server_address).shutdown()
             proc.wait(20)
         except Exception:  # noqa: BLE001 - whatever went wrong, do not leave it running
             proc.kill()
@@ -309,10 +314,10 @@ def case_server_dies(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     ed.active_strip = movie
     out: dict[str, Any] = {"submit_error": run_operator(bpy.ops.foleyspace.spatialize_strip)}
     os.kill(args["server_pid"], signal.SIGKILL)
-    ticks, last = drive(pkg.jobs.poll_jobs, 60)
-    out.update(ticks=ticks, timed_out=last == -1.0, message=pkg.jobs.SESSION.message,
-               message_is_error=pkg.jobs.SESSION.message_is_error, pending=len(pkg.jobs.SESSION.jobs),
-               added=len(ed.strips) - 1)
+    session = pkg.session.current()
+    ticks, last = drive(lambda: pkg.jobs.poll_jobs(session), 60)
+    out.update(ticks=ticks, timed_out=last == -1.0, message=session.message,
+               message_is_error=session.message_is_error, pending=len(session.jobs), added=len(ed.strips) - 1)
     return out
 
 
@@ -321,20 +326,21 @@ def case_cancel(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     _, ed = new_scene(args["project"])
     movie = ed.strips.new_movie("shot", args["clip"], 1, 1)
     ed.active_strip = movie
+    session = pkg.session.current()
     messages: list[str] = []
-    original = pkg.jobs.set_message
+    original = session.set_message
 
     def record(text: str, error: bool = False) -> None:
         messages.append(text)
         original(text, error)
 
-    pkg.jobs.set_message = record
+    session.set_message = record  # every message of the session goes through it
     errors = [run_operator(bpy.ops.foleyspace.spatialize_strip) for _ in range(3)]
-    out: dict[str, Any] = {"submit_errors": errors, "submitted": len(pkg.jobs.SESSION.jobs)}
+    out: dict[str, Any] = {"submit_errors": errors, "submitted": len(session.jobs)}
     messages.clear()
     out["cancel_error"] = run_operator(bpy.ops.foleyspace.cancel)
-    _, last = drive(pkg.jobs.poll_jobs, 60)
-    out.update(pending=len(pkg.jobs.SESSION.jobs), added=len(ed.strips) - 1, messages=messages, timed_out=last == -1.0)
+    _, last = drive(lambda: pkg.jobs.poll_jobs(session), 60)
+    out.update(pending=len(session.jobs), added=len(ed.strips) - 1, messages=messages, timed_out=last == -1.0)
     return out
 
 
@@ -342,14 +348,13 @@ def case_placement(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     """``place_stem`` directly: stems a fraction of a frame short/long, a locked channel, and a
     strip moved or re-trimmed after its job was submitted."""
     scene, ed = new_scene(args["project"])
-    jobs = pkg.jobs
     movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
     movie.frame_final_start, movie.frame_final_end = 11, 81  # 70 frames, source 0.4–3.2 s
-    source = jobs.describe(scene, movie)
+    source = pkg.source.describe(scene, movie)
     out: dict[str, Any] = {"source": [source.start_s, source.end_s, source.span.left, source.span.right]}
 
     def place(stem: str) -> dict[str, Any]:
-        return strip_info(jobs.place_stem(jobs.Job("j", scene.name, "shot", source, stem, False), stem))
+        return strip_info(pkg.stems.place_stem(pkg.jobs.Job("j", scene.name, "shot", source, stem, False), stem))
 
     out["short"] = place(args["short_wav"])  # 69.4 frames of audio
     ed.channels[4].lock = True

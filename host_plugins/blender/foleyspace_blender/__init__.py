@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import bpy
 
-from . import jobs, operators, prefs, ui
+from . import operators, prefs, session, ui
 
 _CLASSES = (*operators.CLASSES, *ui.CLASSES)
 
 
 def register() -> None:
-    """Register the preferences, scene settings, operators, panel and menu entry."""
+    """Make the session; register the preferences, scene settings, operators, panel and menu entry."""
+    session.begin()
     prefs.register()
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
@@ -23,8 +24,9 @@ def register() -> None:
 
 
 def unregister() -> None:
-    """Undo :func:`register`; stop the timers and close the client (a started server keeps running)."""
-    jobs.shutdown()
+    """Undo :func:`register`; the session stops its timers and closes the client (a started server
+    keeps running) and is dropped."""
+    session.end()
     bpy.types.SEQUENCER_MT_context_menu.remove(ui.draw_context_menu)
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

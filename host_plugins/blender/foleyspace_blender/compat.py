@@ -37,11 +37,6 @@ def top_strips(ed: Any) -> Any:
     return ed.strips if hasattr(ed, "strips") else ed.sequences
 
 
-def all_strips(ed: Any) -> Any:
-    """Every strip, also inside meta strips: ``strips_all`` (4.4+) or ``sequences_all``."""
-    return ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all
-
-
 def _get(strip: Strip, new: str, old: str) -> Any:
     return getattr(strip, new) if hasattr(strip, new) else getattr(strip, old)
 

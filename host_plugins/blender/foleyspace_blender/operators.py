@@ -12,9 +12,11 @@ from typing import Any
 import bpy
 from bpy.props import StringProperty
 
-from . import compat, jobs, prefs
-from .fsclient.client import ClientError
+from . import compat, jobs, prefs, server, session
 from .placement import PlacementError
+from .server import ClientError
+from .session import one_line
+from .source import VIDEO_PROP
 
 
 def active_strip(context: Any) -> Any | None:
@@ -24,7 +26,7 @@ def active_strip(context: Any) -> Any | None:
 
 
 def _fail(op: bpy.types.Operator, message: str) -> set[str]:
-    jobs.set_message(message, error=True)
+    session.current().set_message(message, error=True)
     op.report({"ERROR"}, message)
     return {"CANCELLED"}
 
@@ -45,7 +47,7 @@ class FOLEYSPACE_OT_spatialize_strip(bpy.types.Operator):
         if strip.type == "MOVIE":
             return True
         if strip.type == "SOUND":
-            if strip.get(jobs.VIDEO_PROP):
+            if strip.get(VIDEO_PROP):
                 return True
             cls.poll_message_set("Choose a video for this sound strip in the FoleySpace panel")
             return False
@@ -56,11 +58,11 @@ class FOLEYSPACE_OT_spatialize_strip(bpy.types.Operator):
         scene = compat.sequencer_scene(context)
         strip = active_strip(context)
         try:
-            job = jobs.submit(scene, strip, scene.foleyspace, prefs.get(context))
+            job = jobs.submit(session.current(), scene, strip, scene.foleyspace, prefs.get(context))
         except (PlacementError, ClientError) as exc:
-            return _fail(self, jobs.one_line(exc))
+            return _fail(self, one_line(exc))
         except OSError as exc:
-            return _fail(self, f"cannot submit: {jobs.one_line(exc)}")
+            return _fail(self, f"cannot submit: {one_line(exc)}")
         self.report({"INFO"}, f"FoleySpace job {job.id} queued for {job.strip}")
         return {"FINISHED"}
 
@@ -83,7 +85,7 @@ class FOLEYSPACE_OT_choose_video(bpy.types.Operator):
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         strip = active_strip(context)
-        self.filepath = compat.abspath(str(strip.get(jobs.VIDEO_PROP, "") or "")) or compat.strip_media_path(strip)
+        self.filepath = compat.abspath(str(strip.get(VIDEO_PROP, "") or "")) or compat.strip_media_path(strip)
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
@@ -92,8 +94,8 @@ class FOLEYSPACE_OT_choose_video(bpy.types.Operator):
         path = compat.abspath(self.filepath)
         if not path or not os.path.isfile(path):
             return _fail(self, f"no such video file: {self.filepath or '(none)'}")
-        strip[jobs.VIDEO_PROP] = bpy.path.relpath(path) if bpy.data.filepath else path
-        jobs.set_message(f"{strip.name}: video {os.path.basename(path)}")
+        strip[VIDEO_PROP] = bpy.path.relpath(path) if bpy.data.filepath else path
+        session.current().set_message(f"{strip.name}: video {os.path.basename(path)}")
         return {"FINISHED"}
 
 
@@ -104,10 +106,11 @@ class FOLEYSPACE_OT_check_server(bpy.types.Operator):
     bl_label = "Check Server"
 
     def execute(self, context: Any) -> set[str]:
+        s = session.current()
         address = prefs.get(context).server_address.strip()
-        if not jobs.check_server(address):
-            return _fail(self, jobs.SESSION.server_text + "; use Start Server or run `foleyspace serve`")
-        self.report({"INFO"}, jobs.SESSION.server_text)
+        if not server.check_server(s, address):
+            return _fail(self, s.server_text + "; use Start Server or run `foleyspace serve`")
+        self.report({"INFO"}, s.server_text)
         return {"FINISHED"}
 
 
@@ -118,18 +121,18 @@ class FOLEYSPACE_OT_start_server(bpy.types.Operator):
     bl_label = "Start Server"
 
     def execute(self, context: Any) -> set[str]:
-        p = prefs.get(context)
+        s, p = session.current(), prefs.get(context)
         address = p.server_address.strip()
-        if jobs.check_server(address, timeout_s=0.3):
-            return _fail(self, f"a server already answers: {jobs.SESSION.server_text}")
-        proc = jobs.SESSION.server_proc
+        if server.check_server(s, address, timeout_s=0.3):
+            return _fail(self, f"a server already answers: {s.server_text}")
+        proc = s.server_proc
         if proc is not None and proc.poll() is None:
             return _fail(self, f"the server started from Blender (pid {proc.pid}) is still starting")
         try:
-            proc = jobs.start_server(p.server_command, address)
+            proc = server.start_server(s, p.server_command, address)
         except PlacementError as exc:
-            return _fail(self, jobs.one_line(exc))
-        self.report({"INFO"}, f"starting the FoleySpace server (pid {proc.pid}, log {jobs.SESSION.server_log})")
+            return _fail(self, one_line(exc))
+        self.report({"INFO"}, f"starting the FoleySpace server (pid {proc.pid}, log {s.server_log})")
         return {"FINISHED"}
 
 
@@ -143,15 +146,16 @@ class FOLEYSPACE_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return bool(jobs.SESSION.jobs)
+        return bool(session.current().jobs)
 
     def execute(self, context: Any) -> set[str]:
-        if self.job and self.job not in jobs.SESSION.jobs:
+        s = session.current()
+        if self.job and self.job not in s.jobs:
             return _fail(self, f"no running job {self.job}")
         try:
-            asked = jobs.cancel(self.job or None)
+            asked = jobs.cancel(s, self.job or None)
         except ClientError as exc:
-            return _fail(self, f"cancel: {jobs.one_line(exc)}")
+            return _fail(self, f"cancel: {one_line(exc)}")
         self.report({"INFO"}, f"cancelling {len(asked)} job(s)")
         return {"FINISHED"}
 

@@ -38,7 +38,7 @@ class FOLEYSPACE_AP_preferences(bpy.types.AddonPreferences):
             layout.prop(self, prop)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DefaultPreferences:
     """Used when the add-on was registered without Blender's add-on machinery (scripts, tests)."""
 

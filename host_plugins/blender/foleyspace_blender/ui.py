@@ -7,7 +7,7 @@ from typing import Any
 
 import bpy
 
-from . import compat, jobs, prefs
+from . import compat, prefs, session
 from .operators import (
     FOLEYSPACE_OT_cancel,
     FOLEYSPACE_OT_check_server,
@@ -17,6 +17,8 @@ from .operators import (
     active_strip,
 )
 from .placement import PlacementError
+from .session import one_line
+from .source import VIDEO_PROP, describe
 
 
 class SEQUENCER_PT_foleyspace(bpy.types.Panel):
@@ -29,12 +31,12 @@ class SEQUENCER_PT_foleyspace(bpy.types.Panel):
 
     def draw(self, context: Any) -> None:
         layout = self.layout
-        session = jobs.SESSION
+        s = session.current()
         scene = compat.sequencer_scene(context)
 
         box = layout.box()
-        icon = {True: "CHECKMARK", False: "ERROR", None: "QUESTION"}[session.server_ok]
-        box.label(text=session.server_text, icon=icon)
+        icon = {True: "CHECKMARK", False: "ERROR", None: "QUESTION"}[s.server_ok]
+        box.label(text=s.server_text, icon=icon)
         row = box.row(align=True)
         row.operator(FOLEYSPACE_OT_check_server.bl_idname, icon="FILE_REFRESH")
         row.operator(FOLEYSPACE_OT_start_server.bl_idname, icon="PLAY")
@@ -54,26 +56,26 @@ class SEQUENCER_PT_foleyspace(bpy.types.Panel):
             box = layout.box()
             box.label(text=f"{strip.name} ({strip.type.lower()})", icon="SEQUENCE")
             if strip.type == "SOUND":
-                video = str(strip.get(jobs.VIDEO_PROP, "") or "")
+                video = str(strip.get(VIDEO_PROP, "") or "")
                 box.label(text=f"Video: {os.path.basename(video) if video else 'none'}")
                 box.operator(FOLEYSPACE_OT_choose_video.bl_idname, icon="FILE_MOVIE")
             try:
-                src = jobs.describe(scene, strip)
+                src = describe(scene, strip)
                 box.label(text=f"Source {src.start_s:.2f}–{src.end_s:.2f} s, "
                                f"frames {src.span.left}–{src.span.right}")
             except PlacementError as exc:
-                box.label(text=jobs.one_line(exc), icon="INFO")
+                box.label(text=one_line(exc), icon="INFO")
         layout.operator(FOLEYSPACE_OT_spatialize_strip.bl_idname, icon="OUTLINER_OB_SPEAKER")
 
-        if session.jobs:
+        if s.jobs:
             box = layout.box()
-            for job in session.jobs.values():
+            for job in s.jobs.values():
                 row = box.row()
                 row.label(text=f"{job.strip}: {job.progress}")
                 op = row.operator(FOLEYSPACE_OT_cancel.bl_idname, text="", icon="X")
                 op.job = job.id
-        if session.message:
-            layout.label(text=session.message, icon="ERROR" if session.message_is_error else "INFO")
+        if s.message:
+            layout.label(text=s.message, icon="ERROR" if s.message_is_error else "INFO")
 
 
 def draw_context_menu(self: Any, context: Any) -> None:

@@ -1,0 +1,88 @@
+"""Placing a finished stem on the timeline (``bpy``); :mod:`.placement` has the pure arithmetic."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import bpy
+
+from . import compat
+from .placement import PlacementError, Span, free_channel
+from .session import one_line
+from .source import describe, same_file
+
+if TYPE_CHECKING:
+    from .jobs import Job
+
+#: Custom properties written on a placed stem strip.
+JOB_PROP, SOURCE_PROP = "foleyspace_job", "foleyspace_source"
+
+
+def place_stem(job: Job, stem: str) -> Any:
+    """Add the stem as a stereo, unpanned sound strip under the source strip's visible range.
+
+    If the source strip still shows the same source range (it may have been moved since the
+    job was submitted) the stem follows it; otherwise it goes where the strip was. The stem
+    lands on the lowest free channel above the source strip, and its handles are set to the
+    range exactly (Blender rounds a sound's length to whole frames).
+    """
+    scene = bpy.data.scenes.get(job.scene)
+    if scene is None or compat.editor(scene) is None:
+        raise PlacementError(f"scene {job.scene!r} is gone; the stem is at {stem}")
+    if not os.path.isfile(stem):
+        raise PlacementError(f"the server reported a stem that is not here: {stem}")
+    ed = compat.editor(scene)
+    strips = compat.top_strips(ed)
+    span, note = job.source.span, ""
+    current = strips.get(job.strip)
+    if current is not None:
+        try:
+            now = describe(scene, current)
+        except PlacementError:
+            now = None
+        same = now is not None and abs(now.start_s - job.source.start_s) < 1e-6 \
+            and abs(now.end_s - job.source.end_s) < 1e-6
+        if same:
+            span = now.span
+        else:
+            note = " (the strip changed since it was submitted: placed at its old range)"
+    channel = free_channel((compat.span(s) for s in strips), span.channel, span.left, span.right,
+                           compat.blocked_channels(ed))
+    name = f"{job.strip[:48]} binaural"
+    try:
+        new = strips.new_sound(name, stem, channel, span.left)
+    except (RuntimeError, TypeError) as exc:
+        raise PlacementError(f"Blender could not add {stem}: {one_line(exc)}") from exc
+    if new.sound is not None:
+        new.sound.use_mono = False  # a binaural stem is stereo; SoundStrip.pan only acts on mono
+    new.pan = 0.0
+    if (compat.left_handle(new), compat.right_handle(new)) != (span.left, span.right):
+        compat.set_handles(new, span.left, span.right)
+    got = compat.span(new)
+    if got != Span(channel, span.left, span.right):
+        strips.remove(new)
+        raise PlacementError(f"Blender placed the stem at channel {got.channel}, frames {got.left}–{got.right} "
+                             f"instead of {channel}, {span.left}–{span.right}")
+    new[JOB_PROP], new[SOURCE_PROP] = job.id, job.strip
+    if job.mute:
+        _mute_original(strips, job, span, new)
+    if note:
+        print(f"FoleySpace: {job.strip}{note}")
+    return new
+
+
+def _mute_original(strips: Any, job: Job, span: Span, placed: Any) -> None:
+    """Mute the source's own sound: the sound strip itself, or the movie's sound strips (the same
+    file, in sync with the movie: same content start, overlapping the range)."""
+    movie = strips.get(job.strip)
+    start = compat.content_start(movie) if movie is not None else job.source.content_start
+    for s in strips:
+        if s == placed or s.type != "SOUND":
+            continue
+        if job.source.kind == "sound":
+            if s.name == job.strip:
+                s.mute = True
+        elif (compat.span(s).overlaps(span.left, span.right) and abs(compat.content_start(s) - start) < 0.5
+              and same_file(compat.strip_media_path(s), job.source.media)):
+            s.mute = True
