@@ -122,6 +122,7 @@ def print_machine(repeat: int, seconds: float) -> None:
 
 
 def bench_analysis(clips: list[tuple[str, Path]], seconds: float, repeat: int) -> None:
+    from foleyspace.localize.base import LocalizeRequest
     from foleyspace.localize.motion import MotionLocalizer
     from foleyspace.video import frame_count, iter_frames, probe
 
@@ -138,7 +139,8 @@ def bench_analysis(clips: list[tuple[str, Path]], seconds: float, repeat: int) -
             return sum(1 for _ in iter_frames(path, 0.0, end, fps=FPS, long_side=LONG_SIDE))
 
         def analyse() -> int:
-            track = MotionLocalizer().localize(iter_frames(path, 0.0, end, fps=FPS, long_side=LONG_SIDE), n)
+            track = MotionLocalizer().localize(iter_frames(path, 0.0, end, fps=FPS, long_side=LONG_SIDE),
+                                               LocalizeRequest(n))
             return len(track)
 
         t_dec, got_dec, t_all, got_all = timed_pair(decode, analyse, repeat)
@@ -172,12 +174,12 @@ def moving_trajectory(seconds: float):
     import numpy as np
 
     from foleyspace.coords import to_cartesian
-    from foleyspace.render import Trajectory
+    from foleyspace.render import Waypoints
 
     t = np.linspace(0.0, seconds, int(seconds * FPS) + 1)
     az = np.linspace(60.0, -60.0, len(t))
     el = 10.0 * np.sin(2 * np.pi * 0.5 * t)
-    return Trajectory(t, to_cartesian(az, el, np.full(len(t), 2.0)))
+    return Waypoints(t, to_cartesian(az, el, np.full(len(t), 2.0)))
 
 
 def bench_render(seconds: float, repeat: int) -> bool:
@@ -222,7 +224,8 @@ def bench_render(seconds: float, repeat: int) -> bool:
 
 
 def bench_end_to_end(clip: Path, workdir: Path, seconds: float, repeat: int) -> None:
-    from foleyspace.pipeline import Job, spatialize
+    from foleyspace.job import Job
+    from foleyspace.pipeline import spatialize
 
     job = Job(video=clip, output=workdir / "out.wav")
     times, result = timed(lambda: spatialize(job), repeat)

@@ -9,12 +9,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from foleyspace import __version__
 from foleyspace.cli_server import add_server_commands, run_client_command, run_serve, run_submit
-from foleyspace.config import MAX_SEGMENT_RATE_HZ
+from foleyspace.config import AUTO, LONG_SIDE_RANGE, SCHEMES
 from foleyspace.errors import FoleySpaceError
 
 log = logging.getLogger("foleyspace")
@@ -43,16 +43,30 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--box", type=parse_box, metavar="X,Y,W,H[@TIME]",
                    help="track this box (source pixels) drawn at TIME (default: range start) instead of finding motion")
     p.add_argument("--label", metavar="TEXT", help="what makes the sound (for label-aware localizers; recorded)")
-    p.add_argument("--scheme", choices=("fine", "coarse"), default="fine",
+    p.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0],
                    help="fine: a position per frame; coarse: 5x3 grid once per second (paper §III-E)")
     p.add_argument("--hrtf", type=Path, metavar="SOFA", help="SOFA SimpleFreeFieldHRIR file (default: analytic spherical head)")
     p.add_argument("--segments-per-second", type=float, metavar="HZ",
                    help="eq. 8 segment rate (default: one per analysis frame; coarse: 1)")
     p.add_argument("--distance-delay", action="store_true", help="also delay arrival with distance (§IV-A)")
     p.add_argument("--long-side", type=int, metavar="PX", default=640,
-                   help="analysis frames are scaled to this long side in pixels (default 640)")
+                   help=f"analysis frames are scaled to this long side, {LONG_SIDE_RANGE[0]}-{LONG_SIDE_RANGE[1]} px "
+                        "(default 640)")
+    _backend_args(p)
     p.add_argument("--plot", type=Path, metavar="PNG", help="draw azimuth/elevation/distance and L-R level to this PNG")
     p.add_argument("--no-sidecar", action="store_true", help="do not write the OUT.json sidecar")
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    """--localizer/--depth/--renderer: names from the backend registry (``foleyspace backends``)."""
+    for kind, what in (("localizer", "finds the object"), ("depth", "measures its distance"),
+                       ("renderer", "makes the binaural signal")):
+        p.add_argument(f"--{kind}", default=AUTO, metavar="NAME",
+                       help=f"the backend that {what} (default auto; list: foleyspace backends)")
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=AUTO, help="auto, cpu, cuda, cuda:N or mps, for model backends (default auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("spatialize", help="turn a clip into a binaural stem")
     _spatialize_args(sp)
+    _device_arg(sp)
     dp = sub.add_parser("demo", help="make a short clip in code and spatialize it")
     dp.add_argument("directory", nargs="?", type=Path, default=Path("foleyspace-demo"), help="where to put the files")
     add_server_commands(sub, _spatialize_args)
@@ -71,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--stems", type=Path, metavar="DIR", help="where the stems go (default: OUTPUT_stems/ beside it)")
     ro.add_argument("--server", metavar="ADDR", nargs="?", const="", default=None,
                     help="render through the job server (default address if ADDR is left out); default: in-process")
-    ro.add_argument("--scheme", choices=("fine", "coarse"), default="fine")
+    ro.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0])
     ro.add_argument("--hrtf", type=Path, metavar="SOFA")
     ro.add_argument("--label", metavar="TEXT")
+    _backend_args(ro)
+    _device_arg(ro)
+    bk = sub.add_parser("backends", help="list the backends of each stage and whether they can run here")
+    bk.add_argument("--json", action="store_true", help="print JSON")
     ins = sub.add_parser("install", help="install an editor integration")
     ins.add_argument("target", choices=("resolve",), help="resolve: the DaVinci Resolve Utility script")
     ins.add_argument("--dest", type=Path, help="folder to install into (default: the editor's per-user folder)")
@@ -89,57 +108,67 @@ def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars", **extra)
 
 
-def job_from_args(args: argparse.Namespace):
-    """Build a pipeline :class:`~foleyspace.pipeline.Job` from parsed ``spatialize`` arguments."""
-    from foleyspace.config import SpatializeConfig
-    from foleyspace.pipeline import Job, SeedBox
+#: Job-spec fields and the spatialize flags that set them, for error messages.
+FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", "end_s": "--out", "audio": "--audio",
+         "audio_start_s": "--audio-start", "box": "--box", "box_time_s": "--box", "scheme": "--scheme",
+         "hrtf": "--hrtf", "segments_per_second": "--segments-per-second", "distance_delay": "--distance-delay",
+         "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
+         "renderer": "--renderer"}
+
+
+def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The job spec a ``spatialize``/``submit`` command line asks for (times parsed, paths absolute)."""
+    from foleyspace.jobspec import default_name
     from foleyspace.video import parse_time, probe
 
     video: Path = args.video
     info = probe(video)
-    times = {}
-    for name, text in (("--in", args.in_point), ("--out", args.out_point), ("--audio-start", args.audio_start)):
+
+    def seconds(flag: str, text: str | None) -> float | None:
         try:
-            times[name] = None if text is None else parse_time(text, info.fps)
+            return None if text is None else parse_time(text, info.fps)
         except ValueError:
-            raise FoleySpaceError(f"{name} {text!r}: not a time (seconds, NNNf or [HH:]MM:SS)") from None
-    seed = None
+            raise FoleySpaceError(f"{flag} {text!r}: not a time (seconds, NNNf or [HH:]MM:SS)") from None
+
+    box, box_time = None, None
     if args.box is not None:
-        (x, y, w, h), t_text = args.box
-        try:
-            t = None if t_text is None else parse_time(t_text, info.fps)
-        except ValueError:
-            raise FoleySpaceError(f"--box time {t_text!r}: not a time") from None
-        seed = SeedBox(x, y, w, h, t)
-    config = SpatializeConfig.for_scheme(args.scheme)
-    render = config.render
-    if args.segments_per_second is not None:
-        if not 0 < args.segments_per_second <= MAX_SEGMENT_RATE_HZ:  # also false for NaN
-            raise FoleySpaceError(f"--segments-per-second must be in (0, {MAX_SEGMENT_RATE_HZ:g}]")
-        render = replace(render, segment_rate_hz=args.segments_per_second)
-    if args.distance_delay:
-        render = replace(render, distance_delay=True)
-    if args.long_side < 32:
-        raise FoleySpaceError("--long-side must be at least 32 pixels")
-    analysis = replace(config.analysis, long_side=args.long_side)
-    output = args.output or video.with_name(video.stem + "_binaural.wav")
-    if output.resolve() == video.resolve():
-        raise FoleySpaceError(f"{output}: refusing to overwrite the source clip")
-    if args.audio_start is not None and args.audio is None:
-        raise FoleySpaceError("--audio-start needs --audio")
-    return Job(video=video, output=output, audio=args.audio, audio_start_s=times["--audio-start"] or 0.0,
-               start_s=times["--in"], end_s=times["--out"],
-               seed_box=seed, hrtf=args.hrtf, config=replace(config, render=render, analysis=analysis),
-               write_sidecar=not args.no_sidecar, label=args.label)
+        box_values, time_text = args.box
+        box, box_time = list(box_values), seconds("--box time", time_text)
+    output = (args.output or video.with_name(default_name(video))).absolute()
+    if output.is_dir():
+        raise FoleySpaceError(f"{output}: is a directory; -o names the stem file (e.g. -o {output / default_name(video)})")
+    return {"video": str(video.absolute()), "output_dir": str(output.parent), "name": output.name,
+            "start_s": seconds("--in", args.in_point), "end_s": seconds("--out", args.out_point),
+            "audio": str(args.audio.absolute()) if args.audio else None,
+            "audio_start_s": seconds("--audio-start", args.audio_start) or 0.0, "box": box, "box_time_s": box_time,
+            "options": {"scheme": args.scheme, "hrtf": str(args.hrtf.absolute()) if args.hrtf else None,
+                        "segments_per_second": args.segments_per_second, "distance_delay": args.distance_delay,
+                        "long_side": args.long_side, "sidecar": not args.no_sidecar, "label": args.label,
+                        "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}}
 
 
-def run_job(job, plot: Path | None, quiet: bool) -> int:
-    """Run a job with progress on stderr and a summary on stdout."""
+def job_from_args(args: argparse.Namespace):
+    """The :class:`~foleyspace.job.Job` of a ``spatialize`` command line, validated by the job-spec
+    validator like every other way in; its errors name the flag."""
+    from foleyspace.jobspec import SpecError, job_from_spec
+
+    try:
+        return job_from_spec(spec_from_args(args))
+    except SpecError as exc:
+        flag = FLAGS.get(exc.field or "")
+        raise FoleySpaceError(f"{flag} {exc.problem}" if flag else str(exc)) from None
+
+
+def run_job(job, plot: Path | None, quiet: bool, device: str = AUTO) -> int:
+    """Run a job with progress on stderr and a summary on stdout; one backend set for the run."""
+    from foleyspace.backends import Backends
     from foleyspace.console import StageProgress
     from foleyspace.pipeline import spatialize
 
+    backends = Backends(device)
+    backends.check_device()
     progress = None if quiet else StageProgress()
-    result = spatialize(job, progress)
+    result = spatialize(job, backends, progress)
     if progress is not None:
         progress.finish()
     print(f"wrote {result.stem} ({result.duration_s:.3f} s, {result.sample_rate} Hz, 24-bit stereo)")
@@ -148,14 +177,14 @@ def run_job(job, plot: Path | None, quiet: bool) -> int:
     if plot is not None:
         from foleyspace.plot import plot_result
 
-        plot_result(plot, result.path.times_s, result.path.xyz, result.stereo, result.sample_rate, title=job.video.name)
+        plot_result(plot, result.source_path.times_s, result.source_path.xyz, result.stereo, result.sample_rate, title=job.video.name)
         print(f"wrote {plot}")
     return 0
 
 
 def run_demo(directory: Path, quiet: bool) -> int:
     """Make ``demo.mp4`` (an object crossing left → right with an engine sound) and spatialize it."""
-    from foleyspace.pipeline import Job
+    from foleyspace.job import Job
     from foleyspace.synth import SynthSpec, make_clip
 
     try:
@@ -186,9 +215,11 @@ def run_render_otio(args: argparse.Namespace) -> int:
             print(f"[{index}/{count}] {name}", file=sys.stderr, flush=True)
         bar(stage, fraction)
 
-    options = {"scheme": args.scheme, "hrtf": str(args.hrtf.resolve()) if args.hrtf else None, "label": args.label}
+    options = {"scheme": args.scheme, "hrtf": str(args.hrtf.resolve()) if args.hrtf else None, "label": args.label,
+               "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}
     report = render_otio(args.timeline, args.output, args.stems, server=args.server or None,
-                         use_server=args.server is not None, options=options, progress=progress)
+                         use_server=args.server is not None, options=options, progress=progress,
+                         device=args.device)
     if bar is not None:
         bar.finish()
     for task in report.rendered:
@@ -196,6 +227,24 @@ def run_render_otio(args: argparse.Namespace) -> int:
     for item in report.skipped:
         print(f"skip   {item.track} / {item.name}: {item.reason}")
     print(f"wrote {report.output} ({len(report.rendered)} stem(s), {len(report.skipped)} skipped)")
+    return 0
+
+
+def run_backends(as_json: bool) -> int:
+    """``backends``: every stage's backends, and whether each can run here."""
+    import json
+
+    from foleyspace.backends import default_registry
+
+    capabilities = default_registry().capabilities()
+    if as_json:
+        print(json.dumps(capabilities, indent=1))
+        return 0
+    for kind, rows in capabilities.items():
+        print(f"{kind}:")
+        for row in rows:
+            state = "" if row["available"] else f"  [unavailable: {row['missing']}]"
+            print(f"  {row['name']:<16} {row['summary']}{state}")
     return 0
 
 
@@ -215,12 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_client_command(args)
         if args.command == "render-otio":
             return run_render_otio(args)
+        if args.command == "backends":
+            return run_backends(args.json)
         if args.command == "install":
             from foleyspace.install import install_resolve
 
             print(f"installed {install_resolve(args.dest)}")
             return 0
-        return run_job(job_from_args(args), args.plot, args.quiet)
+        return run_job(job_from_args(args), args.plot, args.quiet, args.device)
     except FoleySpaceError as exc:
         print(f"foleyspace: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -17,7 +17,7 @@ def add_server_commands(sub: argparse._SubParsersAction, spatialize_args) -> Non
     sp = sub.add_parser("serve", help="run the job server (hosts the pipeline; editors talk to it)")
     sp.add_argument("--bind", default=None, help="ZeroMQ endpoint (default tcp://127.0.0.1:5571)")
     sp.add_argument("--workers", type=int, default=1, help="worker processes, one job each at a time (default 1)")
-    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (for model backends)")
+    sp.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (for model backends)")
     sp.add_argument("--root", action="append", type=Path, default=None, metavar="DIR",
                     help="folder jobs may read and write (repeatable; default: home and temp folders)")
     sp.add_argument("--max-queued", type=int, default=256, help="queued jobs before refusing more")
@@ -46,8 +46,11 @@ def add_server_commands(sub: argparse._SubParsersAction, spatialize_args) -> Non
 def run_serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from foleyspace.device import resolve_device
     from foleyspace.protocol import DEFAULT_ADDRESS
     from foleyspace.server.app import JobServer, ServerConfig
+
+    resolve_device(args.device)  # a GPU that is not there: one line now, not a failure per job
 
     config = ServerConfig(bind=args.bind or DEFAULT_ADDRESS, workers=args.workers, device=args.device,
                           max_queued=args.max_queued, allow_remote=args.allow_remote)

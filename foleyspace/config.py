@@ -1,14 +1,25 @@
-"""Settings of a spatialization run, with the paper's defaults; "(ours)" marks our own choices."""
+"""Settings of a spatialization run, with the paper's defaults; "(ours)" marks our own choices.
+
+The stages every run shares (analysis, trajectory, output) are configured here; each backend's
+own settings live beside it (e.g. :class:`foleyspace.render.DspRendererConfig`) and reach it
+through :attr:`SpatializeConfig.settings`. Standard library only: job specs are validated
+without importing the pipeline.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+#: The trajectory schemes (paper §III-E): a position per frame, or 5×3 grid cells once per second.
+SCHEMES = ("fine", "coarse")
 #: Highest eq. 8 segment rate accepted (a new HRIR every ~1 ms); more buys nothing audible and
 #: costs memory in proportion.
 MAX_SEGMENT_RATE_HZ = 1000.0
-
-
+#: Accepted analysis long sides in pixels.
+LONG_SIDE_RANGE = (32, 8192)
+#: The backend name that lets the registry choose (see :mod:`foleyspace.backends`).
+AUTO = "auto"
 
 @dataclass(frozen=True)
 class AnalysisConfig:
@@ -21,6 +32,13 @@ class AnalysisConfig:
 
     fps: float = 25.0
     long_side: int = 640
+
+    def __post_init__(self) -> None:
+        lo, hi = LONG_SIDE_RANGE
+        if isinstance(self.long_side, bool) or not isinstance(self.long_side, int) or not lo <= self.long_side <= hi:
+            raise ValueError(f"long_side must be an integer from {lo} to {hi} pixels")
+        if not self.fps > 0:
+            raise ValueError("fps must be positive")
 
 
 @dataclass(frozen=True)
@@ -48,38 +66,10 @@ class TrajectoryConfig:
     depth_levels: int = 5
 
     def __post_init__(self) -> None:
-        if self.scheme not in ("fine", "coarse"):
-            raise ValueError(f"scheme must be 'fine' or 'coarse', not {self.scheme!r}")
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {self.scheme!r}")
         if not 0 < self.d_near_m <= self.d_far_m:
             raise ValueError("need 0 < d_near_m <= d_far_m")
-
-
-@dataclass(frozen=True)
-class DspRendererConfig:
-    """Settings of the HRTF DSP renderer.
-
-    Attributes:
-        segment_rate_hz: eq. 8 N as segments per second, equal segments; ``None`` (default) = a
-            segment starts at each trajectory position: per analysis frame for the fine scheme
-            (25 fps: N = 200 per 8 s, as the paper) and per second for the coarse scheme (N = 8
-            per 8 s), so boundaries sit exactly on the positions.
-        distance_gain: apply the 1/r gain relative to the HRIR radius (ours).
-        min_distance_m: the 1/r gain is clamped at this distance (ours).
-        distance_delay: also shift the time of arrival with distance (§IV-A). Off by default
-            (ours): cross-fading responses that differ by many samples comb-filters fast motion.
-        speed_of_sound: for ``distance_delay``, m/s.
-    """
-
-    segment_rate_hz: float | None = None
-
-    def __post_init__(self) -> None:
-        rate = self.segment_rate_hz
-        if rate is not None and not 0 < rate <= MAX_SEGMENT_RATE_HZ:
-            raise ValueError(f"segment_rate_hz must be in (0, {MAX_SEGMENT_RATE_HZ:g}]")
-    distance_gain: bool = True
-    min_distance_m: float = 0.25
-    distance_delay: bool = False
-    speed_of_sound: float = 343.0
 
 
 @dataclass(frozen=True)
@@ -100,15 +90,31 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class SpatializeConfig:
-    """Everything that shapes a run besides the inputs."""
+    """Everything that shapes a run besides the inputs.
+
+    Attributes:
+        analysis, trajectory, output: the shared stages.
+        localizer, depth, renderer: backend names from the registry (:mod:`foleyspace.backends`),
+            or ``"auto"`` to let it choose (the seeded tracker when the job has a box, the
+            offline backends otherwise).
+        settings: per-backend settings by backend name, e.g. ``{"dsp": DspRendererConfig(...)}``;
+            a backend without an entry runs with its defaults.
+    """
 
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
-    render: DspRendererConfig = field(default_factory=DspRendererConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    localizer: str = AUTO
+    depth: str = AUTO
+    renderer: str = AUTO
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_scheme(cls, scheme: str) -> SpatializeConfig:
         """Paper defaults for a scheme: fine renders a segment per frame, coarse one per second
         (both follow the trajectory's positions, see ``DspRendererConfig.segment_rate_hz``)."""
         return cls(trajectory=TrajectoryConfig(scheme=scheme))
+
+    def settings_for(self, backend: str) -> Any:
+        """The settings given for ``backend``, or ``None`` (its defaults)."""
+        return self.settings.get(backend)

@@ -1,15 +1,20 @@
-"""Job specs: the plain-data form of a :class:`~foleyspace.pipeline.Job` that crosses the wire.
+"""Job specs: the plain-data form of a :class:`~foleyspace.job.Job`, and the one validator.
 
-A spec is a map of JSON/msgpack types (see ``docs/protocol.md``)::
+Every way in — the CLI, the server, render-otio and the editor plug-ins — builds a spec and
+turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack types (see
+``docs/protocol.md``)::
 
     {"video": "/abs/clip.mov", "output_dir": "/abs/stems", "name": "clip_binaural.wav",
      "start_s": 1.0, "end_s": 5.0, "audio": null, "audio_start_s": 0.0,
      "box": [x, y, w, h] | null, "box_time_s": null,
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
-                 "distance_delay": false, "long_side": 640, "sidecar": true, "label": null}}
+                 "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
+                 "localizer": "auto", "depth": "auto", "renderer": "auto"}}
 
 Only ``video`` and ``output_dir`` are required. :func:`job_from_spec` checks every field's type
-and range and raises :class:`SpecError` with a one-line message.
+and range, and that the named backends exist, are installed and fit the job, and raises
+:class:`SpecError` with a one-line message naming the field. Importing this module loads no
+media, signal-processing or model library.
 """
 
 from __future__ import annotations
@@ -19,40 +24,62 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from foleyspace.config import MAX_SEGMENT_RATE_HZ, SpatializeConfig
+from foleyspace.backends import CHOSEN_KINDS, BackendError, Registry, default_registry
+from foleyspace.config import AUTO, LONG_SIDE_RANGE, MAX_SEGMENT_RATE_HZ, SCHEMES, AnalysisConfig, SpatializeConfig, TrajectoryConfig
 from foleyspace.errors import FoleySpaceError
-from foleyspace.pipeline import Job, SeedBox
+from foleyspace.job import Job, SeedBox
+from foleyspace.render import DspRendererConfig
 
 OPTION_DEFAULTS: dict[str, Any] = {
     "scheme": "fine",
     "hrtf": None,
     "segments_per_second": None,
     "distance_delay": False,
-    "long_side": 640,
+    "long_side": AnalysisConfig.long_side,
     "sidecar": True,
     "label": None,
+    "localizer": AUTO,
+    "depth": AUTO,
+    "renderer": AUTO,
 }
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "audio", "audio_start_s", "box", "box_time_s",
              "options"}
+MAX_LABEL_CHARS = 200
 
 
 class SpecError(FoleySpaceError):
-    """A job spec with a missing, unknown or ill-typed field."""
+    """A job spec with a missing, unknown or ill-typed field.
+
+    Attributes:
+        field: the spec key or option at fault (``None`` for the spec as a whole), so a front end
+            can name its own flag for it; ``str(err)`` reads ``"job spec: <field>: <problem>"``.
+        problem: the message without the field.
+    """
 
     code = "bad_request"
+
+    def __init__(self, problem: str, field: str | None = None) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"job spec: {field!r}: {problem}" if field else f"job spec: {problem}")
+
+
+class OverwriteError(SpecError):
+    """A stem that would replace one of the job's own input files."""
+
+    code = "forbidden"
 
 
 def _path(spec: dict[str, Any], key: str, required: bool = False) -> Path | None:
     value = spec.get(key)
     if value is None:
         if required:
-            raise SpecError(f"job spec: {key!r} is required")
+            raise SpecError("is required", key)
         return None
     if not isinstance(value, str) or not value or "\x00" in value:
-        raise SpecError(f"job spec: {key!r} must be a non-empty path string")
+        raise SpecError("must be a non-empty path string", key)
     path = Path(value)
     if not path.is_absolute():
-        raise SpecError(f"job spec: {key!r} must be an absolute path, got {value!r}")
+        raise SpecError(f"must be an absolute path, got {value!r}", key)
     return path
 
 
@@ -60,15 +87,15 @@ def _number(value: Any, key: str, positive: bool = False) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"job spec: {key!r} must be a finite number")
+        raise SpecError("must be a finite number", key)
     try:
         value = float(value)
     except OverflowError:
-        raise SpecError(f"job spec: {key!r} must be a finite number") from None
+        raise SpecError("must be a finite number", key) from None
     if not math.isfinite(value):
-        raise SpecError(f"job spec: {key!r} must be a finite number")
+        raise SpecError("must be a finite number", key)
     if value < 0 or (positive and value == 0):
-        raise SpecError(f"job spec: {key!r} must be {'positive' if positive else 'non-negative'}")
+        raise SpecError(f"must be {'positive' if positive else 'non-negative'}", key)
     return float(value)
 
 
@@ -83,68 +110,104 @@ def stem_name(spec: dict[str, Any], video: Path) -> str:
     if name is None:
         return default_name(video)
     if not isinstance(name, str) or not name.lower().endswith(".wav"):
-        raise SpecError("job spec: 'name' must be a file name ending in .wav")
+        raise SpecError("must be a file name ending in .wav", "name")
     if Path(name).name != name or name in (".", "..") or name.startswith(".") or "\\" in name or "\x00" in name:
-        raise SpecError(f"job spec: 'name' {name!r} must be a plain file name (no folders)")
+        raise SpecError(f"{name!r} must be a plain file name (no folders, not hidden)", "name")
     return name
 
 
-def job_from_spec(spec: Any) -> Job:
-    """Build the pipeline job a spec describes; raise :class:`SpecError` if it is malformed."""
-    if not isinstance(spec, dict):
-        raise SpecError("job spec must be a map")
-    unknown = set(spec) - SPEC_KEYS
-    if unknown:
-        raise SpecError(f"job spec: unknown field(s) {sorted(map(str, unknown))}")
-    video = _path(spec, "video", required=True)
-    output_dir = _path(spec, "output_dir", required=True)
-    assert video is not None and output_dir is not None
+def _options(spec: dict[str, Any]) -> dict[str, Any]:
     options = spec.get("options")
     options = {} if options is None else options
     if not isinstance(options, dict):
-        raise SpecError("job spec: 'options' must be a map")
+        raise SpecError("must be a map", "options")
     unknown = set(options) - set(OPTION_DEFAULTS)
     if unknown:
-        raise SpecError(f"job spec: unknown option(s) {sorted(map(str, unknown))}")
+        raise SpecError(f"unknown option(s) {sorted(map(str, unknown))}", "options")
     opts = {**OPTION_DEFAULTS, **options}
-    if opts["scheme"] not in ("fine", "coarse"):
-        raise SpecError("job spec: option 'scheme' must be 'fine' or 'coarse'")
-    if not isinstance(opts["distance_delay"], bool) or not isinstance(opts["sidecar"], bool):
-        raise SpecError("job spec: options 'distance_delay' and 'sidecar' must be booleans")
+    if opts["scheme"] not in SCHEMES:
+        raise SpecError(f"must be one of {', '.join(SCHEMES)}", "scheme")
+    for key in ("distance_delay", "sidecar"):
+        if not isinstance(opts[key], bool):
+            raise SpecError("must be true or false", key)
+    lo, hi = LONG_SIDE_RANGE
     long_side = opts["long_side"]
-    if isinstance(long_side, bool) or not isinstance(long_side, int) or not 32 <= long_side <= 8192:
-        raise SpecError("job spec: option 'long_side' must be an integer from 32 to 8192")
-    seg_rate = _number(opts["segments_per_second"], "segments_per_second", positive=True)
-    if seg_rate is not None and seg_rate > MAX_SEGMENT_RATE_HZ:
-        raise SpecError(f"job spec: option 'segments_per_second' must be at most {MAX_SEGMENT_RATE_HZ:g}")
+    if isinstance(long_side, bool) or not isinstance(long_side, int) or not lo <= long_side <= hi:
+        raise SpecError(f"must be an integer from {lo} to {hi} (pixels)", "long_side")
     label = opts["label"]
-    if label is not None and (not isinstance(label, str) or len(label) > 200):
-        raise SpecError("job spec: option 'label' must be a string of at most 200 characters")
-    hrtf = _path(opts, "hrtf")
-    start, end = _number(spec.get("start_s"), "start_s"), _number(spec.get("end_s"), "end_s")
-    seed = None
+    if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL_CHARS):
+        raise SpecError(f"must be a string of at most {MAX_LABEL_CHARS} characters", "label")
+    for kind in CHOSEN_KINDS:
+        if not isinstance(opts[kind], str) or not opts[kind]:
+            raise SpecError("must be a backend name or 'auto'", kind)
+    return opts
+
+
+def _config(opts: dict[str, Any]) -> SpatializeConfig:
+    rate = opts["segments_per_second"]
+    try:
+        dsp = DspRendererConfig(segment_rate_hz=_number(rate, "segments_per_second", positive=True),
+                                distance_delay=opts["distance_delay"])
+    except (SpecError, ValueError):
+        raise SpecError(f"must be in (0, {MAX_SEGMENT_RATE_HZ:g}] segments per second, got {rate!r}",
+                        "segments_per_second") from None
+    return SpatializeConfig(analysis=AnalysisConfig(long_side=opts["long_side"]),
+                            trajectory=TrajectoryConfig(scheme=opts["scheme"]),
+                            localizer=opts["localizer"], depth=opts["depth"], renderer=opts["renderer"],
+                            settings={} if dsp == DspRendererConfig() else {"dsp": dsp})
+
+
+def _seed(spec: dict[str, Any]) -> SeedBox | None:
     box_time = _number(spec.get("box_time_s"), "box_time_s")
-    if spec.get("box") is not None:
-        box = spec["box"]
-        if not isinstance(box, list) or len(box) != 4:
-            raise SpecError("job spec: 'box' must be [x, y, w, h]")
-        x, y, w, h = (_number(v, "box") for v in box)
-        seed = SeedBox(x, y, w, h, box_time)  # type: ignore[arg-type]
-    config = SpatializeConfig.for_scheme(opts["scheme"])
-    render = replace(config.render, distance_delay=opts["distance_delay"])
-    if seg_rate is not None:
-        render = replace(render, segment_rate_hz=seg_rate)
-    config = replace(config, render=render, analysis=replace(config.analysis, long_side=long_side))
+    box = spec.get("box")
+    if box is None:
+        return None
+    if not isinstance(box, list) or len(box) != 4:
+        raise SpecError("must be [x, y, w, h]", "box")
+    x, y, w, h = (_number(v, "box") for v in box)
+    if not (w and h):  # type: ignore[operator]
+        raise SpecError("width and height must be positive", "box")
+    return SeedBox(x, y, w, h, box_time)  # type: ignore[arg-type]
+
+
+def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
+    """Build the job a spec describes; raise :class:`SpecError` if it is malformed."""
+    if not isinstance(spec, dict):
+        raise SpecError("must be a map")
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise SpecError(f"unknown field(s) {sorted(map(str, unknown))}")
+    video = _path(spec, "video", required=True)
+    output_dir = _path(spec, "output_dir", required=True)
+    assert video is not None and output_dir is not None
+    opts = _options(spec)
+    audio = _path(spec, "audio")
     audio_start = _number(spec.get("audio_start_s"), "audio_start_s") or 0.0
-    return Job(video=video, output=output_dir / stem_name(spec, video), audio=_path(spec, "audio"),
-               audio_start_s=audio_start,
-               start_s=start, end_s=end, seed_box=seed, hrtf=hrtf, config=config,
-               write_sidecar=opts["sidecar"], label=label or None)
+    if audio_start and audio is None:
+        raise SpecError("needs 'audio' (a start point in a separate sound file)", "audio_start_s")
+    name = spec.get("name")
+    for what, given in (("video", video), ("audio", audio)):  # before the name's own checks: the clearer message
+        if given is not None and isinstance(name, str) and "\x00" not in name and \
+                (output_dir / name).resolve() == given.resolve():
+            raise OverwriteError(f"refusing to overwrite the source {what} {given} with the stem", "name")
+    output = output_dir / stem_name(spec, video)
+    job = Job(video=video, output=output, audio=audio, audio_start_s=audio_start,
+              start_s=_number(spec.get("start_s"), "start_s"), end_s=_number(spec.get("end_s"), "end_s"),
+              seed_box=_seed(spec), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
+              config=_config(opts), write_sidecar=opts["sidecar"])
+    registry = registry or default_registry()
+    for kind in CHOSEN_KINDS:
+        try:
+            registry.choose(kind, opts[kind], job)
+        except BackendError as exc:
+            raise SpecError(str(exc), kind) from None
+    return job
 
 
 def spec_from_job(job: Job) -> dict[str, Any]:
     """The spec of a job (absolute paths), e.g. to submit a CLI-built job to a server."""
     cfg = job.config
+    dsp = cfg.settings_for("dsp") or DspRendererConfig()
     box = job.seed_box
     return {
         "video": str(Path(job.video).resolve()),
@@ -159,10 +222,13 @@ def spec_from_job(job: Job) -> dict[str, Any]:
         "options": {
             "scheme": cfg.trajectory.scheme,
             "hrtf": str(Path(job.hrtf).resolve()) if job.hrtf else None,
-            "segments_per_second": cfg.render.segment_rate_hz,
-            "distance_delay": cfg.render.distance_delay,
+            "segments_per_second": dsp.segment_rate_hz,
+            "distance_delay": dsp.distance_delay,
             "long_side": cfg.analysis.long_side,
             "sidecar": job.write_sidecar,
             "label": job.label,
+            "localizer": cfg.localizer,
+            "depth": cfg.depth,
+            "renderer": cfg.renderer,
         },
     }

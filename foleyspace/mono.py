@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
 
 from foleyspace.errors import InputError
 from foleyspace.video import read_audio
@@ -21,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class MonoSource(Protocol):
-    """Where the mono signal comes from."""
+    """Where the mono signal comes from; built per job by its registry factory (``job`` → source)."""
 
     name: str
 
@@ -42,6 +40,8 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
         raise InputError(f"invalid sample rate {rate_in} Hz")
     if rate_in == rate_out:
         return np.asarray(x, float)
+    from scipy.signal import resample_poly  # rare path: kept off the import of every run
+
     ratio = Fraction(int(rate_out), int(rate_in))
     return resample_poly(np.asarray(x, float), ratio.numerator, ratio.denominator)
 
@@ -87,6 +87,8 @@ class FileAudio:
             raise InputError(f"{self.path}: no such audio file")
 
     def _read(self) -> tuple[np.ndarray, int]:
+        import soundfile as sf
+
         try:
             data, native = sf.read(str(self.path), dtype="float64", always_2d=True)
             return data.T, int(native)
@@ -113,3 +115,13 @@ class FileAudio:
             log.warning("%s lasts %.2f s, shorter than the %.2f s range: the rest is silence",
                         self.path, len(y) / rate, n / rate)
         return fit_length(y, n)
+
+
+def clip_audio(job) -> ClipAudio:
+    """Registry factory: the clip's own audio (a job without ``audio``)."""
+    return ClipAudio(job.video)
+
+
+def file_audio(job) -> FileAudio:
+    """Registry factory: the job's ``audio`` file from ``audio_start_s``."""
+    return FileAudio(job.audio, job.audio_start_s)

@@ -220,18 +220,23 @@ def write_timeline(timeline: otio.schema.Timeline, path: Path) -> None:
             raise OutputError(f"{path}: cannot write the timeline ({exc.__class__.__name__}: {exc})") from exc
 
 
-def render_in_process(tasks: list[ClipTask], skipped: list[Skipped], progress: BatchProgress | None) -> None:
-    """Run each task's spec through the pipeline here, one after another."""
+def render_in_process(tasks: list[ClipTask], skipped: list[Skipped], progress: BatchProgress | None,
+                      device: str = "auto") -> None:
+    """Run each task's spec through the pipeline here, one after another, with one backend set
+    for the whole batch (models load once)."""
+    from foleyspace.backends import Backends
     from foleyspace.jobspec import job_from_spec
     from foleyspace.pipeline import spatialize
 
+    backends = Backends(device)
+    backends.check_device()
     for i, task in enumerate(tasks, 1):
         def on_progress(stage: str, fraction: float, i: int = i, task: ClipTask = task) -> None:
             if progress is not None:
                 progress(i, len(tasks), task.clip_name, stage, fraction)
 
         try:
-            result = spatialize(job_from_spec(task.spec), on_progress)
+            result = spatialize(job_from_spec(task.spec), backends, on_progress)
         except FoleySpaceError as exc:
             if exc.code == "cancelled":
                 raise
@@ -241,47 +246,46 @@ def render_in_process(tasks: list[ClipTask], skipped: list[Skipped], progress: B
                        "sample_rate": result.sample_rate}
 
 
+#: Client error codes that are about the server, not a clip: the batch stops.
+FATAL_CODES = ("unavailable", "unauthorized", "version")
+
+
 def render_on_server(tasks: list[ClipTask], skipped: list[Skipped], address: str | None,
                      progress: BatchProgress | None, timeout_s: float = 3600.0) -> None:
     """Submit every task to the server at once, then collect the results as they finish."""
     from foleyspace.client import Client, ClientError
 
-    with Client(address) as client:
-        try:
-            for task in tasks:
-                try:
-                    task.job = client.submit(task.spec)
-                except ClientError as exc:
-                    if exc.code in ("unavailable", "unauthorized", "version"):
-                        raise  # not about this clip: stop the batch
-                    skipped.append(Skipped(task.track_name, task.clip_name, f"{exc.code}: {exc}"))
-            for i, task in enumerate(tasks, 1):
-                if task.job is None:
-                    continue
+    def on_event(index: int, event: dict[str, Any]) -> None:
+        if progress is not None and event.get("event") == "progress":
+            progress(index + 1, len(tasks), tasks[index].clip_name, event["stage"], event["fraction"])
 
-                def on_event(event: dict[str, Any], i: int = i, task: ClipTask = task) -> None:
-                    if progress is not None and event.get("event") == "progress":
-                        progress(i, len(tasks), task.clip_name, event["stage"], event["fraction"])
-
-                final = client.wait(task.job, timeout=timeout_s, on_event=on_event)
-                if final["state"] == "done":
-                    task.result = final["result"]
-                else:
-                    error = final.get("error") or {"message": final["state"]}
-                    skipped.append(Skipped(task.track_name, task.clip_name, f"job {final['state']}: {error['message']}"))
-        except ClientError as exc:
-            raise FoleySpaceError(str(exc)) from exc
-        except TimeoutError as exc:
-            raise FoleySpaceError(str(exc)) from exc
+    try:
+        with Client(address) as client:
+            outcomes = client.run_batch([t.spec for t in tasks], timeout=timeout_s, on_event=on_event)
+    except ClientError as exc:
+        raise FoleySpaceError(str(exc)) from exc
+    for task, outcome in zip(tasks, outcomes):
+        task.job = outcome.get("job")
+        error = outcome.get("error") or {"code": outcome["state"], "message": outcome["state"]}
+        if outcome["state"] == "done":
+            task.result = outcome["result"]
+        elif outcome["state"] in ("unsent", "refused") and error["code"] in FATAL_CODES:
+            raise FoleySpaceError(error["message"])  # not about this clip: stop the batch
+        elif outcome["state"] in ("refused", "unsent"):
+            skipped.append(Skipped(task.track_name, task.clip_name, f"{error['code']}: {error['message']}"))
+        elif outcome["state"] in ("timeout", "lost"):
+            raise FoleySpaceError(error["message"])
+        else:
+            skipped.append(Skipped(task.track_name, task.clip_name, f"job {outcome['state']}: {error['message']}"))
 
 
 def render_otio(source: Path, output: Path, stems_dir: Path | None = None, server: str | None = None,
                 use_server: bool = False, options: dict[str, Any] | None = None,
-                progress: BatchProgress | None = None) -> BatchReport:
+                progress: BatchProgress | None = None, device: str = "auto") -> BatchReport:
     """Spatialize every video clip of ``source`` and write ``output`` with the stem tracks.
 
     ``use_server`` (or a ``server`` address) sends the jobs to the job server; otherwise they
-    run in this process. Raises :class:`FoleySpaceError` when the timeline cannot be read or
+    run in this process, on ``device`` for model backends. Raises :class:`FoleySpaceError` when the timeline cannot be read or
     written, or when no clip could be rendered (``output`` is then not written).
     """
     from foleyspace.stem import check_writable
@@ -303,7 +307,7 @@ def render_otio(source: Path, output: Path, stems_dir: Path | None = None, serve
     if use_server or server:
         render_on_server(tasks, skipped, server, progress)
     else:
-        render_in_process(tasks, skipped, progress)
+        render_in_process(tasks, skipped, progress, device)
     report.rendered = [t for t in tasks if t.result is not None]
     if not report.rendered:
         failures = skipped[before:] or skipped

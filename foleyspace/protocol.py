@@ -26,7 +26,6 @@ DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 
 OPS = ("hello", "submit", "status", "cancel", "list", "result", "ping", "shutdown")
 TERMINAL_STATES = ("done", "failed", "cancelled")
-STATES = ("queued", "running", *TERMINAL_STATES)
 
 
 class ProtocolError(Exception):

@@ -17,17 +17,47 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.fft import irfft, next_fast_len, rfft
-from scipy.signal import fftconvolve
 
-from foleyspace.hrtf.base import HrirSet
-from foleyspace.config import DspRendererConfig
+from foleyspace.config import MAX_SEGMENT_RATE_HZ
 from foleyspace.coords import to_spherical
+from foleyspace.hrtf.base import HrirSet
+
+# scipy.fft is imported where it is used: validating a job spec imports this module for
+# DspRendererConfig and must stay light.
 
 
 @dataclass(frozen=True)
-class Trajectory:
-    """A source path: ``xyz[i]`` (metres, x fwd, y left, z up) at ``times_s[i]`` from the range start."""
+class DspRendererConfig:
+    """Settings of the HRTF DSP renderer.
+
+    Attributes:
+        segment_rate_hz: eq. 8 N as segments per second, equal segments; ``None`` (default) = a
+            segment starts at each trajectory position: per analysis frame for the fine scheme
+            (25 fps: N = 200 per 8 s, as the paper) and per second for the coarse scheme (N = 8
+            per 8 s), so boundaries sit exactly on the positions.
+        distance_gain: apply the 1/r gain relative to the HRIR radius (ours).
+        min_distance_m: the 1/r gain is clamped at this distance (ours).
+        distance_delay: also shift the time of arrival with distance (§IV-A). Off by default
+            (ours): cross-fading responses that differ by many samples comb-filters fast motion.
+        speed_of_sound: for ``distance_delay``, m/s.
+    """
+
+    segment_rate_hz: float | None = None
+    distance_gain: bool = True
+    min_distance_m: float = 0.25
+    distance_delay: bool = False
+    speed_of_sound: float = 343.0
+
+    def __post_init__(self) -> None:
+        rate = self.segment_rate_hz
+        if rate is not None and not 0 < rate <= MAX_SEGMENT_RATE_HZ:  # also false for NaN
+            raise ValueError(f"segments per second must be in (0, {MAX_SEGMENT_RATE_HZ:g}]")
+
+
+@dataclass(frozen=True)
+class Waypoints:
+    """What a renderer follows: the source at ``xyz[i]`` (metres, x forward, y left, z up) at
+    ``times_s[i]`` seconds from the range start, linearly interpolated in between."""
 
     times_s: np.ndarray
     xyz: np.ndarray
@@ -43,7 +73,7 @@ class Renderer(Protocol):
 
     name: str
 
-    def render(self, mono: np.ndarray, trajectory: Trajectory, rate: int) -> np.ndarray:
+    def render(self, mono: np.ndarray, waypoints: Waypoints, rate: int) -> np.ndarray:
         """``(2, len(mono))`` binaural signal at ``rate`` Hz."""
         ...
 
@@ -70,6 +100,8 @@ def delay_hrirs(hrirs: np.ndarray, delays_s: np.ndarray, fs: int) -> np.ndarray:
     delays = np.asarray(delays_s, float)
     if np.any(delays < 0):
         raise ValueError("delays must be non-negative")
+    from scipy.fft import irfft, next_fast_len, rfft
+
     taps = hrirs.shape[-1] + int(np.ceil(delays.max() * fs)) + 1
     n = next_fast_len(2 * taps)
     spectrum = rfft(hrirs, n=n, axis=-1)
@@ -81,6 +113,8 @@ def delay_hrirs(hrirs: np.ndarray, delays_s: np.ndarray, fs: int) -> np.ndarray:
 def render_segments(mono: np.ndarray, hrirs: np.ndarray, bounds: np.ndarray, block: int = 256) -> np.ndarray:
     """Eq. 8, batched FFT — render ``mono`` ``(n,)`` with ``hrirs`` ``(N+1, 2, taps)`` given at the
     ``bounds`` ``(N+1,)`` of N segments. Returns ``(2, n)``; filter tails past the end are dropped."""
+    from scipy.fft import irfft, next_fast_len, rfft
+
     mono = np.asarray(mono, float)
     n = len(mono)
     n_seg = len(bounds) - 1
@@ -112,6 +146,8 @@ def render_segments_naive(mono: np.ndarray, hrirs: np.ndarray, bounds: np.ndarra
 
     The baseline of ``benchmarks/`` and the oracle for :func:`render_segments` in the tests.
     """
+    from scipy.signal import fftconvolve
+
     mono = np.asarray(mono, float)
     n = len(mono)
     taps = hrirs.shape[-1]
@@ -135,25 +171,25 @@ class DspRenderer:
         self.hrir_set = hrir_set
         self.config = config
 
-    def segment_count(self, n_samples: int, rate: int, trajectory: Trajectory) -> int:
+    def segment_count(self, n_samples: int, rate: int, waypoints: Waypoints) -> int:
         """N of eq. 8 for a signal of ``n_samples``."""
-        return len(self.bounds(n_samples, rate, trajectory)) - 1
+        return len(self.bounds(n_samples, rate, waypoints)) - 1
 
-    def bounds(self, n_samples: int, rate: int, trajectory: Trajectory) -> np.ndarray:
+    def bounds(self, n_samples: int, rate: int, waypoints: Waypoints) -> np.ndarray:
         """Eq. 8 segment boundaries (samples). With a segment rate: N equal segments. Without:
         a segment starts at each trajectory time (the last one runs to the end), so every
         boundary falls exactly on a trajectory position — per analysis frame for the fine
         scheme, on whole seconds (cell centres) for the coarse one."""
         if self.config.segment_rate_hz:
             return segment_bounds(n_samples, max(1, int(round(n_samples / rate * self.config.segment_rate_hz))))
-        starts = np.round(np.asarray(trajectory.times_s, float) * rate).astype(np.int64)
+        starts = np.round(np.asarray(waypoints.times_s, float) * rate).astype(np.int64)
         starts = np.unique(np.clip(starts, 0, max(n_samples - 1, 0)))
         return np.append(starts if len(starts) and starts[0] == 0 else np.insert(starts, 0, 0), n_samples)
 
-    def boundary_hrirs(self, trajectory: Trajectory, times_s: np.ndarray) -> np.ndarray:
+    def boundary_hrirs(self, waypoints: Waypoints, times_s: np.ndarray) -> np.ndarray:
         """``(len(times_s), 2, taps)`` HRIRs at the trajectory positions at ``times_s``, with distance."""
         cfg = self.config
-        az, el, r = to_spherical(trajectory.at(times_s)).T
+        az, el, r = to_spherical(waypoints.at(times_s)).T
         hrirs = self.hrir_set.hrirs(az, el)
         if cfg.distance_delay:
             near = np.maximum(r, cfg.min_distance_m)  # delays relative to the nearest point keep sync
@@ -162,9 +198,9 @@ class DspRenderer:
             hrirs = hrirs * distance_gain(r, self.hrir_set.ref_distance_m, cfg.min_distance_m)[:, None, None]
         return hrirs
 
-    def render(self, mono: np.ndarray, trajectory: Trajectory, rate: int) -> np.ndarray:
+    def render(self, mono: np.ndarray, waypoints: Waypoints, rate: int) -> np.ndarray:
         if rate != self.hrir_set.fs:
             raise ValueError(f"HRIR set is at {self.hrir_set.fs} Hz, signal at {rate} Hz")
-        bounds = self.bounds(len(mono), rate, trajectory)
-        hrirs = self.boundary_hrirs(trajectory, bounds / rate)
+        bounds = self.bounds(len(mono), rate, waypoints)
+        hrirs = self.boundary_hrirs(waypoints, bounds / rate)
         return render_segments(mono, hrirs, bounds)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from foleyspace.errors import OutputError
 
@@ -97,6 +96,8 @@ def limit_peak(stereo: np.ndarray, peak_dbfs: float) -> tuple[np.ndarray, float]
 
 def encode_wav(path: str | Path, stereo: np.ndarray, rate: int, subtype: str = "PCM_24") -> None:
     """Write ``stereo`` ``(2, n)`` in [-1, 1] as a WAV at ``rate`` Hz to ``path`` (a temp path)."""
+    import soundfile as sf
+
     sf.write(str(path), np.ascontiguousarray(stereo.T), rate, subtype=subtype, format="WAV")
 
 

@@ -8,7 +8,6 @@ Object paths are given in normalised frame coordinates: ``u`` in [0, 1] left→r
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,8 +15,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-#: ``path(t_seconds) -> (u, v)`` in normalised frame coordinates.
-ObjectPath = Callable[[float], tuple[float, float]]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,12 +161,40 @@ def iter_frames(
     end_s: float | None = None,
     fps: float = 25.0,
     long_side: int | None = 640,
+    pixels: str = "rgb",
 ) -> Iterator[np.ndarray]:
-    """Yield RGB frames sampled at ``fps`` over ``[start_s, end_s)``.
+    """Yield frames sampled at ``fps`` over ``[start_s, end_s)``, scaled so the long side is
+    ``long_side`` pixels: RGB ``uint8 (H, W, 3)`` or, with ``pixels="grey"``, luma ``(H, W)``.
+
+    See :func:`iter_frame_forms` for the timing rule.
+    """
+    if end_s is None:
+        end_s = probe(path).duration_s
+    with _open(path) as container:
+        if not container.streams.video:
+            raise InputError(f"{path}: has no video stream")
+        codec = container.streams.video[0].codec_context
+        size = analysis_size(codec.width, codec.height, long_side)
+    for (frame,) in iter_frame_forms(path, start_s, end_s, fps, [(pixels, size)]):
+        yield frame
+
+
+_AV_FORMATS = {"rgb": "rgb24", "grey": "gray"}
+
+
+def iter_frame_forms(
+    path: str | Path,
+    start_s: float,
+    end_s: float,
+    fps: float,
+    forms: Sequence[tuple[str, tuple[int, int]]],
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Decode once; for each analysis frame yield one array per ``(pixels, (w, h))`` of ``forms``.
 
     Frame k shows the picture on screen at ``start_s + k / fps`` (the latest decoded frame whose
-    time is not after it), scaled so its long side is ``long_side`` pixels. Exactly
-    :func:`frame_count` frames are yielded; if the stream ends early the last picture is held.
+    time is not after it). Each form is made from the decoded picture by FFmpeg's scaler in one
+    step (grey straight from the luma plane). Exactly :func:`frame_count` frames are yielded; if
+    the stream ends early the last picture is held.
     """
     with _open(path) as container:
         if not container.streams.video:
@@ -174,22 +202,20 @@ def iter_frames(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         t0 = _stream_start(stream)
-        if end_s is None:
-            end_s = probe(path).duration_s
-        w, h = analysis_size(stream.codec_context.width, stream.codec_context.height, long_side)
         total = frame_count(start_s, end_s, fps)
         if start_s > 0:
             container.seek(int((start_s + t0) * 1e6), backward=True, any_frame=False)
         k = 0
         held: av.VideoFrame | None = None
-        held_rgb: np.ndarray | None = None
+        converted: tuple[np.ndarray, ...] | None = None
 
-        def emit() -> np.ndarray:
-            nonlocal held_rgb
-            if held_rgb is None:
+        def emit() -> tuple[np.ndarray, ...]:
+            nonlocal converted
+            if converted is None:
                 assert held is not None
-                held_rgb = held.reformat(width=w, height=h, format="rgb24").to_ndarray()
-            return held_rgb
+                converted = tuple(held.reformat(width=w, height=h, format=_AV_FORMATS[pixels]).to_ndarray()
+                                  for pixels, (w, h) in forms)
+            return converted
 
         try:
             for frame in container.decode(stream):
@@ -198,12 +224,12 @@ def iter_frames(
                 t = frame.time - t0
                 while k < total and start_s + k / fps < t - 1e-6:
                     if held is None:  # the range starts before the first decodable picture
-                        held, held_rgb = frame, None
+                        held, converted = frame, None
                     yield emit()
                     k += 1
                 if k >= total:
                     return
-                held, held_rgb = frame, None
+                held, converted = frame, None
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: the video cannot be decoded ({exc})") from exc
         if held is None:

@@ -11,18 +11,19 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import re
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import zmq
 
 from foleyspace import __version__
+from foleyspace.backends import default_registry
+from foleyspace.config import SCHEMES
+from foleyspace.device import check_device_name
 from foleyspace.errors import FoleySpaceError
 from foleyspace.home import ensure_state_dir, ensure_token, write_server_info
 from foleyspace.jobspec import job_from_spec
@@ -72,13 +73,6 @@ def is_loopback(endpoint: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
-def models_available() -> dict[str, bool]:
-    """Which optional model backends could be imported (nothing is imported here)."""
-    return {"yolo-world": find_spec("ultralytics") is not None,
-            "depth-anything": find_spec("transformers") is not None,
-            "torch": find_spec("torch") is not None}
-
-
 class JobServer:
     """Owns the socket, the store and the workers; :meth:`serve` runs until shutdown."""
 
@@ -87,9 +81,9 @@ class JobServer:
             raise FoleySpaceError(f"refusing to listen on {config.bind}: not loopback (use --allow-remote)")
         if config.workers < 1:
             raise FoleySpaceError("--workers must be at least 1")
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.device):
-            raise FoleySpaceError(f"--device {config.device!r}: use auto, cpu, mps, cuda or cuda:N")
+        check_device_name(config.device)
         self.config = config
+        self.registry = default_registry()
         self.home = ensure_state_dir(config.home)
         self.token = ensure_token(self.home)
         self.policy = PathPolicy.from_paths(list(config.roots), private=[self.home])
@@ -229,10 +223,8 @@ class JobServer:
     def _op_hello(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
         return {"server": "foleyspace", "version": __version__, "protocol": PROTOCOL_VERSION,
                 "device": self.config.device, "workers": len(self.workers),
-                "capabilities": {"ops": list(OPS), "localizers": ["motion", "seeded"], "depth": ["box-scale"],
-                                 "renderers": ["dsp"], "hrtf": ["spherical-head", "sofa"],
-                                 "schemes": ["fine", "coarse"], "mono": ["clip", "file"]},
-                "models": models_available(), "roots": [str(r) for r in self.policy.roots],
+                "capabilities": {"ops": list(OPS), "schemes": list(SCHEMES), "backends": self.registry.capabilities()},
+                "roots": [str(r) for r in self.policy.roots],
                 "limits": {"max_message_bytes": MAX_MESSAGE_BYTES, "max_queued": self.config.max_queued}}
 
     def _op_submit(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +232,7 @@ class JobServer:
         key = message.get("key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 128):
             raise FoleySpaceError("'key' must be a string of 1 to 128 characters", code="bad_request")
-        job = job_from_spec(spec)  # SpecError → bad_request
+        job = job_from_spec(spec, self.registry)  # SpecError → bad_request
         self.policy.check(job)  # PolicyError → forbidden
         if self.store.count("queued") >= self.config.max_queued:
             raise FoleySpaceError(f"the queue is full ({self.config.max_queued} jobs); try again later",
@@ -300,7 +292,7 @@ class JobServer:
             if record is None:
                 continue
             try:  # the roots may have changed since the job was queued (a restart with other --root)
-                self.policy.check(job_from_spec(record.spec))
+                self.policy.check(job_from_spec(record.spec, self.registry))
             except FoleySpaceError as exc:
                 self._finish(jid, "failed", {"error": {"code": exc.code, "message": str(exc)}})
                 continue

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from foleyspace.errors import FoleySpaceError
-from foleyspace.pipeline import Job
+from foleyspace.job import Job
 
 
 class PolicyError(FoleySpaceError):

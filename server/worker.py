@@ -1,4 +1,5 @@
-"""Worker processes: each hosts the pipeline (models loaded once) and runs one job at a time.
+"""Worker processes: each hosts the pipeline and one :class:`~foleyspace.backends.Backends` (models
+loaded once per worker, on the server's ``--device``) and runs one job at a time.
 
 The server talks to a worker over a ``multiprocessing`` pipe carrying msgpack bytes only
 (never pickles). Server → worker: ``{"type": "run", "job": id, "spec": {...}}``,
@@ -20,6 +21,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from foleyspace.backends import Backends
 from foleyspace.protocol import pack, unpack
 
 log = logging.getLogger(__name__)
@@ -36,22 +38,6 @@ def _die_with_parent() -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
-
-
-class Components:
-    """Per-worker cache of the loaded parts (HRIR sets now; detector and depth models later)."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self._hrir_sets: dict[str | None, Any] = {}
-
-    def hrir_set(self, sofa: str | None, rate: int):
-        from foleyspace.hrtf import load_hrir_set
-
-        key = f"{sofa}@{rate}"
-        if key not in self._hrir_sets:
-            self._hrir_sets[key] = load_hrir_set(sofa, fs=rate)
-        return self._hrir_sets[key]
 
 
 class _JobChannel:
@@ -87,17 +73,17 @@ class _JobChannel:
         return self.cancelled
 
 
-def run_job(channel: _JobChannel, spec: dict[str, Any], components: Components) -> dict[str, Any]:
-    """Run one job spec; returns the message to send back (done / failed / cancelled)."""
+def run_job(channel: _JobChannel, spec: dict[str, Any], backends: Backends) -> dict[str, Any]:
+    """Run one job spec with the worker's backends; returns the message to send back
+    (done / failed / cancelled)."""
     from foleyspace.errors import Cancelled, FoleySpaceError
     from foleyspace.jobspec import job_from_spec
     from foleyspace.pipeline import spatialize
 
     jid = channel.job_id
     try:
-        job = job_from_spec(spec)
-        hrir = components.hrir_set(str(job.hrtf) if job.hrtf else None, job.config.output.sample_rate)
-        result = spatialize(job, channel.progress, channel.cancel_requested, hrir_set=hrir)
+        job = job_from_spec(spec, backends.registry)
+        result = spatialize(job, backends, channel.progress, channel.cancel_requested)
     except Cancelled:
         return {"type": "cancelled", "job": jid}
     except FoleySpaceError as exc:
@@ -118,7 +104,7 @@ def worker_main(conn: Connection, index: int, device: str, log_level: int) -> No
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format=f"foleyspace worker {index}: %(levelname)s: %(message)s")
-    components = Components(device)
+    backends = Backends(device)  # this worker's models: each built on first use, then kept
     import foleyspace.pipeline  # noqa: F401  (load the heavy modules before saying ready)
 
     conn.send_bytes(pack({"type": "ready", "pid": os.getpid()}))
@@ -132,7 +118,7 @@ def worker_main(conn: Connection, index: int, device: str, log_level: int) -> No
             return
         if kind == "run":
             channel = _JobChannel(conn, str(message["job"]))
-            reply = run_job(channel, message["spec"], components)
+            reply = run_job(channel, message["spec"], backends)
             try:
                 channel.send(reply)
             except (BrokenPipeError, OSError):

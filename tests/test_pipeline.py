@@ -12,7 +12,8 @@ from conftest import level_difference_db, right_ear_lead_s
 from foleyspace.config import SpatializeConfig
 from foleyspace.coords import to_spherical
 from foleyspace.errors import Cancelled
-from foleyspace.pipeline import Job, SeedBox, spatialize
+from foleyspace.job import Job, SeedBox
+from foleyspace.pipeline import spatialize
 
 RATE = 48000
 
@@ -30,7 +31,7 @@ def read_stem(result):
 def test_object_crossing_left_to_right_moves_the_sound_left_to_right(clip_factory, tmp_path):
     result = run(clip_factory(motion="cross_lr"), tmp_path)
     stereo, rate = read_stem(result)
-    az = to_spherical(result.path.xyz)[:, 0]
+    az = to_spherical(result.source_path.xyz)[:, 0]
     fps = 25
     assert az[:fps].mean() > 10, "the first second should be on the left (positive azimuth)"
     assert az[-fps:].mean() < -10, "the last second should be on the right (negative azimuth)"
@@ -60,7 +61,7 @@ def test_seeded_box_on_the_right_gives_louder_right_ear(clip_factory, tmp_path):
     box = SeedBox(0.85 * w - r, 0.5 * h - r, 2 * r, 2 * r, time_s=0.0)
     result = run(clip, tmp_path, seed_box=box)
     stereo, rate = read_stem(result)
-    assert result.path.detected.mean() > 0.8
+    assert result.source_path.detected.mean() > 0.8
     assert level_difference_db(stereo) < -3.0
     assert right_ear_lead_s(stereo, rate) > 0.2e-3
 
@@ -95,13 +96,13 @@ def test_stem_carries_the_clip_audio_of_the_range(clip_factory, tmp_path):
     """The stem is the clip's own audio over exactly the requested range, rendered along the path."""
     from foleyspace.hrtf import SphericalHeadHrirSet
     from foleyspace.mono import ClipAudio
-    from foleyspace.render import DspRenderer, Trajectory
+    from foleyspace.render import DspRenderer, Waypoints
 
     clip = clip_factory(motion="bob_centre", duration_s=4.0)
     result = run(clip, tmp_path, start_s=1.0, end_s=3.0)
     stereo, rate = read_stem(result)
     renderer = DspRenderer(SphericalHeadHrirSet(RATE))
-    path = Trajectory(result.path.render_times_s, result.path.render_xyz)
+    path = Waypoints(result.source_path.render_times_s, result.source_path.render_xyz)
     gain = 10 ** (result.gain_db / 20)
 
     def error(start: float, end: float) -> float:
@@ -114,8 +115,8 @@ def test_stem_carries_the_clip_audio_of_the_range(clip_factory, tmp_path):
 
 def test_coarse_scheme_moves_once_per_second(clip_factory, tmp_path):
     result = run(clip_factory(motion="cross_lr"), tmp_path, config=SpatializeConfig.for_scheme("coarse"))
-    assert len(result.path.render_times_s) == 4
-    az = to_spherical(result.path.render_xyz)[:, 0]
+    assert len(result.source_path.render_times_s) == 4
+    az = to_spherical(result.source_path.render_xyz)[:, 0]
     assert az[0] > 0 > az[-1]
     assert len(np.unique(np.round(az, 6))) == len(az) or az[0] != az[-1]
 
@@ -125,9 +126,9 @@ def test_real_video_with_a_real_recording(bikes_mp4, speech_wav, tmp_path):
     stereo, rate = read_stem(result)
     assert stereo.shape == (2, 4 * RATE)
     assert np.all(np.isfinite(stereo)) and np.abs(stereo).max() > 0.01
-    assert result.path.detected.mean() > 0.5
-    assert np.all(np.isfinite(result.path.xyz))
-    az, el, r = to_spherical(result.path.xyz).T
+    assert result.source_path.detected.mean() > 0.5
+    assert np.all(np.isfinite(result.source_path.xyz))
+    az, el, r = to_spherical(result.source_path.xyz).T
     assert np.all(np.abs(az) <= 90) and np.all((r >= 1.0) & (r <= 6.0 + 1.47))
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import level_difference_db, right_ear_lead_s
-from foleyspace.config import DspRendererConfig
+from foleyspace.render import DspRendererConfig
 from foleyspace.coords import to_cartesian, to_spherical
 from foleyspace.hrtf import SphericalHeadHrirSet
 from foleyspace.render import (
     DspRenderer,
-    Trajectory,
+    Waypoints,
     crossfade_weight,
     delay_hrirs,
     distance_gain,
@@ -36,8 +36,8 @@ def noise() -> np.ndarray:
     return np.random.default_rng(7).standard_normal(FS // 2)  # 0.5 s of white noise
 
 
-def static(az: float, el: float = 0.0, r: float = 1.47) -> Trajectory:
-    return Trajectory(times_s=np.array([0.0]), xyz=to_cartesian([az], [el], [r]))
+def static(az: float, el: float = 0.0, r: float = 1.47) -> Waypoints:
+    return Waypoints(times_s=np.array([0.0]), xyz=to_cartesian([az], [el], [r]))
 
 
 def delta_hrirs(left: list[float], right: list[float], taps: int = 3, at: int = 0) -> np.ndarray:
@@ -164,7 +164,7 @@ def test_delay_hrirs_integer_and_half_sample():
 
 
 def test_trajectory_at_interpolates_and_holds():
-    tr = Trajectory(times_s=np.array([0.0, 1.0]), xyz=np.array([[0.0, 0, 0], [2.0, 4.0, 6.0]]))
+    tr = Waypoints(times_s=np.array([0.0, 1.0]), xyz=np.array([[0.0, 0, 0], [2.0, 4.0, 6.0]]))
     np.testing.assert_allclose(tr.at(np.array([-1.0, 0.5, 3.0])), [[0, 0, 0], [1, 2, 3], [2, 4, 6]])
 
 
@@ -192,7 +192,7 @@ def test_straight_ahead_is_balanced(head, noise):
 
 def test_moving_source_pans_right_to_left(head):
     mono = np.random.default_rng(11).standard_normal(FS)
-    tr = Trajectory(times_s=np.array([0.0, 1.0]), xyz=to_cartesian([-80.0, 80.0], [0.0, 0.0], [1.47, 1.47]))
+    tr = Waypoints(times_s=np.array([0.0, 1.0]), xyz=to_cartesian([-80.0, 80.0], [0.0, 0.0], [1.47, 1.47]))
     out = DspRenderer(head, DspRendererConfig(segment_rate_hz=25)).render(mono, tr, FS)
     q = FS // 4
     assert level_difference_db(out[:, :q]) < -6.0  # first quarter: right
@@ -215,7 +215,7 @@ def test_distance_gain_in_renderer(head, noise):
 
 def test_distance_delay_shifts_time_of_arrival(head):
     # straight ahead at 1.47 m then 4.90 m: extra path 3.43 m / 343 m/s = 10 ms = 480 samples at 48 kHz
-    tr = Trajectory(times_s=np.array([0.0, 1.0]), xyz=np.array([[1.47, 0, 0], [4.90, 0, 0]]))
+    tr = Waypoints(times_s=np.array([0.0, 1.0]), xyz=np.array([[1.47, 0, 0], [4.90, 0, 0]]))
     r = DspRenderer(head, DspRendererConfig(distance_delay=True, distance_gain=False))
     h = r.boundary_hrirs(tr, np.array([0.0, 1.0]))
     peak = np.argmax(np.abs(h), axis=-1)
@@ -226,7 +226,7 @@ def test_distance_delay_shifts_time_of_arrival(head):
 
 
 def test_segment_count_and_rate_check(head):
-    tr = Trajectory(times_s=np.arange(10) / 25.0, xyz=np.tile([1.0, 0, 0], (10, 1)))
+    tr = Waypoints(times_s=np.arange(10) / 25.0, xyz=np.tile([1.0, 0, 0], (10, 1)))
     # None: one segment per trajectory sample; 25 Hz over 2 s → 50; 1 Hz over 8.4 s → round(8.4) = 8
     assert DspRenderer(head).segment_count(96000, FS, tr) == 10
     assert DspRenderer(head, DspRendererConfig(segment_rate_hz=25)).segment_count(96000, FS, tr) == 50
@@ -245,7 +245,7 @@ def test_output_length_is_input_length(head):
 def test_coarse_positions_fall_exactly_on_segment_boundaries(head):
     # positions once per second (coarse scheme), a 2.5 s signal: segments start at 0, 1, 2 s and
     # the last one (2–2.5 s) holds the last position; no interpolated in-between HRIR is used
-    tr = Trajectory(np.array([0.0, 1.0, 2.0]), to_cartesian(np.array([30.0, 0.0, -50.0]), np.zeros(3), np.full(3, 2.0)))
+    tr = Waypoints(np.array([0.0, 1.0, 2.0]), to_cartesian(np.array([30.0, 0.0, -50.0]), np.zeros(3), np.full(3, 2.0)))
     renderer = DspRenderer(head)
     bounds = renderer.bounds(int(2.5 * FS), FS, tr)
     np.testing.assert_array_equal(bounds, [0, FS, 2 * FS, int(2.5 * FS)])

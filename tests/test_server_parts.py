@@ -21,7 +21,8 @@ from foleyspace import home
 from foleyspace.config import SpatializeConfig
 from foleyspace.errors import FoleySpaceError
 from foleyspace.jobspec import OPTION_DEFAULTS, SpecError, default_name, job_from_spec, spec_from_job
-from foleyspace.pipeline import Job, SeedBox
+from foleyspace.job import Job, SeedBox
+from foleyspace.render import DspRendererConfig
 from foleyspace.protocol import (
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
@@ -209,6 +210,11 @@ def opts(**options):
     return spec(options=options)
 
 
+def dsp(job):
+    """The DSP renderer's settings of a job (its defaults when the spec set none)."""
+    return job.config.settings_for("dsp") or DspRendererConfig()
+
+
 class TestJobSpec:
     def test_minimal_spec_defaults(self):
         job = job_from_spec(dict(MIN_SPEC))
@@ -218,8 +224,8 @@ class TestJobSpec:
         assert job.audio is None and job.hrtf is None and job.seed_box is None
         assert job.start_s is None and job.end_s is None
         assert job.config.trajectory.scheme == "fine"
-        assert job.config.render.segment_rate_hz is None
-        assert job.config.render.distance_delay is False
+        assert dsp(job).segment_rate_hz is None
+        assert dsp(job).distance_delay is False
         assert job.config.analysis.long_side == 640
         assert job.write_sidecar is True
         assert job.config == SpatializeConfig.for_scheme("fine")
@@ -232,8 +238,8 @@ class TestJobSpec:
     def test_coarse_scheme(self):
         job = job_from_spec(opts(scheme="coarse"))
         assert job.config.trajectory.scheme == "coarse"
-        assert job.config.render.segment_rate_hz is None  # one segment per (per-second) position
-        assert job_from_spec(opts(scheme="coarse", segments_per_second=4)).config.render.segment_rate_hz == 4.0
+        assert dsp(job).segment_rate_hz is None  # one segment per (per-second) position
+        assert dsp(job_from_spec(opts(scheme="coarse", segments_per_second=4))).segment_rate_hz == 4.0
 
     def test_full_spec(self):
         job = job_from_spec(spec(name="Take.WAV", start_s=1, end_s=5.5, audio="/media/voice.wav",
@@ -245,8 +251,8 @@ class TestJobSpec:
         assert job.audio == Path("/media/voice.wav")
         assert job.seed_box == SeedBox(10.0, 20.0, 30.5, 40.0, 2.0)
         assert job.hrtf == Path("/h/ku100.sofa")
-        assert job.config.render.distance_delay is True
-        assert job.config.render.segment_rate_hz == 2.5
+        assert dsp(job).distance_delay is True
+        assert dsp(job).segment_rate_hz == 2.5
         assert job.config.analysis.long_side == 32
         assert job.write_sidecar is False
         assert job_from_spec(opts(long_side=8192)).config.analysis.long_side == 8192
@@ -349,7 +355,8 @@ class TestJobSpec:
             "start_s": 0.5, "end_s": 4.0, "audio": str(base / "media" / "bark.wav"), "audio_start_s": 0.75,
             "box": [12.0, 30.5, 64.0, 48.0], "box_time_s": 1.25,
             "options": {"scheme": "coarse", "hrtf": str(base / "hrtf" / "ku100.sofa"), "segments_per_second": 3.0,
-                        "distance_delay": True, "long_side": 1280, "sidecar": False, "label": "dog"},
+                        "distance_delay": True, "long_side": 1280, "sidecar": False, "label": "dog",
+                        "localizer": "auto", "depth": "auto", "renderer": "auto"},
         }
         job = job_from_spec(original)
         again = spec_from_job(job)
@@ -360,7 +367,7 @@ class TestJobSpec:
     def test_round_trip_of_a_python_built_job(self, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)
         cfg = SpatializeConfig.for_scheme("fine")
-        cfg = replace(cfg, render=replace(cfg.render, distance_delay=True))
+        cfg = replace(cfg, settings={"dsp": DspRendererConfig(distance_delay=True)})
         job = Job(video=Path("clip.mp4"), output=Path("out/stem.wav"), audio=Path("voice.flac"), start_s=1,
                   seed_box=SeedBox(1, 2, 3, 4), hrtf=Path("h.sofa"), config=cfg)
         back = job_from_spec(spec_from_job(job))

@@ -13,7 +13,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from foleyspace.errors import InputError
 from foleyspace.coords import to_cartesian
@@ -55,6 +54,8 @@ class SofaHrirSet:
             ir = ir[:, ::-1, :]
         src_fs = float(np.asarray(sofa.Data_SamplingRate).ravel()[0])
         if abs(src_fs - fs) > 1e-6:
+            from scipy.signal import resample_poly
+
             ratio = Fraction(int(fs), int(round(src_fs))).limit_denominator(1000)
             ir = resample_poly(ir, ratio.numerator, ratio.denominator, axis=-1)
         self._ir = ir

@@ -12,6 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from foleyspace.frames import FrameForm
+
 #: ``progress(fraction)`` with fraction in [0, 1]; may raise to cancel.
 FrameProgress = Callable[[float], None]
 
@@ -48,22 +50,49 @@ class BoxTrack:
         return len(self.boxes)
 
 
+@dataclass(frozen=True)
+class LocalizeRequest:
+    """What one clip asks of a localizer.
+
+    Attributes:
+        n_frames: how many frames the iterable yields (for progress; the output has one row per
+            frame actually yielded).
+        fps: analysis frame rate, frames per second.
+        label: text naming the sounding object (``None``: not given); label-aware backends
+            detect it, the others record it.
+        seed_box: a user-drawn box ``(x, y, w, h)`` in analysis pixels, or ``None``.
+        seed_frame: the analysis frame ``seed_box`` was drawn on (0-based).
+    """
+
+    n_frames: int
+    fps: float = 25.0
+    label: str | None = None
+    seed_box: tuple[float, float, float, float] | None = None
+    seed_frame: int = 0
+
+
 class Localizer(Protocol):
-    """Finds the sounding object in each analysis frame."""
+    """Finds the sounding object in each analysis frame.
+
+    Attributes:
+        name: registry name.
+        frame_form: the frames it wants (:class:`~foleyspace.frames.FrameForm`).
+    """
 
     name: str
+    frame_form: FrameForm
 
     def localize(
         self,
         frames: Iterable[np.ndarray],
-        n_frames: int,
+        request: LocalizeRequest,
         progress: FrameProgress | None = None,
     ) -> BoxTrack:
-        """Return one box (or NaN row) per frame.
+        """Return one box (or NaN row) per frame, in analysis pixels.
 
         Args:
-            frames: RGB ``uint8`` arrays ``(H, W, 3)`` at the analysis rate, consumed once, in order.
-            n_frames: the number of frames the iterable yields (for progress).
+            frames: arrays in :attr:`frame_form` at the analysis rate, consumed once, in order.
+            request: the clip's frame count, label and seed.
             progress: called with the fraction done; it may raise :class:`~foleyspace.errors.Cancelled`.
         """
         ...

@@ -43,7 +43,8 @@ import cv2
 import numpy as np
 
 from foleyspace.errors import InputError
-from foleyspace.localize.base import BoxTrack, FrameProgress
+from foleyspace.frames import FrameForm
+from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest
 
 log = logging.getLogger(__name__)
 
@@ -269,21 +270,6 @@ def combine_differences(diffs: list[np.ndarray], shape: tuple[int, int]) -> np.n
     return diffs[0] if len(diffs) == 1 else np.minimum(diffs[0], diffs[1])
 
 
-def motion_map(
-    cur: np.ndarray,
-    prev: tuple[np.ndarray, Affine] | None,
-    nxt: tuple[np.ndarray, Affine] | None,
-    cfg: MotionConfig,
-) -> np.ndarray:
-    """Per-pixel motion strength of ``cur`` (float32 grey levels, 0 where unknown).
-
-    ``prev`` / ``nxt`` are a neighbour frame and the matrix mapping it onto ``cur``. With both, the
-    strength is the smaller of the two differences (centred three-frame differencing).
-    """
-    diffs = [neighbour_difference(cur, n[0], n[1], cfg) for n in (prev, nxt) if n is not None]
-    return combine_differences(diffs, cur.shape)
-
-
 def _kernel(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
@@ -399,6 +385,7 @@ class MotionLocalizer:
     """
 
     name = "motion"
+    frame_form = FrameForm("rgb")
 
     def __init__(self, config: MotionConfig | None = None) -> None:
         self.config = config or MotionConfig()
@@ -406,22 +393,22 @@ class MotionLocalizer:
     def localize(
         self,
         frames: Iterable[np.ndarray],
-        n_frames: int,
+        request: LocalizeRequest,
         progress: FrameProgress | None = None,
     ) -> BoxTrack:
         """One box per frame, in analysis pixels; NaN rows and confidence 0 where nothing moves.
 
         Args:
             frames: RGB ``uint8`` ``(H, W, 3)`` frames, all the same size, consumed once in order.
-            n_frames: how many frames the iterable yields (used for progress only; the output has
-                one row per frame actually yielded).
+            request: ``n_frames`` is used for progress only (the output has one row per frame
+                actually yielded); the label is recorded, not used.
             progress: called with the fraction done every few frames and with 1.0 at the end;
                 whatever it raises propagates.
 
         Raises:
             InputError: a frame is not RGB ``uint8`` or changes size mid-stream.
         """
-        run = _MotionRun(self.config, n_frames, progress)
+        run = _MotionRun(self.config, request.n_frames, progress)
         for frame in frames:
             run.push(frame)
         return run.finish()

@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from foleyspace.errors import InputError
-from foleyspace.localize.base import BoxTrack, FrameProgress
+from foleyspace.frames import FrameForm
+from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest
 from foleyspace.localize.motion import to_grey
 
 log = logging.getLogger(__name__)
@@ -185,46 +186,42 @@ def match_in_window(
 class SeededTracker:
     """Tracks a user-drawn box forward and backward from its seed frame (see module docstring).
 
-    Implements :class:`~foleyspace.localize.base.Localizer`.
-
-    Args:
-        seed_box: ``(x, y, w, h)`` in analysis pixels on frame ``seed_frame``.
-        seed_frame: index of the analysis frame the box was drawn on (0-based).
-        config: tunables.
-
-    Raises:
-        InputError: the box is not four finite numbers, is smaller than
-            :attr:`TrackerConfig.min_seed_px`, or the seed frame is negative. Whether the box lies
-            inside the frame and the seed frame inside the clip is checked by :meth:`localize`.
+    Implements :class:`~foleyspace.localize.base.Localizer`; the box comes with each request
+    (:attr:`~foleyspace.localize.base.LocalizeRequest.seed_box`, analysis pixels, drawn on
+    ``seed_frame``).
     """
 
     name = "seeded"
+    frame_form = FrameForm("rgb")
 
-    def __init__(self, seed_box: Sequence[float], seed_frame: int, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
-        self.seed_box, self.seed_frame = _validated_seed(seed_box, seed_frame, self.config)
 
     def localize(
         self,
         frames: Iterable[np.ndarray],
-        n_frames: int,
+        request: LocalizeRequest,
         progress: FrameProgress | None = None,
     ) -> BoxTrack:
         """One box per frame in analysis pixels; the seed frame holds the seed box (confidence 1).
 
         Args:
             frames: RGB ``uint8`` ``(H, W, 3)`` frames, all the same size, consumed once in order.
-            n_frames: how many frames the iterable yields.
+            request: the frame count and the seed (required).
             progress: called with the fraction done every few frames and with 1.0 at the end;
                 whatever it raises propagates.
 
         Raises:
-            InputError: the seed frame is not inside the clip, the seed box not inside the frame,
-                or a frame is malformed.
+            InputError: no seed box, a box that is not four finite numbers or is smaller than
+                :attr:`TrackerConfig.min_seed_px`, a seed frame that is negative or not inside
+                the clip, a box not inside the frame, or a malformed frame.
         """
-        if self.seed_frame >= n_frames:
-            raise InputError(f"seed frame {self.seed_frame} is past the end of the clip ({n_frames} frames)")
-        run = _TrackRun(self.seed_box, self.seed_frame, self.config, n_frames, progress)
+        if request.seed_box is None:
+            raise InputError("the seeded tracker needs a box around the object (--box X,Y,W,H[@TIME])")
+        seed_box, seed_frame = _validated_seed(request.seed_box, request.seed_frame, self.config)
+        if seed_frame >= request.n_frames:
+            raise InputError(f"seed frame {seed_frame} is past the end of the clip ({request.n_frames} frames)")
+        run = _TrackRun(seed_box, seed_frame, self.config, request.n_frames, progress)
         for frame in frames:
             run.push(frame)
         return run.finish()

@@ -1,0 +1,93 @@
+"""The analysis frames of one clip range, decoded once and handed to each stage in its own form.
+
+A stage says what it needs with a :class:`FrameForm` (RGB or grey, at which long side). The
+pipeline pulls the localizer's frames from :meth:`FrameSource.frames`; stages that only watch
+the clip (a depth model) are *taps*: they get the same pictures pushed to them in batches during
+that one pass, so no stage decodes the clip a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+PIXELS = ("rgb", "grey")
+
+
+@dataclass(frozen=True)
+class FrameForm:
+    """How a stage wants its frames.
+
+    Attributes:
+        pixels: ``"rgb"`` (``uint8 (H, W, 3)``) or ``"grey"`` (``uint8 (H, W)``, luma).
+        long_side: scale so the long side has this many pixels (never above the analysis size);
+            ``None``: the analysis size.
+    """
+
+    pixels: str = "rgb"
+    long_side: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.pixels not in PIXELS:
+            raise ValueError(f"pixels must be one of {PIXELS}, not {self.pixels!r}")
+
+
+class FrameSink(Protocol):
+    """A stage that watches the frames of a pass (see :class:`FrameSource`)."""
+
+    def push(self, first_index: int, frames: np.ndarray) -> None:
+        """Frames ``first_index, first_index + 1, …`` as one array ``(n, H, W[, 3])``."""
+        ...
+
+
+class FrameSource:
+    """Frames of ``video`` over ``[start_s, end_s)`` at ``fps``, analysis size ``size = (w, h)``.
+
+    Re-iterable: each call of :meth:`frames` is one decoding pass. ``check()`` is called every
+    ``check_every`` frames (it may raise to cancel).
+    """
+
+    def __init__(self, video: str | Path, start_s: float, end_s: float, fps: float, size: tuple[int, int],
+                 check: Callable[[], None] | None = None, check_every: int = 8) -> None:
+        from foleyspace.video import frame_count
+
+        self.video = Path(video)
+        self.start_s, self.end_s, self.fps, self.size = start_s, end_s, fps, size
+        self.n_frames = frame_count(start_s, end_s, fps)
+        self._check = check
+        self._check_every = check_every
+
+    def size_of(self, form: FrameForm) -> tuple[int, int]:
+        """``(w, h)`` of frames in ``form``."""
+        from foleyspace.video import analysis_size
+
+        return analysis_size(self.size[0], self.size[1], form.long_side)
+
+    def frames(self, form: FrameForm = FrameForm(),
+               taps: Sequence[tuple[FrameForm, FrameSink]] = (), batch: int = 8) -> Iterator[np.ndarray]:
+        """Yield every frame in ``form``; push the same frames to each tap in its form, ``batch``
+        at a time (the last batch may be shorter)."""
+        from foleyspace.video import iter_frame_forms
+
+        forms = [(form.pixels, self.size_of(form))] + [(f.pixels, self.size_of(f)) for f, _ in taps]
+        pending: list[list[np.ndarray]] = [[] for _ in taps]
+        first = 0
+        index = 0
+        for index, arrays in enumerate(iter_frame_forms(self.video, self.start_s, self.end_s, self.fps, forms)):
+            if self._check is not None and index % self._check_every == 0:
+                self._check()
+            for j, (_, sink) in enumerate(taps):
+                pending[j].append(arrays[1 + j])
+                if len(pending[j]) == batch:
+                    sink.push(first, np.stack(pending[j]))
+                    pending[j].clear()
+            if taps and len(pending[0]) == 0:
+                first = index + 1
+            yield arrays[0]
+        for j, (_, sink) in enumerate(taps):
+            if pending[j]:
+                sink.push(first, np.stack(pending[j]))

@@ -1,0 +1,90 @@
+"""The job: one spatialization request, and what it produced (numpy and the standard library only).
+
+A :class:`Job` is built by :func:`foleyspace.jobspec.job_from_spec` — the one validator every
+way in (CLI, server, render-otio, the editor plug-ins) goes through — and run by
+:func:`foleyspace.pipeline.spatialize`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from foleyspace.config import SpatializeConfig
+
+
+@dataclass(frozen=True)
+class SeedBox:
+    """A user-drawn box around the sounding object, in source-video pixels (``x, y`` top-left
+    corner, ``w, h`` size), drawn at ``time_s`` seconds of the clip (``None``: the range start)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One spatialization request.
+
+    Attributes:
+        video: the clip.
+        output: the stem WAV to write; the sidecar goes beside it with suffix ``.json``.
+        audio: a sound file to spatialize instead of the clip's own audio.
+        audio_start_s: where in ``audio`` the range starts, seconds (that point plays at ``start_s``).
+        start_s, end_s: the source range in clip seconds (``None`` = clip start / end).
+        seed_box: a box to track instead of finding the object.
+        hrtf: a SOFA file instead of the analytic spherical head.
+        label: text naming the sounding object; handed to the localizer (label-aware backends
+            detect it, the offline ones record it).
+        config: settings, including the backend choices.
+        write_sidecar: write ``<output>.json`` with the per-frame trajectory.
+    """
+
+    video: Path
+    output: Path
+    audio: Path | None = None
+    audio_start_s: float = 0.0
+    start_s: float | None = None
+    end_s: float | None = None
+    seed_box: SeedBox | None = None
+    hrtf: Path | None = None
+    label: str | None = None
+    config: SpatializeConfig = field(default_factory=SpatializeConfig)
+    write_sidecar: bool = True
+
+    @property
+    def sidecar_path(self) -> Path:
+        return Path(self.output).with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished job produced.
+
+    Attributes:
+        stem, sidecar: the files written (``sidecar`` is ``None`` without one).
+        start_s, end_s: the source range rendered, clip seconds.
+        sample_rate, samples: of the stem.
+        gain_db: peak-limiting gain applied (0 or negative).
+        source_path: the analysed path of the source (:class:`foleyspace.trajectory.SourcePath`).
+        stereo: the stem's samples ``(2, samples)``, float.
+    """
+
+    stem: Path
+    sidecar: Path | None
+    start_s: float
+    end_s: float
+    sample_rate: int
+    samples: int
+    gain_db: float
+    source_path: object
+    stereo: np.ndarray = field(repr=False)
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.sample_rate
