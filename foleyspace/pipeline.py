@@ -53,7 +53,7 @@ class _Reporter:
 
 
 def localize_request(job: Job, info: VideoInfo, size: tuple[int, int], start_s: float, n_frames: int) -> LocalizeRequest:
-    """The localizer's view of ``job``: the seed box scaled to analysis pixels and its frame."""
+    """The localizer's view of ``job``: the seed box scaled to the localizer's frame ``size`` and its frame."""
     fps = job.config.analysis.fps
     box = job.seed_box
     if box is None:
@@ -88,15 +88,18 @@ def spatialize(
     stages = (backends or Backends("cpu")).for_job(job)
     size = analysis_size(info.width, info.height, cfg.analysis.long_side)
     source = FrameSource(job.video, start, end, cfg.analysis.fps, size, check=report.check)
-    request = localize_request(job, info, size, start, source.n_frames)
+    form = stages.localizer.frame_form
+    form_size = source.size_of(form)  # the localizer works in its own pixels; boxes come back to analysis pixels
+    request = localize_request(job, info, form_size, start, source.n_frames)
     t0 = time.perf_counter()
 
     log.info("analysing %d frames of %s (%.3f–%.3f s) with %s", source.n_frames, job.video, start, end,
              stages.described["localizer"]["name"])
     depth_run = stages.depth.start(source.n_frames)
     taps = [(stages.depth.frame_form, depth_run)] if stages.depth.frame_form is not None else []
-    frames = source.frames(stages.localizer.frame_form, taps)
-    track: BoxTrack = stages.localizer.localize(frames, request, report.stage("analyse"))
+    track: BoxTrack = stages.localizer.localize(source.frames(form, taps), request, report.stage("analyse"))
+    if form_size != size:
+        track = track.scaled(size[0] / form_size[0], size[1] / form_size[1])
     report("analyse", 1.0)
     depth_values = depth_run.finish(track)
     report("depth", 1.0)

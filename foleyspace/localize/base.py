@@ -41,6 +41,10 @@ class BoxTrack:
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "confidence", conf)
 
+    def scaled(self, sx: float, sy: float) -> BoxTrack:
+        """The same track with boxes scaled by ``sx`` horizontally and ``sy`` vertically (another frame size)."""
+        return BoxTrack(self.boxes * np.array([sx, sy, sx, sy]), self.confidence, self.label)
+
     @property
     def detected(self) -> np.ndarray:
         """``(T,)`` bool: True where the frame has a box."""
@@ -60,7 +64,7 @@ class LocalizeRequest:
         fps: analysis frame rate, frames per second.
         label: text naming the sounding object (``None``: not given); label-aware backends
             detect it, the others record it.
-        seed_box: a user-drawn box ``(x, y, w, h)`` in analysis pixels, or ``None``.
+        seed_box: a user-drawn box ``(x, y, w, h)`` in the localizer's frame pixels, or ``None``.
         seed_frame: the analysis frame ``seed_box`` was drawn on (0-based).
     """
 
@@ -88,7 +92,8 @@ class Localizer(Protocol):
         request: LocalizeRequest,
         progress: FrameProgress | None = None,
     ) -> BoxTrack:
-        """Return one box (or NaN row) per frame, in analysis pixels.
+        """Return one box (or NaN row) per frame, in the pixels of the frames it was given (its
+        :attr:`frame_form`; the pipeline scales them to analysis pixels).
 
         Args:
             frames: arrays in :attr:`frame_form` at the analysis rate, consumed once, in order.

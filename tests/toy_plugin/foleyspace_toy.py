@@ -1,0 +1,46 @@
+"""A toy backend plug-in: registered in this one place, usable everywhere (the registry test).
+
+``toy-left``: a localizer that puts the object in the left quarter of every frame, so a stem made
+with it is louder on the left whatever the clip shows. Each construction appends a line (the
+process id) to the file named by ``FOLEYSPACE_TOY_BUILDS``, so a test can count how often a
+process built it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from foleyspace.backends import Backend
+from foleyspace.frames import FrameForm
+from foleyspace.localize.base import BoxTrack
+
+
+def register(registry) -> None:
+    registry.add(Backend("localizer", "toy-left", "foleyspace_toy:LeftLocalizer",
+                         "test plug-in: the object sits in the left quarter of the frame"))
+
+
+class LeftLocalizer:
+    name = "toy-left"
+    frame_form = FrameForm("grey", long_side=64)
+
+    def __init__(self) -> None:
+        log = os.environ.get("FOLEYSPACE_TOY_BUILDS")
+        if log:
+            with open(log, "a") as f:
+                f.write(f"{os.getpid()}\n")
+
+    def describe(self) -> dict:
+        return {"weights": "none (toy)", "version": "0.1"}
+
+    def localize(self, frames, request, progress=None) -> BoxTrack:
+        rows = []
+        for frame in frames:
+            assert frame.ndim == 2 and max(frame.shape) <= 64, "the frame source must honour frame_form"
+            h, w = frame.shape
+            rows.append((w * 0.125 - 2, h * 0.5 - 2, 4.0, 4.0))
+        if progress is not None:
+            progress(1.0)
+        return BoxTrack(np.array(rows, float), np.ones(len(rows)), label=request.label or "toy")
