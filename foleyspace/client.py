@@ -182,48 +182,58 @@ class Client:
 
     def run_batch(self, specs: Sequence[dict[str, Any]], timeout: float | None = None,
                   on_event: Callable[[int, dict[str, Any]], None] | None = None,
-                  before_wait: Callable[[int, str], None] | None = None) -> list[dict[str, Any]]:
+                  before_wait: Callable[[int, str], None] | None = None,
+                  on_end: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         """Submit every spec, then wait for each job in turn; one outcome per spec, in order.
 
         An outcome is a final status (``state`` done/failed/cancelled, with ``result`` or
         ``error``) or, when the job did not run to an end here, ``{"state": ..., "error": {code,
         message}}`` with state ``refused`` (the server rejected the spec), ``unsent`` (no server
         answered; later specs are not tried), ``timeout`` (no end within ``timeout`` seconds per
-        job; the job is cancelled) or ``lost`` (the server went away while waiting; if it stays
-        away, the remaining jobs are reported lost without waiting). ``on_event(index, event)``
-        gets each job's events, ``before_wait(index, job)`` is called before waiting for it.
+        job; the job is cancelled), ``lost`` (a request failed while waiting) or ``abandoned``
+        (not waited for: the server went away earlier and stays away). ``on_event(index, event)``
+        gets each job's events, ``before_wait(index, job)`` is called before waiting for it and
+        ``on_end(index, outcome)`` as soon as its outcome is known.
         """
         outcomes: list[dict[str, Any] | None] = [None] * len(specs)
+
+        def settle(i: int, outcome: dict[str, Any]) -> None:
+            outcomes[i] = outcome
+            if on_end is not None:
+                on_end(i, outcome)
+
         jobs: list[tuple[int, str]] = []
         for i, spec in enumerate(specs):
             try:
                 jobs.append((i, self.submit(spec)))
             except ServerUnavailable as exc:
                 for j in range(i, len(specs)):
-                    outcomes[j] = {"job": None, "state": "unsent", "error": {"code": exc.code, "message": str(exc)}}
+                    settle(j, {"job": None, "state": "unsent", "error": {"code": exc.code, "message": str(exc)}})
                 break
             except ClientError as exc:
-                outcomes[i] = {"job": None, "state": "refused", "error": {"code": exc.code, "message": str(exc)}}
+                settle(i, {"job": None, "state": "refused", "error": {"code": exc.code, "message": str(exc)}})
         gone: str | None = None
         for i, job in jobs:
             if gone is not None:
-                outcomes[i] = {"job": job, "state": "lost", "error": {"code": "unavailable", "message": gone}}
+                settle(i, {"job": job, "state": "abandoned", "error": {"code": "unavailable", "message": gone}})
                 continue
             if before_wait is not None:
                 before_wait(i, job)
             try:
                 forward = None if on_event is None else (lambda event, i=i: on_event(i, event))
-                outcomes[i] = self.wait(job, timeout=timeout, on_event=forward)
+                final = self.wait(job, timeout=timeout, on_event=forward)
             except TimeoutError as exc:
                 try:
                     self.cancel(job)
                 except ClientError:
                     pass
-                outcomes[i] = {"job": job, "state": "timeout", "error": {"code": "timeout", "message": str(exc)}}
+                settle(i, {"job": job, "state": "timeout", "error": {"code": "timeout", "message": str(exc)}})
             except ClientError as exc:
-                outcomes[i] = {"job": job, "state": "lost", "error": {"code": exc.code, "message": str(exc)}}
+                settle(i, {"job": job, "state": "lost", "error": {"code": exc.code, "message": str(exc)}})
                 if isinstance(exc, ServerUnavailable) and not self.ping():
                     gone = f"the server went away: {exc}"
+            else:
+                settle(i, final)
         return [o for o in outcomes if o is not None]
 
     def wait(self, job: str, timeout: float | None = None,

@@ -273,7 +273,7 @@ def render_on_server(tasks: list[ClipTask], skipped: list[Skipped], address: str
             raise FoleySpaceError(error["message"])  # not about this clip: stop the batch
         elif outcome["state"] in ("refused", "unsent"):
             skipped.append(Skipped(task.track_name, task.clip_name, f"{error['code']}: {error['message']}"))
-        elif outcome["state"] in ("timeout", "lost"):
+        elif outcome["state"] in ("timeout", "lost", "abandoned"):
             raise FoleySpaceError(error["message"])
         else:
             skipped.append(Skipped(task.track_name, task.clip_name, f"job {outcome['state']}: {error['message']}"))

@@ -362,66 +362,54 @@ class _Progress:
 
 def render_stems(client: Any, clips: List[Clip], out_dir: Path, settings: Settings,
                  log: Log) -> Tuple[List[Stem], List[Tuple[str, str]]]:
-    """Submit every clip, then wait for each in turn; ``(stems, [(clip name, reason)])``.
+    """Submit every clip, then wait for each in turn (``Client.run_batch``);
+    ``(stems, [(clip name, reason)])``.
 
     A refused or failed job, a timeout or the server going away costs only that clip; when the
     server stays away, the clips not finished yet are reported without further waiting.
     """
+    taken: set = set()
+    paths = [_stem_path(out_dir, clip, taken) for clip in clips]
+    specs = [{"video": clip.video, "output_dir": str(out_dir), "name": path.name,
+              "start_s": clip.start_s, "end_s": clip.end_s,
+              "options": {**settings.options, "label": clip.name[:200]}} for clip, path in zip(clips, paths)]
+    prefixes = [f"FoleySpace: [{n}/{len(clips)}] {clip.name}:" for n, clip in enumerate(clips, 1)]
+    watchers = [_Progress(log, prefix) for prefix in prefixes]
     stems: List[Stem] = []
     skipped: List[Tuple[str, str]] = []
-    jobs: List[Tuple[Clip, str, Path]] = []
-    taken: set = set()
-    unsent = ""
-    for clip in clips:
-        if unsent:
-            skipped.append((clip.name, unsent))
-            continue
-        path = _stem_path(out_dir, clip, taken)
-        spec = {"video": clip.video, "output_dir": str(out_dir), "name": path.name,
-                "start_s": clip.start_s, "end_s": clip.end_s,
-                "options": {**settings.options, "label": clip.name[:200]}}
-        try:
-            jobs.append((clip, client.submit(spec), path))
-        except ServerUnavailable as exc:
-            unsent = f"not sent: {exc}"
-            skipped.append((clip.name, unsent))
-        except ClientError as exc:
-            skipped.append((clip.name, f"the server refused the job ({exc.code}: {exc})"))
-    gone = "not finished: the FoleySpace server went away" if unsent else ""
-    for n, (clip, job, path) in enumerate(jobs, 1):
-        prefix = f"FoleySpace: [{n}/{len(jobs)}] {clip.name}:"
-        if gone:
-            skipped.append((clip.name, gone))
-            continue
-        log(f"{prefix} waiting for job {job}")
-        try:
-            final = client.wait(job, timeout=settings.job_timeout_s, on_event=_Progress(log, prefix))
-        except TimeoutError:
-            _call(client, "cancel", job)
-            skipped.append((clip.name, f"no result within {settings.job_timeout_s:g} s (job {job} cancelled)"))
-            continue
-        except ServerUnavailable as exc:
-            skipped.append((clip.name, f"the server went away during the job: {exc}"))
-            if not client.ping():
-                gone = "not finished: the FoleySpace server went away"
-            continue
-        except ClientError as exc:
-            skipped.append((clip.name, f"server error ({exc.code}: {exc})"))
-            continue
-        state = final.get("state")
+
+    def settle(i: int, outcome: Dict[str, Any]) -> None:
+        clip, path, prefix = clips[i], paths[i], prefixes[i]
+        state, job = outcome.get("state"), outcome.get("job")
+        error = outcome.get("error") or {}
+        code, message = error.get("code", "error"), error.get("message", "")
         if state == "done":
-            result = final.get("result") or {}
+            result = outcome.get("result") or {}
             stem = str(result.get("stem") or path)
             if not os.path.isfile(stem):
                 skipped.append((clip.name, f"the server reported {stem} but it is not there"))
-                continue
+                return
             log(f"{prefix} done -> {stem}")
             stems.append(Stem(clip, stem, float(result.get("duration_s") or (clip.end_s - clip.start_s))))
+        elif state == "unsent":
+            skipped.append((clip.name, f"not sent: {message}"))
+        elif state == "refused":
+            skipped.append((clip.name, f"the server refused the job ({code}: {message})"))
+        elif state == "timeout":
+            skipped.append((clip.name, f"no result within {settings.job_timeout_s:g} s (job {job} cancelled)"))
+        elif state == "lost" and code == "unavailable":
+            skipped.append((clip.name, f"the server went away during the job: {message}"))
+        elif state == "lost":
+            skipped.append((clip.name, f"server error ({code}: {message})"))
+        elif state == "abandoned":
+            skipped.append((clip.name, "not finished: the FoleySpace server went away"))
         elif state == "failed":
-            error = final.get("error") or {}
-            skipped.append((clip.name, f"job failed ({error.get('code', 'error')}: {error.get('message', '')})"))
+            skipped.append((clip.name, f"job failed ({code}: {message})"))
         else:
             skipped.append((clip.name, f"job ended as {state}"))
+
+    client.run_batch(specs, timeout=settings.job_timeout_s, on_event=lambda i, event: watchers[i](event),
+                     before_wait=lambda i, job: log(f"{prefixes[i]} waiting for job {job}"), on_end=settle)
     return stems, skipped
 
 
