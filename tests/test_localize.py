@@ -16,14 +16,10 @@ import pytest
 
 from foleyspace.errors import Cancelled, InputError
 from foleyspace.localize.base import BoxTrack, LocalizeRequest
-from foleyspace.localize.motion import (
-    Blob,
-    MotionConfig,
-    MotionLocalizer,
-    estimate_camera_motion,
-    pick_blob,
-    to_grey,
-)
+from foleyspace.localize.blobs import Blob, pick_blob
+from foleyspace.localize.camera_motion import estimate_camera_motion
+from foleyspace.localize.frame_prep import to_grey
+from foleyspace.localize.motion import MotionConfig, MotionLocalizer
 from foleyspace.localize.tracker import SeededTracker, TrackerConfig
 from foleyspace.synth import SynthSpec, make_clip, object_position
 from foleyspace.video import iter_frames

@@ -26,6 +26,10 @@ For every analysis frame the localizer finds the region that moves *relative to 
    (temporal consistency). Blobs too large to be an object (a failed compensation, a cut) are
    rejected.
 
+Frame preparation (step 1) is in :mod:`~foleyspace.localize.frame_prep`, camera motion and
+compensated differences (2–3) in :mod:`~foleyspace.localize.camera_motion`, blobs (4–5) in
+:mod:`~foleyspace.localize.blobs`; this module holds the settings and the per-clip state.
+
 Boxes are returned in analysis pixels (the frames passed in), ``(x, y, w, h)`` with ``(x, y)`` the
 top-left corner, ``u`` right and ``v`` down. A frame without a motion blob has a NaN row and
 confidence 0.
@@ -34,7 +38,6 @@ confidence 0.
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,14 +48,18 @@ import numpy as np
 from foleyspace.errors import InputError
 from foleyspace.frames import FrameForm
 from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest
+from foleyspace.localize.blobs import Blob, blob_confidence, find_blobs, pick_blob
+from foleyspace.localize.camera_motion import (
+    Affine,
+    combine_differences,
+    compose_affines,
+    estimate_camera_motion,
+    invert_affine,
+    neighbour_difference,
+)
+from foleyspace.localize.frame_prep import processing_size, to_grey
 
 log = logging.getLogger(__name__)
-
-#: A 2x3 float64 affine matrix mapping points of one frame onto another (OpenCV convention).
-Affine = np.ndarray
-
-_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-
 
 @dataclass(frozen=True)
 class MotionConfig:
@@ -152,230 +159,6 @@ class _Proc:
 
     index: int
     grey: np.ndarray  # (h, w) uint8, processing size, blurred
-
-
-@dataclass(frozen=True)
-class Blob:
-    """One candidate moving region in processing pixels.
-
-    Attributes:
-        box: ``(x, y, w, h)`` bounding box of its moving pixels.
-        area: number of moving pixels.
-        mean_diff: mean motion strength over those pixels (grey levels).
-    """
-
-    box: tuple[int, int, int, int]
-    area: int
-    mean_diff: float
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        x, y, w, h = self.box
-        return x + w / 2.0, y + h / 2.0
-
-
-def processing_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """``(w, h)`` of the processing frames: the long side scaled to ``long_side``, never up."""
-    if max(width, height) <= long_side:
-        return width, height
-    s = long_side / max(width, height)
-    return max(8, int(round(width * s))), max(8, int(round(height * s)))
-
-
-def to_grey(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """RGB ``uint8`` ``(H, W, 3)`` → grey ``uint8`` at ``size = (w, h)`` (area interpolation)."""
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise InputError(f"a frame must be an RGB uint8 (H, W, 3) array, got {frame.dtype} {frame.shape}")
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if (grey.shape[1], grey.shape[0]) != size:
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    return grey
-
-
-def estimate_camera_motion(prev: np.ndarray, cur: np.ndarray, cfg: MotionConfig) -> Affine:
-    """Similarity transform mapping points of ``prev`` onto ``cur`` (2x3), identity on failure."""
-    pts = cv2.goodFeaturesToTrack(
-        prev, maxCorners=cfg.max_corners, qualityLevel=cfg.corner_quality, minDistance=cfg.corner_min_distance
-    )
-    if pts is None or len(pts) < cfg.min_inliers:
-        return _IDENTITY.copy()
-    nxt, status, _err = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(15, 15), maxLevel=3)
-    ok = status.reshape(-1) == 1
-    if int(ok.sum()) < cfg.min_inliers:
-        return _IDENTITY.copy()
-    matrix, inliers = cv2.estimateAffinePartial2D(
-        pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=cfg.ransac_threshold
-    )
-    if matrix is None or inliers is None or int(inliers.sum()) < cfg.min_inliers:
-        return _IDENTITY.copy()
-    if math.hypot(matrix[0, 2], matrix[1, 2]) > cfg.max_shift_frac * max(prev.shape):
-        log.debug("camera shift %.1f px rejected", math.hypot(matrix[0, 2], matrix[1, 2]))
-        return _IDENTITY.copy()
-    return matrix
-
-
-def invert_affine(matrix: Affine) -> Affine:
-    """Inverse of a 2x3 affine matrix."""
-    return cv2.invertAffineTransform(matrix)
-
-
-def compose_affines(chain: list[Affine]) -> Affine:
-    """The 2x3 matrix applying ``chain[0]`` first, then ``chain[1]``, ...; identity when empty."""
-    total = np.eye(3)
-    for m in chain:
-        total = np.vstack([m, [0.0, 0.0, 1.0]]) @ total
-    return total[:2].copy()
-
-
-def warped_difference(src: np.ndarray, dst: np.ndarray, matrix: Affine, border: int) -> np.ndarray:
-    """``|dst − warp(src)|`` as float32, with pixels the warp does not cover set to 0.
-
-    ``matrix`` maps ``src`` points onto ``dst``. ``border`` px inside the covered area are also
-    cleared (interpolation there mixes in the outside).
-    """
-    h, w = dst.shape
-    warped = cv2.warpAffine(src, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    valid = cv2.warpAffine(np.full_like(src, 255), matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-    if border > 0:
-        valid = cv2.erode(valid, np.ones((2 * border + 1, 2 * border + 1), np.uint8))
-    diff = cv2.absdiff(dst, warped).astype(np.float32)
-    diff[valid == 0] = 0.0
-    return diff
-
-
-def _border(shape: tuple[int, ...], cfg: MotionConfig) -> int:
-    return max(1, int(round(cfg.border_frac * min(shape))))
-
-
-def neighbour_difference(cur: np.ndarray, neighbour: np.ndarray, matrix: Affine, cfg: MotionConfig) -> np.ndarray:
-    """Blurred ``|cur − warp(neighbour)|`` (float32), 0 outside the warp and in the border strip.
-
-    ``matrix`` maps ``neighbour`` points onto ``cur``.
-    """
-    border = _border(cur.shape, cfg)
-    diff = warped_difference(neighbour, cur, matrix, border)
-    if cfg.diff_blur_sigma > 0:
-        diff = cv2.GaussianBlur(diff, (0, 0), cfg.diff_blur_sigma)
-    diff[:border, :] = 0.0
-    diff[-border:, :] = 0.0
-    diff[:, :border] = 0.0
-    diff[:, -border:] = 0.0
-    return diff
-
-
-def combine_differences(diffs: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """Motion strength from one or two neighbour differences: the one, or the smaller of two."""
-    if not diffs:
-        return np.zeros(shape, np.float32)
-    return diffs[0] if len(diffs) == 1 else np.minimum(diffs[0], diffs[1])
-
-
-def _kernel(size: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-
-
-def find_blobs(strength: np.ndarray, cfg: MotionConfig) -> list[Blob]:
-    """Threshold, clean and group the motion map into blobs (processing pixels)."""
-    mask = (strength > cfg.diff_threshold).astype(np.uint8)
-    if cfg.open_px > 1:
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(cfg.open_px))
-    if cfg.close_px > 1:
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel(cfg.close_px))
-    if not mask.any():
-        return []
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    sums = np.bincount(labels.ravel(), weights=strength.ravel(), minlength=n)
-    parts = [
-        Blob(box=tuple(int(v) for v in stats[i, :4]), area=int(stats[i, 4]), mean_diff=float(sums[i] / stats[i, 4]))
-        for i in range(1, n)
-    ]
-    parts = sorted(parts, key=lambda b: b.area, reverse=True)[: cfg.max_components]
-    min_area = cfg.min_area_frac * mask.size
-    return [b for b in merge_blobs(parts, cfg) if b.area >= min_area]
-
-
-def _gap(a: Blob, b: Blob) -> tuple[int, int]:
-    """Horizontal and vertical gap between two boxes (0 where they overlap on that axis)."""
-    ax, ay, aw, ah = a.box
-    bx, by, bw, bh = b.box
-    return max(0, max(ax, bx) - min(ax + aw, bx + bw)), max(0, max(ay, by) - min(ay + ah, by + bh))
-
-
-def _union(a: Blob, b: Blob) -> Blob:
-    ax, ay, aw, ah = a.box
-    bx, by, bw, bh = b.box
-    x0, y0 = min(ax, bx), min(ay, by)
-    x1, y1 = max(ax + aw, bx + bw), max(ay + ah, by + bh)
-    area = a.area + b.area
-    mean_diff = (a.area * a.mean_diff + b.area * b.mean_diff) / area
-    return Blob(box=(x0, y0, x1 - x0, y1 - y0), area=area, mean_diff=mean_diff)
-
-
-def merge_blobs(blobs: list[Blob], cfg: MotionConfig) -> list[Blob]:
-    """Group blobs that belong to one object, until no two are close.
-
-    Two blobs are close when their boxes are at most ``merge_px + merge_size_frac * s`` apart on
-    both axes, ``s`` being the larger box side of the smaller blob. This joins the parts of one
-    object (limbs; the leading and trailing edges of a slow or untextured object) while keeping
-    distant objects apart.
-    """
-    blobs = list(blobs)
-    merged = True
-    while merged and len(blobs) > 1:
-        merged = False
-        for i in range(len(blobs)):
-            for j in range(i + 1, len(blobs)):
-                a, b = blobs[i], blobs[j]
-                size = max(a.box[2], a.box[3]) if a.area < b.area else max(b.box[2], b.box[3])
-                tol = cfg.merge_px + cfg.merge_size_frac * size
-                gx, gy = _gap(a, b)
-                if gx <= tol and gy <= tol:
-                    blobs[i] = _union(a, b)
-                    del blobs[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return blobs
-
-
-def blob_strength(blob: Blob) -> float:
-    """Raw strength used to rank blobs: moving pixels times mean difference."""
-    return blob.area * blob.mean_diff
-
-
-def blob_confidence(blob: Blob, frame_area: int, cfg: MotionConfig) -> float:
-    """Confidence in [0, 1]: geometric mean of a contrast term and an area term.
-
-    The contrast term rises from 0 at the threshold to 1 at twice the threshold; the area term
-    from 0 to 1 at :attr:`MotionConfig.full_confidence_area_frac` of the frame.
-    """
-    contrast = np.clip((blob.mean_diff - cfg.diff_threshold) / cfg.diff_threshold, 0.0, 1.0)
-    area = np.clip(blob.area / (cfg.full_confidence_area_frac * frame_area), 0.0, 1.0)
-    return float(math.sqrt(contrast * area))
-
-
-def pick_blob(
-    blobs: list[Blob],
-    last_centre: tuple[float, float] | None,
-    frame_shape: tuple[int, int],
-    cfg: MotionConfig,
-) -> Blob | None:
-    """The sounding object among ``blobs``: strongest, with a bonus near ``last_centre``."""
-    h, w = frame_shape
-    ok = [b for b in blobs if b.box[2] * b.box[3] <= cfg.max_area_frac * w * h]
-    if not ok:
-        return None
-    sigma = cfg.proximity_sigma_frac * math.hypot(w, h)
-
-    def score(b: Blob) -> float:
-        if last_centre is None:
-            return blob_strength(b)
-        cx, cy = b.centre
-        d2 = (cx - last_centre[0]) ** 2 + (cy - last_centre[1]) ** 2
-        return blob_strength(b) * (1.0 + cfg.proximity_bonus * math.exp(-d2 / (2 * sigma * sigma)))
-
-    return max(ok, key=score)
 
 
 class MotionLocalizer:

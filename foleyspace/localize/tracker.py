@@ -28,7 +28,7 @@ import numpy as np
 from foleyspace.errors import InputError
 from foleyspace.frames import FrameForm
 from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest
-from foleyspace.localize.motion import to_grey
+from foleyspace.localize.frame_prep import to_grey
 
 log = logging.getLogger(__name__)
 

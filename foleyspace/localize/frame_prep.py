@@ -1,0 +1,26 @@
+"""Frame preparation shared by the classical localizers: grey frames at a processing size."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from foleyspace.errors import InputError
+
+
+def processing_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """``(w, h)`` of the processing frames: the long side scaled to ``long_side``, never up."""
+    if max(width, height) <= long_side:
+        return width, height
+    s = long_side / max(width, height)
+    return max(8, int(round(width * s))), max(8, int(round(height * s)))
+
+
+def to_grey(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """RGB ``uint8`` ``(H, W, 3)`` → grey ``uint8`` at ``size = (w, h)`` (area interpolation)."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise InputError(f"a frame must be an RGB uint8 (H, W, 3) array, got {frame.dtype} {frame.shape}")
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if (grey.shape[1], grey.shape[0]) != size:
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return grey
