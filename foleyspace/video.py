@@ -179,7 +179,9 @@ def iter_frames(
         yield frame
 
 
-_AV_FORMATS = {"rgb": "rgb24", "grey": "gray"}
+#: FFmpeg pixel format and scaler of each form: grey is the luma plane (full range), scaled by
+#: area averaging like ``cv2.INTER_AREA``; RGB keeps FFmpeg's default (bilinear).
+_AV_FORMATS = {"rgb": ("rgb24", None), "grey": ("gray", "AREA")}
 
 
 def iter_frame_forms(
@@ -213,7 +215,8 @@ def iter_frame_forms(
             nonlocal converted
             if converted is None:
                 assert held is not None
-                converted = tuple(held.reformat(width=w, height=h, format=_AV_FORMATS[pixels]).to_ndarray()
+                converted = tuple(held.reformat(width=w, height=h, format=_AV_FORMATS[pixels][0],
+                                                interpolation=_AV_FORMATS[pixels][1]).to_ndarray()
                                   for pixels, (w, h) in forms)
             return converted
 

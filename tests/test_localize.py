@@ -215,8 +215,10 @@ def test_motion_rejects_bad_frames() -> None:
     frame = np.zeros((90, 160, 3), np.uint8)
     with pytest.raises(InputError, match="earlier frames"):
         MotionLocalizer().localize([frame, np.zeros((80, 160, 3), np.uint8)], LocalizeRequest(2))
-    with pytest.raises(InputError, match="RGB"):
-        MotionLocalizer().localize([np.zeros((90, 160), np.uint8)], LocalizeRequest(1))
+    with pytest.raises(InputError, match="grey .* or RGB"):
+        MotionLocalizer().localize([np.zeros((90, 160, 4), np.uint8)], LocalizeRequest(1))
+    with pytest.raises(InputError, match="grey .* or RGB"):
+        MotionLocalizer().localize([np.zeros((90, 160, 3), np.float32)], LocalizeRequest(1))
 
 
 def test_motion_short_inputs() -> None:

@@ -17,10 +17,10 @@ def processing_size(width: int, height: int, long_side: int) -> tuple[int, int]:
 
 
 def to_grey(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """RGB ``uint8`` ``(H, W, 3)`` → grey ``uint8`` at ``size = (w, h)`` (area interpolation)."""
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise InputError(f"a frame must be an RGB uint8 (H, W, 3) array, got {frame.dtype} {frame.shape}")
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    """Grey ``uint8 (H, W)`` or RGB ``uint8 (H, W, 3)`` → grey ``uint8`` at ``size = (w, h)`` (area interpolation)."""
+    if frame.dtype != np.uint8 or not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
+        raise InputError(f"a frame must be grey (H, W) or RGB (H, W, 3) uint8, got {frame.dtype} {frame.shape}")
+    grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     if (grey.shape[1], grey.shape[0]) != size:
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     return grey

@@ -168,10 +168,11 @@ class MotionLocalizer:
     """
 
     name = "motion"
-    frame_form = FrameForm("rgb")
 
     def __init__(self, config: MotionConfig | None = None) -> None:
         self.config = config or MotionConfig()
+        #: grey straight from the decoder's luma plane, already at the processing size
+        self.frame_form = FrameForm("grey", self.config.long_side)
 
     def localize(
         self,
@@ -182,7 +183,8 @@ class MotionLocalizer:
         """One box per frame, in analysis pixels; NaN rows and confidence 0 where nothing moves.
 
         Args:
-            frames: RGB ``uint8`` ``(H, W, 3)`` frames, all the same size, consumed once in order.
+            frames: grey ``(H, W)`` or RGB ``(H, W, 3)`` ``uint8`` frames, all the same size, consumed
+                once in order.
             request: ``n_frames`` is used for progress only (the output has one row per frame
                 actually yielded); the label is recorded, not used.
             progress: called with the fraction done every few frames and with 1.0 at the end;
@@ -224,8 +226,8 @@ class _MotionRun:
         """Take the next analysis frame; localize the frame ``max(strides)`` before it."""
         frame = np.asarray(frame)
         if self.frame_shape is None:
-            if frame.ndim != 3:
-                raise InputError(f"a frame must be an RGB uint8 (H, W, 3) array, got shape {frame.shape}")
+            if frame.ndim not in (2, 3):
+                raise InputError(f"a frame must be grey (H, W) or RGB (H, W, 3) uint8, got shape {frame.shape}")
             self.frame_shape = frame.shape[:2]
             self.proc_size = processing_size(frame.shape[1], frame.shape[0], self.cfg.long_side)
             log.debug("motion localizer: analysis %s, processing %s", self.frame_shape, self.proc_size)

@@ -192,7 +192,7 @@ class SeededTracker:
     """
 
     name = "seeded"
-    frame_form = FrameForm("rgb")
+    frame_form = FrameForm("grey")  # luma at the analysis size: the tracker picks its own scale
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
@@ -206,7 +206,8 @@ class SeededTracker:
         """One box per frame in analysis pixels; the seed frame holds the seed box (confidence 1).
 
         Args:
-            frames: RGB ``uint8`` ``(H, W, 3)`` frames, all the same size, consumed once in order.
+            frames: grey ``(H, W)`` or RGB ``(H, W, 3)`` ``uint8`` frames, all the same size,
+                consumed once in order.
             request: the frame count and the seed (required).
             progress: called with the fraction done every few frames and with 1.0 at the end;
                 whatever it raises propagates.
@@ -283,8 +284,8 @@ class _TrackRun:
     # -- steps --------------------------------------------------------------------------------
 
     def _check_frame(self, frame: np.ndarray) -> None:
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            raise InputError(f"a frame must be an RGB uint8 (H, W, 3) array, got shape {frame.shape}")
+        if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
+            raise InputError(f"a frame must be grey (H, W) or RGB (H, W, 3) uint8, got shape {frame.shape}")
         if self.frame_shape is None:
             h, w = frame.shape[:2]
             self.seed = fit_box_to_frame(self.seed, w, h, self.cfg.edge_tolerance_px)
