@@ -8,10 +8,12 @@ that one pass, so no stage decodes the clip a second time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -44,15 +46,68 @@ class FrameSink(Protocol):
         ...
 
 
+_DONE = object()
+
+
+def decode_ahead(items: Iterable[Any], depth: int) -> Iterator[Any]:
+    """Yield ``items`` while a background thread produces up to ``depth`` of them ahead.
+
+    FFmpeg decoding and OpenCV release the GIL, so on two cores decoding the next frames
+    overlaps with analysing this one. Exceptions of the producer are raised here, in order; when
+    the consumer stops early the producer stops too.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            put((False, exc))
+            return
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()  # a generator: its file is closed here, in the thread that ran it
+        put((True, _DONE))
+
+    worker = threading.Thread(target=produce, name="foleyspace-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = buffer.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 class FrameSource:
     """Frames of ``video`` over ``[start_s, end_s)`` at ``fps``, analysis size ``size = (w, h)``.
 
-    Re-iterable: each call of :meth:`frames` is one decoding pass. ``check()`` is called every
+    Re-iterable: each call of :meth:`frames` is one decoding pass, decoded ``read_ahead`` frames
+    ahead in a background thread (0: in the caller's thread). ``check()`` is called every
     ``check_every`` frames (it may raise to cancel).
     """
 
     def __init__(self, video: str | Path, start_s: float, end_s: float, fps: float, size: tuple[int, int],
-                 check: Callable[[], None] | None = None, check_every: int = 8) -> None:
+                 check: Callable[[], None] | None = None, check_every: int = 8, read_ahead: int = 8) -> None:
         from foleyspace.video import frame_count
 
         self.video = Path(video)
@@ -60,6 +115,7 @@ class FrameSource:
         self.n_frames = frame_count(start_s, end_s, fps)
         self._check = check
         self._check_every = check_every
+        self._read_ahead = read_ahead
 
     def size_of(self, form: FrameForm) -> tuple[int, int]:
         """``(w, h)`` of frames in ``form``."""
@@ -77,7 +133,10 @@ class FrameSource:
         pending: list[list[np.ndarray]] = [[] for _ in taps]
         first = 0
         index = 0
-        for index, arrays in enumerate(iter_frame_forms(self.video, self.start_s, self.end_s, self.fps, forms)):
+        decoded: Iterable[tuple[np.ndarray, ...]] = iter_frame_forms(self.video, self.start_s, self.end_s, self.fps, forms)
+        if self._read_ahead > 0:
+            decoded = decode_ahead(decoded, self._read_ahead)
+        for index, arrays in enumerate(decoded):
             if self._check is not None and index % self._check_every == 0:
                 self._check()
             for j, (_, sink) in enumerate(taps):
