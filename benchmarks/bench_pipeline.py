@@ -138,12 +138,12 @@ def bench_analysis(clips: list[tuple[str, Path]], seconds: float, repeat: int) -
         def decode() -> int:
             return sum(1 for _ in iter_frames(path, 0.0, end, fps=FPS, long_side=LONG_SIDE))
 
-        def analyse() -> int:
+        def analyze() -> int:
             track = MotionLocalizer().localize(iter_frames(path, 0.0, end, fps=FPS, long_side=LONG_SIDE),
                                                LocalizeRequest(n))
             return len(track)
 
-        t_dec, got_dec, t_all, got_all = timed_pair(decode, analyse, repeat)
+        t_dec, got_dec, t_all, got_all = timed_pair(decode, analyze, repeat)
         if got_dec != n or got_all != n:
             raise RuntimeError(f"{name}: expected {n} frames, decoded {got_dec}, localized {got_all}")
         (db, dm), (ab, am) = best_median(t_dec), best_median(t_all)

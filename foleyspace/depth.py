@@ -1,6 +1,6 @@
 """Depth of the sounding object per frame (eq. 2 input).
 
-Depth here is *relative and depth-like*: larger = farther, arbitrary units; eq. 5 normalises it
+Depth here is *relative and depth-like*: larger = farther, arbitrary units; eq. 5 normalizes it
 over the clip. Models that output inverse depth (Depth Anything V2, DepthMaster) convert before
 returning.
 
@@ -65,7 +65,7 @@ class BoxScaleConfig:
 
 
 def running_median(values: np.ndarray, size: int) -> np.ndarray:
-    """Centred running median over ``size`` samples, edges extended by their nearest value
+    """Centered running median over ``size`` samples, edges extended by their nearest value
     (``scipy.ndimage.median_filter(mode="nearest")``, exactly: a median picks a sample)."""
     values = np.asarray(values, float)
     if size <= 1 or len(values) == 0:

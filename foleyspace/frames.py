@@ -53,7 +53,7 @@ def decode_ahead(items: Iterable[Any], depth: int) -> Iterator[Any]:
     """Yield ``items`` while a background thread produces up to ``depth`` of them ahead.
 
     FFmpeg decoding and OpenCV release the GIL, so on two cores decoding the next frames
-    overlaps with analysing this one. Exceptions of the producer are raised here, in order; when
+    overlaps with analyzing this one. Exceptions of the producer are raised here, in order; when
     the consumer stops early the producer stops too.
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)

@@ -71,7 +71,7 @@ class Result:
         start_s, end_s: the source range rendered, clip seconds.
         sample_rate, samples: of the stem.
         gain_db: peak-limiting gain applied (0 or negative).
-        source_path: the analysed path of the source (:class:`foleyspace.trajectory.SourcePath`).
+        source_path: the analyzed path of the source (:class:`foleyspace.trajectory.SourcePath`).
         stereo: the stem's samples ``(2, samples)``, float.
     """
 

@@ -23,7 +23,7 @@ from foleyspace.localize.base import BoxTrack, LocalizeRequest
 from foleyspace.render import Waypoints
 from foleyspace.sidecar import sidecar_data
 from foleyspace.stem import atomic_outputs, check_writable, encode_json, encode_wav, limit_peak
-from foleyspace.trajectory import box_centres, source_path
+from foleyspace.trajectory import box_centers, source_path
 from foleyspace.video import VideoInfo, analysis_size, probe, resolve_range
 
 log = logging.getLogger(__name__)
@@ -93,18 +93,18 @@ def spatialize(
     request = localize_request(job, info, form_size, start, source.n_frames)
     t0 = time.perf_counter()
 
-    log.info("analysing %d frames of %s (%.3f–%.3f s) with %s", source.n_frames, job.video, start, end,
+    log.info("analyzing %d frames of %s (%.3f–%.3f s) with %s", source.n_frames, job.video, start, end,
              stages.described["localizer"]["name"])
     depth_run = stages.depth.start(source.n_frames)
     taps = [(stages.depth.frame_form, depth_run)] if stages.depth.frame_form is not None else []
-    track: BoxTrack = stages.localizer.localize(source.frames(form, taps), request, report.stage("analyse"))
+    track: BoxTrack = stages.localizer.localize(source.frames(form, taps), request, report.stage("analyze"))
     if form_size != size:
         track = track.scaled(size[0] / form_size[0], size[1] / form_size[1])
-    report("analyse", 1.0)
+    report("analyze", 1.0)
     depth_values = depth_run.finish(track)
     report("depth", 1.0)
     try:
-        path = source_path(box_centres(track.boxes), depth_values, track.confidence, size[0], size[1],
+        path = source_path(box_centers(track.boxes), depth_values, track.confidence, size[0], size[1],
                            cfg.analysis.fps, cfg.trajectory)
     except ValueError as exc:
         raise InputError(

@@ -179,7 +179,7 @@ class DspRenderer:
         """Eq. 8 segment boundaries (samples). With a segment rate: N equal segments. Without:
         a segment starts at each trajectory time (the last one runs to the end), so every
         boundary falls exactly on a trajectory position — per analysis frame for the fine
-        scheme, on whole seconds (cell centres) for the coarse one."""
+        scheme, on whole seconds (cell centers) for the coarse one."""
         if self.config.segment_rate_hz:
             return segment_bounds(n_samples, max(1, int(round(n_samples / rate * self.config.segment_rate_hz))))
         starts = np.round(np.asarray(waypoints.times_s, float) * rate).astype(np.int64)

@@ -1,7 +1,7 @@
 """Synthetic test clips made in code: a textured object moving over a textured background.
 
 Used by ``foleyspace demo`` and by the tests, so that both exercise real encoding and decoding.
-Object paths are given in normalised frame coordinates: ``u`` in [0, 1] left→right, ``v`` in
+Object paths are given in normalized frame coordinates: ``u`` in [0, 1] left→right, ``v`` in
 [0, 1] top→bottom.
 """
 
@@ -25,7 +25,7 @@ class SynthSpec:
         duration_s: clip length in seconds.
         fps: frame rate of the encoded video.
         size: ``(width, height)`` in pixels.
-        motion: ``"cross_lr"``, ``"cross_rl"``, ``"bob_right"``, ``"bob_left"``, ``"bob_centre"``.
+        motion: ``"cross_lr"``, ``"cross_rl"``, ``"bob_right"``, ``"bob_left"``, ``"bob_center"``.
         radius: object radius as a fraction of the frame height.
         pan_px_per_s: horizontal camera pan speed of the background in pixels per second.
         audio: ``"engine"`` (harmonic buzz with noise), or ``None`` for a clip without audio.
@@ -47,7 +47,7 @@ class SynthSpec:
 
 
 def object_position(spec: SynthSpec, t: float) -> tuple[float, float]:
-    """Normalised ``(u, v)`` of the object centre at time ``t`` seconds."""
+    """Normalized ``(u, v)`` of the object center at time ``t`` seconds."""
     s = min(max(t / spec.duration_s, 0.0), 1.0)
     bob = 0.5 + 0.12 * math.sin(2 * math.pi * 1.0 * t)
     side = 0.08 * math.sin(2 * math.pi * 0.5 * t)
@@ -59,7 +59,7 @@ def object_position(spec: SynthSpec, t: float) -> tuple[float, float]:
         return 0.85 + 0.3 * side, bob
     if spec.motion == "bob_left":
         return 0.15 + 0.3 * side, bob
-    if spec.motion == "bob_centre":
+    if spec.motion == "bob_center":
         return 0.5, bob
     raise ValueError(f"unknown motion {spec.motion!r}")
 

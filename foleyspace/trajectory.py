@@ -2,7 +2,7 @@
 
 Conventions (SOFA, used everywhere): x forward, y left, z up, metres; azimuth counter-clockwise
 from +x in degrees (positive = left), elevation positive up. Pixels: ``u`` right, ``v`` down,
-origin top-left; the image centre is straight ahead, so screen right ⇒ negative azimuth.
+origin top-left; the image center is straight ahead, so screen right ⇒ negative azimuth.
 
 All functions are pure; NaN marks "no value" (e.g. no detection) where stated.
 """
@@ -17,8 +17,8 @@ from foleyspace.config import TrajectoryConfig
 
 
 
-def box_centres(boxes: np.ndarray) -> np.ndarray:
-    """Eq. 1 — ``p_t = (u_t, v_t)``, the centre of each ``(x, y, w, h)`` box; ``(T, 2)`` pixels.
+def box_centers(boxes: np.ndarray) -> np.ndarray:
+    """Eq. 1 — ``p_t = (u_t, v_t)``, the center of each ``(x, y, w, h)`` box; ``(T, 2)`` pixels.
 
     Rows of NaN (no detection) stay NaN.
     """
@@ -33,7 +33,7 @@ def mapping_factor(width: float, x_max: float) -> float:
     return x_max / (width / 2.0)
 
 
-def normalise_depth(
+def normalize_depth(
     depth: np.ndarray, d_near: float, d_far: float, min_relative_span: float = 0.0
 ) -> np.ndarray:
     """Eq. 5 (ours) — ``d̂ = d_near + (d_far − d_near)·(d − d_min)/(d_max − d_min)`` in metres.
@@ -111,7 +111,7 @@ def smooth_trajectory(s: np.ndarray, percentile: float = 95.0) -> np.ndarray:
 def coarse_cells(
     u: np.ndarray, v: np.ndarray, width: float, height: float, columns: int = 5, rows: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
-    """§III-E — the grid cell centre holding each point: returns ``(u_c, v_c)`` pixels.
+    """§III-E — the grid cell center holding each point: returns ``(u_c, v_c)`` pixels.
 
     The frame is cut into ``columns × rows`` equal cells (paper: 5 × 3); NaN stays NaN.
     """
@@ -122,7 +122,7 @@ def coarse_cells(
     return (col + 0.5) * cw, (row + 0.5) * ch
 
 
-def quantise_depth(d_hat: np.ndarray, d_near: float, d_far: float, levels: int = 5) -> np.ndarray:
+def quantize_depth(d_hat: np.ndarray, d_near: float, d_far: float, levels: int = 5) -> np.ndarray:
     """§III-E — snap ``d̂`` to ``levels`` equally spaced distances from ``d_near`` to ``d_far``."""
     d_hat = np.asarray(d_hat, float)
     if levels < 2 or d_far <= d_near:
@@ -156,14 +156,14 @@ def per_second_median(values: np.ndarray, fps: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SourcePath:
-    """The analysed path of the source, per analysis frame, plus what the renderer follows.
+    """The analyzed path of the source, per analysis frame, plus what the renderer follows.
 
     Per-frame arrays ``(T,)`` (``xyz`` ``(T, 3)``): ``times_s`` from the range start; ``u, v``
-    box centre in analysis pixels after gap filling; ``depth`` relative depth (larger = farther);
+    box center in analysis pixels after gap filling; ``depth`` relative depth (larger = farther);
     ``d_hat`` eq. 5 distance (m); ``xyz`` listener coordinates after smoothing (m);
     ``confidence`` of the localizer; ``detected`` whether the frame had a box.
     ``render_times_s`` / ``render_xyz``: the positions handed to the renderer (per frame for the
-    fine scheme, one per second at the cell centres for the coarse scheme).
+    fine scheme, one per second at the cell centers for the coarse scheme).
     """
 
     times_s: np.ndarray
@@ -179,7 +179,7 @@ class SourcePath:
 
 
 def source_path(
-    centres: np.ndarray,
+    centers: np.ndarray,
     depth: np.ndarray,
     confidence: np.ndarray,
     width: float,
@@ -189,27 +189,27 @@ def source_path(
 ) -> SourcePath:
     """Eq. 1–7 and §III-E wired together for one clip.
 
-    Frames without a detection (NaN centre) take the linear interpolation of their neighbours,
-    held before the first and after the last detection — never the frame centre.
+    Frames without a detection (NaN center) take the linear interpolation of their neighbours,
+    held before the first and after the last detection — never the frame center.
 
     Raises ``ValueError`` when no frame has a detection.
     """
-    centres = np.asarray(centres, float).reshape(-1, 2)
-    detected = np.all(np.isfinite(centres), axis=1)
+    centers = np.asarray(centers, float).reshape(-1, 2)
+    detected = np.all(np.isfinite(centers), axis=1)
     if not detected.any():
         raise ValueError("no frame has a detection")
-    times = np.arange(len(centres)) / fps
-    uv = interpolate_gaps(centres, ~detected)
+    times = np.arange(len(centers)) / fps
+    uv = interpolate_gaps(centers, ~detected)
     depth = np.asarray(depth, float)
     depth_ok = np.isfinite(depth)
     depth_filled = interpolate_gaps(depth, ~depth_ok) if depth_ok.any() else np.zeros(len(depth))
-    d_hat = normalise_depth(depth_filled, cfg.d_near_m, cfg.d_far_m, cfg.depth_min_relative_span)
+    d_hat = normalize_depth(depth_filled, cfg.d_near_m, cfg.d_far_m, cfg.depth_min_relative_span)
     k = mapping_factor(width, cfg.x_max_m)
     if cfg.scheme == "coarse":
         per_sec = per_second_median(np.column_stack([uv, d_hat]), fps)
         per_sec = interpolate_gaps(per_sec, ~np.all(np.isfinite(per_sec), axis=1))
         uc, vc = coarse_cells(per_sec[:, 0], per_sec[:, 1], width, height, cfg.grid_columns, cfg.grid_rows)
-        dq = quantise_depth(per_sec[:, 2], cfg.d_near_m, cfg.d_far_m, cfg.depth_levels)
+        dq = quantize_depth(per_sec[:, 2], cfg.d_near_m, cfg.d_far_m, cfg.depth_levels)
         render_xyz = listener_coordinates(uc, vc, dq, width, height, k)
         render_times = np.arange(len(render_xyz), dtype=float)
         xyz = render_xyz[frame_seconds(len(times), fps)]

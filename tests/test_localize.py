@@ -37,20 +37,20 @@ def decode(path: Path) -> list[np.ndarray]:
 
 
 def truth(spec: SynthSpec, n: int) -> np.ndarray:
-    """``(n, 2)`` ground-truth normalised centres of the synthetic object."""
+    """``(n, 2)`` ground-truth normalized centers of the synthetic object."""
     return np.array([object_position(spec, i / spec.fps) for i in range(n)])
 
 
-def centres(track: BoxTrack, size: tuple[int, int]) -> np.ndarray:
-    """``(T, 2)`` normalised box centres (NaN where not detected)."""
+def centers(track: BoxTrack, size: tuple[int, int]) -> np.ndarray:
+    """``(T, 2)`` normalized box centers (NaN where not detected)."""
     w, h = size
     c = track.boxes[:, :2] + track.boxes[:, 2:] / 2
     return c / np.array([w, h])
 
 
-def centre_error(track: BoxTrack, spec: SynthSpec) -> tuple[float, float]:
-    """Mean absolute (u, v) centre error over detected frames, as fractions of width / height."""
-    err = np.abs(centres(track, spec.size) - truth(spec, len(track)))[track.detected]
+def center_error(track: BoxTrack, spec: SynthSpec) -> tuple[float, float]:
+    """Mean absolute (u, v) center error over detected frames, as fractions of width / height."""
+    err = np.abs(centers(track, spec.size) - truth(spec, len(track)))[track.detected]
     return float(err[:, 0].mean()), float(err[:, 1].mean())
 
 
@@ -95,10 +95,10 @@ def test_motion_follows_crossing_object(clips, name: str) -> None:
     assert len(track) == len(frames)
     assert track.label == "motion"
     assert track.detected.mean() > 0.9
-    err_u, err_v = centre_error(track, spec)
+    err_u, err_v = center_error(track, spec)
     assert err_u < 0.03, err_u
     assert err_v < 0.05, err_v
-    u = centres(track, spec.size)[track.detected, 0]
+    u = centers(track, spec.size)[track.detected, 0]
     t = np.flatnonzero(track.detected)
     assert np.corrcoef(t, u)[0, 1] > 0.98  # moves steadily left to right
     assert u[-5:].mean() - u[:5].mean() > 0.6
@@ -112,8 +112,8 @@ def test_motion_right_to_left_with_pan(clips) -> None:
     spec, frames = clips["rl_pan"]
     track = MotionLocalizer().localize(frames, LocalizeRequest(len(frames)))
     assert track.detected.mean() > 0.85
-    assert centre_error(track, spec)[0] < 0.03
-    u = centres(track, spec.size)[track.detected, 0]
+    assert center_error(track, spec)[0] < 0.03
+    u = centers(track, spec.size)[track.detected, 0]
     assert np.corrcoef(np.flatnonzero(track.detected), u)[0, 1] < -0.98
 
 
@@ -131,16 +131,16 @@ def test_camera_motion_estimate_recovers_pan(clips) -> None:
 
 def test_two_frame_mode_lags_but_tracks(clips) -> None:
     spec, frames = clips["cross_pan"]
-    centred = MotionLocalizer().localize(frames, LocalizeRequest(len(frames)))
+    centered = MotionLocalizer().localize(frames, LocalizeRequest(len(frames)))
     two = MotionLocalizer(MotionConfig(three_frame=False)).localize(frames, LocalizeRequest(len(frames)))
     assert two.detected.mean() > 0.9
-    assert centre_error(two, spec)[0] < 0.03
+    assert center_error(two, spec)[0] < 0.03
     # the union of two positions is wider than the object at one position
-    assert np.nanmedian(two.boxes[:, 2]) > np.nanmedian(centred.boxes[:, 2])
+    assert np.nanmedian(two.boxes[:, 2]) > np.nanmedian(centered.boxes[:, 2])
 
 
 def test_motion_finds_slow_untextured_object() -> None:
-    """Half a pixel per frame, flat colour: needs the longer strides and one-sided differences."""
+    """Half a pixel per frame, flat color: needs the longer strides and one-sided differences."""
     rng = np.random.default_rng(6)
     h, w = SIZE[1], SIZE[0]
     bg = (texture(rng, h, w, 8) * 0.6).astype(np.uint8)
@@ -166,7 +166,7 @@ def test_pick_prefers_blob_near_previous_pick() -> None:
     huge = Blob(box=(0, 0, 300, 170), area=20000, mean_diff=30.0)
     shape = (180, 320)
     assert pick_blob([small, big], None, shape, cfg) is big
-    assert pick_blob([small, big], small.centre, shape, cfg) is small  # temporal consistency
+    assert pick_blob([small, big], small.center, shape, cfg) is small  # temporal consistency
     assert pick_blob([small, big], (230, 100), shape, cfg) is big
     assert pick_blob([huge], None, shape, cfg) is None  # larger than any object
 
@@ -271,7 +271,7 @@ def test_tracker_follows_forward_and_backward(clips) -> None:
     assert len(track) == len(frames)
     assert track.label == "seeded box"
     assert track.confidence[seed] == 1.0
-    err = np.abs(centres(track, spec.size) - truth(spec, len(frames)))
+    err = np.abs(centers(track, spec.size) - truth(spec, len(frames)))
     for part in (slice(0, seed), slice(seed + 1, None)):  # backward, forward
         assert track.detected[part].mean() > 0.95
         assert np.nanmean(err[part, 0]) < 0.02

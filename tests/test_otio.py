@@ -39,7 +39,7 @@ def timeline(clip_factory, tmp_path) -> tuple[Path, otio.schema.Timeline]:
     """A Resolve-style multi-clip timeline with gaps, trims, a transition and things to skip."""
     a = clip_factory(motion="cross_lr", duration_s=4.0, size=(160, 96))
     b = clip_factory(motion="cross_rl", duration_s=4.0, size=(160, 96))
-    c = clip_factory(motion="bob_centre", duration_s=3.0, size=(160, 96))
+    c = clip_factory(motion="bob_center", duration_s=3.0, size=(160, 96))
     silent = clip_factory(motion="cross_lr", duration_s=2.0, size=(160, 96), audio=None)
     tl = otio.schema.Timeline(name="edit", global_start_time=RT(3600 * RATE, RATE))
     tl.metadata["Resolve_OTIO"] = {"Resolve OTIO Meta Version": "1.0"}

@@ -57,7 +57,7 @@ def test_object_kept_right_gives_louder_and_earlier_right_ear(clip_factory, tmp_
 def test_seeded_box_on_the_right_gives_louder_right_ear(clip_factory, tmp_path):
     clip = clip_factory(motion="bob_right")
     w, h = 320, 180
-    r = 0.12 * h  # SynthSpec radius: 12 % of the height; object centre at t=0: u=0.85, v=0.5
+    r = 0.12 * h  # SynthSpec radius: 12 % of the height; object center at t=0: u=0.85, v=0.5
     box = SeedBox(0.85 * w - r, 0.5 * h - r, 2 * r, 2 * r, time_s=0.0)
     result = run(clip, tmp_path, seed_box=box)
     stereo, rate = read_stem(result)
@@ -66,8 +66,8 @@ def test_seeded_box_on_the_right_gives_louder_right_ear(clip_factory, tmp_path):
     assert right_ear_lead_s(stereo, rate) > 0.2e-3
 
 
-def test_centred_object_gives_equal_channels(clip_factory, tmp_path):
-    result = run(clip_factory(motion="bob_centre"), tmp_path)
+def test_centered_object_gives_equal_channels(clip_factory, tmp_path):
+    result = run(clip_factory(motion="bob_center"), tmp_path)
     stereo, rate = read_stem(result)
     assert abs(level_difference_db(stereo)) < 0.5
     assert abs(right_ear_lead_s(stereo, rate)) < 0.05e-3
@@ -98,7 +98,7 @@ def test_stem_carries_the_clip_audio_of_the_range(clip_factory, tmp_path):
     from foleyspace.mono import ClipAudio
     from foleyspace.render import DspRenderer, Waypoints
 
-    clip = clip_factory(motion="bob_centre", duration_s=4.0)
+    clip = clip_factory(motion="bob_center", duration_s=4.0)
     result = run(clip, tmp_path, start_s=1.0, end_s=3.0)
     stereo, rate = read_stem(result)
     renderer = DspRenderer(SphericalHeadHrirSet(RATE))
@@ -109,7 +109,7 @@ def test_stem_carries_the_clip_audio_of_the_range(clip_factory, tmp_path):
         expected = renderer.render(ClipAudio(clip).mono(start, end, RATE), path, RATE) * gain
         return float(np.abs(expected - stereo).max())
 
-    assert error(1.0, 3.0) < 1e-4  # 24-bit quantisation is 1.2e-7; AAC decoding differs slightly after seeks
+    assert error(1.0, 3.0) < 1e-4  # 24-bit quantization is 1.2e-7; AAC decoding differs slightly after seeks
     assert error(1.02, 3.02) > 0.05  # 20 ms off is clearly another signal
 
 
@@ -157,10 +157,10 @@ def test_progress_reports_every_stage_in_order(clip_factory, tmp_path):
     run_job = Job(video=clip_factory(motion="cross_lr"), output=tmp_path / "stem.wav")
     spatialize(run_job, progress=lambda stage, f: seen.append((stage, f)))
     stages = list(dict.fromkeys(s for s, _ in seen))
-    assert stages == ["analyse", "depth", "audio", "render", "write"]
+    assert stages == ["analyze", "depth", "audio", "render", "write"]
     assert all(0.0 <= f <= 1.0 for _, f in seen)
-    analyse = [f for s, f in seen if s == "analyse"]
-    assert analyse == sorted(analyse) and len(analyse) > 2
+    analyze = [f for s, f in seen if s == "analyze"]
+    assert analyze == sorted(analyze) and len(analyze) > 2
 
 
 def test_cancel_during_write_keeps_the_previous_stem(clip_factory, tmp_path):

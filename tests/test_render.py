@@ -197,7 +197,7 @@ def test_moving_source_pans_right_to_left(head):
     q = FS // 4
     assert level_difference_db(out[:, :q]) < -6.0  # first quarter: right
     assert level_difference_db(out[:, -q:]) > 6.0  # last quarter: left
-    assert abs(level_difference_db(out[:, 2 * q - 1200 : 2 * q + 1200])) < 3.0  # middle: near centre
+    assert abs(level_difference_db(out[:, 2 * q - 1200 : 2 * q + 1200])) < 3.0  # middle: near center
 
 
 def test_distance_gain_in_renderer(head, noise):

@@ -113,7 +113,7 @@ def test_current_item_lands_on_new_stereo_track_at_absolute_record_frame(script,
     assert placed.media.path == str(tmp_path / "stems" / f"{clips['lr'].stem}_{START + 48}_binaural.wav")
     assert sf.info(placed.media.path).frames == 48000  # 24 frames at 24 fps
     assert any("placed 1 stem(s) on audio track(s) A2" in line for line in lines), lines
-    assert any("analyse" in line and "%" in line for line in lines), "progress lines are printed"
+    assert any("analyze" in line and "%" in line for line in lines), "progress lines are printed"
 
 
 def test_stem_equals_direct_pipeline_over_the_same_source_range(script, dvr, client, clips, tmp_path):

@@ -1,7 +1,7 @@
 """Unit tests of the job server's parts, without sockets or processes: the wire envelope, the
 state folder, job specs, the SQLite job table and the path policy.
 
-The whole-server behaviour over real ZeroMQ sockets is in ``test_server.py``.
+The whole-server behavior over real ZeroMQ sockets is in ``test_server.py``.
 """
 
 from __future__ import annotations

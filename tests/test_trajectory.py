@@ -12,15 +12,15 @@ import pytest
 from foleyspace.config import TrajectoryConfig
 from foleyspace.coords import to_cartesian, to_spherical
 from foleyspace.trajectory import (
-    box_centres,
+    box_centers,
     coarse_cells,
     interpolate_gaps,
     listener_coordinates,
     mapping_factor,
-    normalise_depth,
+    normalize_depth,
     outlier_frames,
     per_second_median,
-    quantise_depth,
+    quantize_depth,
     smooth_trajectory,
     source_path,
     step_lengths,
@@ -54,9 +54,9 @@ def test_to_cartesian_hand_values_and_round_trip():
 # --- eq. 1, 3, 4 -------------------------------------------------------------------------------
 
 
-def test_box_centres_eq1():
+def test_box_centers_eq1():
     # (x, y, w, h) = (10, 20, 30, 40) → (10 + 15, 20 + 20) = (25, 40); a NaN row stays NaN.
-    c = box_centres(np.array([[10, 20, 30, 40], [np.nan] * 4, [0, 0, 640, 480]], float))
+    c = box_centers(np.array([[10, 20, 30, 40], [np.nan] * 4, [0, 0, 640, 480]], float))
     np.testing.assert_allclose(c[0], [25, 40])
     assert np.isnan(c[1]).all()
     np.testing.assert_allclose(c[2], [320, 240])
@@ -77,7 +77,7 @@ def test_listener_coordinates_eq4_hand_values():
     s = listener_coordinates(u, v, d, W, H, k)
     expected = np.array(
         [
-            [1.0, 0.0, 0.0],  # image centre → straight ahead
+            [1.0, 0.0, 0.0],  # image center → straight ahead
             [2.0, -1.47, 0.0],  # right edge: y = −k·(640 − 320) = −1.47
             [3.0, 1.47, 0.0],  # left edge: y = −k·(0 − 320) = +1.47
             [4.0, 0.0, 1.1025],  # top: z = k·(240 − 0) = 240·0.00459375 = 1.1025
@@ -98,32 +98,32 @@ def test_screen_right_is_negative_azimuth():
 # --- eq. 5 -------------------------------------------------------------------------------------
 
 
-def test_normalise_depth_min_max_eq5():
+def test_normalize_depth_min_max_eq5():
     # n = (d − 2)/(6 − 2) = [0, 0.5, 1]; d̂ = 1 + 5·n = [1, 3.5, 6]
-    np.testing.assert_allclose(normalise_depth(np.array([2.0, 4.0, 6.0]), 1.0, 6.0), [1.0, 3.5, 6.0])
+    np.testing.assert_allclose(normalize_depth(np.array([2.0, 4.0, 6.0]), 1.0, 6.0), [1.0, 3.5, 6.0])
 
 
-def test_normalise_depth_constant_and_nan():
-    np.testing.assert_allclose(normalise_depth(np.full(4, 3.3), 1.0, 6.0), 1.0)  # constant → d_near
-    np.testing.assert_allclose(normalise_depth(np.full(4, 3.3), 1.0, 6.0, 0.3), 1.0)
-    np.testing.assert_allclose(normalise_depth(np.zeros(3), 1.0, 6.0), 1.0)
+def test_normalize_depth_constant_and_nan():
+    np.testing.assert_allclose(normalize_depth(np.full(4, 3.3), 1.0, 6.0), 1.0)  # constant → d_near
+    np.testing.assert_allclose(normalize_depth(np.full(4, 3.3), 1.0, 6.0, 0.3), 1.0)
+    np.testing.assert_allclose(normalize_depth(np.zeros(3), 1.0, 6.0), 1.0)
     # NaN stays NaN; min-max over the finite values only: n = (d − 2)/4 → [0, ., 0.25, 1]
-    out = normalise_depth(np.array([2.0, np.nan, 3.0, 6.0]), 1.0, 6.0)
+    out = normalize_depth(np.array([2.0, np.nan, 3.0, 6.0]), 1.0, 6.0)
     assert np.isnan(out[1])
     np.testing.assert_allclose(out[[0, 2, 3]], [1.0, 2.25, 6.0])
-    assert np.isnan(normalise_depth(np.full(3, np.nan), 1.0, 6.0)).all()
+    assert np.isnan(normalize_depth(np.full(3, np.nan), 1.0, 6.0)).all()
 
 
-def test_normalise_depth_min_relative_span():
+def test_normalize_depth_min_relative_span():
     d = np.array([10.0, 10.5, 11.0])
     # without the option the 1 m jitter is stretched over 1…6 m: [1, 3.5, 6]
-    np.testing.assert_allclose(normalise_depth(d, 1.0, 6.0, 0.0), [1.0, 3.5, 6.0])
+    np.testing.assert_allclose(normalize_depth(d, 1.0, 6.0, 0.0), [1.0, 3.5, 6.0])
     # span = max(11 − 10, 0.3·|11|) = 3.3 → n = [0, 0.5/3.3, 1/3.3] = [0, 0.151515…, 0.303030…]
     # d̂ = 1 + 5·n = [1, 1.757576, 2.515152]
-    np.testing.assert_allclose(normalise_depth(d, 1.0, 6.0, 0.3), [1.0, 1.0 + 2.5 / 3.3, 1.0 + 5 / 3.3], rtol=1e-12)
+    np.testing.assert_allclose(normalize_depth(d, 1.0, 6.0, 0.3), [1.0, 1.0 + 2.5 / 3.3, 1.0 + 5 / 3.3], rtol=1e-12)
     # when the real span is larger than the floor, the option changes nothing:
     # [2, 4, 6]: span = max(4, 0.3·6 = 1.8) = 4
-    np.testing.assert_allclose(normalise_depth(np.array([2.0, 4.0, 6.0]), 1.0, 6.0, 0.3), [1.0, 3.5, 6.0])
+    np.testing.assert_allclose(normalize_depth(np.array([2.0, 4.0, 6.0]), 1.0, 6.0, 0.3), [1.0, 3.5, 6.0])
 
 
 # --- eq. 7 -------------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_interpolate_gaps_linear_and_held_ends():
     assert np.isnan(interpolate_gaps(np.full(3, np.nan), np.ones(3, bool))).all()
 
 
-def test_source_path_fills_gaps_never_with_the_centre():
+def test_source_path_fills_gaps_never_with_the_center():
     # the object moves along the top-right; frames 0, 3, 4, 7 have no detection
     u = np.array([np.nan, 500.0, 520.0, np.nan, np.nan, 580.0, 600.0, np.nan])
     v = np.full(8, 100.0)
@@ -215,14 +215,14 @@ def test_source_path_fills_gaps_never_with_the_centre():
     # y = −k·(u − 320): at u = 540, −0.00459375·220 = −1.010625; z = k·(240 − 100) = 0.643125
     # (a straight line at constant speed except the held ends: no step exceeds the percentile)
     np.testing.assert_allclose(p.xyz[3], [1.0, -1.010625, 0.643125], atol=1e-9)
-    assert (p.xyz[:, 1] < -0.8).all()  # never jumps back to the centre (y = 0)
+    assert (p.xyz[:, 1] < -0.8).all()  # never jumps back to the center (y = 0)
     np.testing.assert_allclose(p.times_s, np.arange(8) / 25.0)
     np.testing.assert_allclose(p.render_times_s, p.times_s)
     np.testing.assert_allclose(p.render_xyz, p.xyz)
 
 
 def test_source_path_fine_depth_and_smoothing():
-    # centre of frame throughout; depth 2, 4, 6 → d̂ with the default floor 0.3·6 = 1.8 < 4: [1, 3.5, 6]
+    # center of frame throughout; depth 2, 4, 6 → d̂ with the default floor 0.3·6 = 1.8 < 4: [1, 3.5, 6]
     c = np.tile([320.0, 240.0], (3, 1))
     p = source_path(c, np.array([2.0, 4.0, 6.0]), np.ones(3), W, H, 25.0, TrajectoryConfig())
     np.testing.assert_allclose(p.d_hat, [1.0, 3.5, 6.0])
@@ -248,7 +248,7 @@ def test_config_rejects_bad_values():
 
 
 def test_coarse_cells_5x3():
-    # cells 128 × 160 px on 640 × 480; centres u ∈ {64, 192, 320, 448, 576}, v ∈ {80, 240, 400}
+    # cells 128 × 160 px on 640 × 480; centers u ∈ {64, 192, 320, 448, 576}, v ∈ {80, 240, 400}
     u = np.array([10.0, 320.0, 640.0, 127.9, 128.0, np.nan])
     v = np.array([10.0, 240.0, 480.0, 159.9, 160.0, 5.0])
     uc, vc = coarse_cells(u, v, W, H)
@@ -259,13 +259,13 @@ def test_coarse_cells_5x3():
     assert np.isnan(uc[5])
 
 
-def test_quantise_depth_five_levels():
+def test_quantize_depth_five_levels():
     # levels 1, 2.25, 3.5, 4.75, 6 (step 5/4 = 1.25)
     # 1.6: n=0.12, ·4 = 0.48 → 0 → 1;  2.0: ·4 = 0.8 → 1 → 2.25;  3.0: 1.6 → 2 → 3.5;
     # 5.5: 3.6 → 4 → 6;  7 and 0: clipped → 6 and 1
-    q = quantise_depth(np.array([1.6, 2.0, 3.0, 5.5, 7.0, 0.0]), 1.0, 6.0, 5)
+    q = quantize_depth(np.array([1.6, 2.0, 3.0, 5.5, 7.0, 0.0]), 1.0, 6.0, 5)
     np.testing.assert_allclose(q, [1.0, 2.25, 3.5, 6.0, 6.0, 1.0])
-    assert set(np.round(quantise_depth(np.linspace(1, 6, 101), 1.0, 6.0, 5), 9)) == {1.0, 2.25, 3.5, 4.75, 6.0}
+    assert set(np.round(quantize_depth(np.linspace(1, 6, 101), 1.0, 6.0, 5), 9)) == {1.0, 2.25, 3.5, 4.75, 6.0}
 
 
 def test_per_second_median():
@@ -308,7 +308,7 @@ def test_source_path_coarse_one_position_per_second():
     assert to_spherical(p.render_xyz)[0, 0] > 0 > to_spherical(p.render_xyz)[2, 0]  # left, then right
 
 
-def test_source_path_coarse_uses_median_and_quantises_depth():
+def test_source_path_coarse_uses_median_and_quantizes_depth():
     # 50 frames (2 s). Second 0: u = 100 for 20 frames, 600 for 5 (median 100 → col 0, u_c = 64);
     # depth of second 0: 20 frames 2.0 and 5 frames 9.0, second 1 all 3.0.
     u = np.r_[np.full(20, 100.0), np.full(5, 600.0), np.full(25, 450.0)]
@@ -316,7 +316,7 @@ def test_source_path_coarse_uses_median_and_quantises_depth():
     depth = np.r_[np.full(20, 2.0), np.full(5, 9.0), np.full(25, 3.0)]
     p = source_path(np.column_stack([u, v]), depth, np.ones(50), W, H, 25.0, TrajectoryConfig(scheme="coarse"))
     # d̂ per frame: span max(9 − 2, 0.3·9) = 7: 2 → 1, 3 → 1 + 5/7 = 1.714, 9 → 6
-    # medians: s0 → 1 (20 of 25 frames), s1 → 1.714; quantised: 1.714: n = 0.142857·4 = 0.571 → 1 → 2.25
+    # medians: s0 → 1 (20 of 25 frames), s1 → 1.714; quantized: 1.714: n = 0.142857·4 = 0.571 → 1 → 2.25
     np.testing.assert_allclose(p.render_xyz[:, 0], [1.0, 2.25])
     # u medians 100 → 64 (col 0), 450 → 448 (col 3): y = −k(64 − 320) = 1.176, −k(448 − 320) = −0.588
     np.testing.assert_allclose(p.render_xyz[:, 1], [1.176, -0.588], atol=1e-12)

@@ -31,7 +31,7 @@ class Blob:
     mean_diff: float
 
     @property
-    def centre(self) -> tuple[float, float]:
+    def center(self) -> tuple[float, float]:
         x, y, w, h = self.box
         return x + w / 2.0, y + h / 2.0
 
@@ -123,11 +123,11 @@ def blob_confidence(blob: Blob, frame_area: int, cfg: MotionConfig) -> float:
 
 def pick_blob(
     blobs: list[Blob],
-    last_centre: tuple[float, float] | None,
+    last_center: tuple[float, float] | None,
     frame_shape: tuple[int, int],
     cfg: MotionConfig,
 ) -> Blob | None:
-    """The sounding object among ``blobs``: strongest, with a bonus near ``last_centre``."""
+    """The sounding object among ``blobs``: strongest, with a bonus near ``last_center``."""
     h, w = frame_shape
     ok = [b for b in blobs if b.box[2] * b.box[3] <= cfg.max_area_frac * w * h]
     if not ok:
@@ -135,10 +135,10 @@ def pick_blob(
     sigma = cfg.proximity_sigma_frac * math.hypot(w, h)
 
     def score(b: Blob) -> float:
-        if last_centre is None:
+        if last_center is None:
             return blob_strength(b)
-        cx, cy = b.centre
-        d2 = (cx - last_centre[0]) ** 2 + (cy - last_centre[1]) ** 2
+        cx, cy = b.center
+        d2 = (cx - last_center[0]) ** 2 + (cy - last_center[1]) ** 2
         return blob_strength(b) * (1.0 + cfg.proximity_bonus * math.exp(-d2 / (2 * sigma * sigma)))
 
     return max(ok, key=score)

@@ -10,11 +10,11 @@ For every analysis frame the localizer finds the region that moves *relative to 
    (``cv2.estimateAffinePartial2D``). With too few tracked corners or inliers the identity is
    used (a static camera, or a textureless view where the pan does not show anyway).
 3. The neighbouring frames are warped onto frame ``t`` and differenced. With both neighbours
-   available (the default, *centred three-frame differencing*) a pixel moves when it differs from
+   available (the default, *centered three-frame differencing*) a pixel moves when it differs from
    **both** frame ``t-k`` and frame ``t+k``: a moving object then shows at its position in frame
    ``t`` only, rather than as the union of two positions. The first and last frames use their
    single neighbour; an untextured object (whose inside does not change) is found by the
-   one-sided difference tried after the centred ones. The stride ``k`` is tried from
+   one-sided difference tried after the centered ones. The stride ``k`` is tried from
    :attr:`MotionConfig.strides` in order (1, 2, 4 frames): slow objects, which barely change
    between consecutive frames, show at a longer stride. Frame ``t`` is therefore localized once
    frame ``t + max(strides)`` has arrived; the localizer holds ``2 * max(strides) + 1`` small
@@ -101,7 +101,7 @@ class MotionConfig:
         memory_frames: the previous pick is remembered for this many frames without a detection.
         full_confidence_area_frac: a blob covering this fraction of the frame (in moving pixels)
             gets the full area term of the confidence.
-        three_frame: try centred three-frame differencing (``t-k``, ``t``, ``t+k``) first. It
+        three_frame: try centered three-frame differencing (``t-k``, ``t``, ``t+k``) first. It
             misses untextured objects that move less than their size (their inside does not
             change), so one-sided differences with ``t-k`` (box = union of both positions, a lag
             of ``k/2`` frames) are tried after it; ``False`` uses only those.
@@ -218,7 +218,7 @@ class _MotionRun:
         self.motions: deque[Affine] = deque(maxlen=2 * self.reach)  # motions[j]: window[j] -> window[j+1]
         self.boxes: list[np.ndarray] = []
         self.confidence: list[float] = []
-        self.last_centre: tuple[float, float] | None = None
+        self.last_center: tuple[float, float] | None = None
         self.last_seen = -(10**9)
         self.count = 0
 
@@ -271,16 +271,16 @@ class _MotionRun:
         return cache[offset]
 
     def _detect(
-        self, pos: int, stride: int, centred: bool, cache: dict[int, np.ndarray | None]
+        self, pos: int, stride: int, centered: bool, cache: dict[int, np.ndarray | None]
     ) -> tuple[Blob, float] | None:
         """Best blob of window frame ``pos`` differenced ``stride`` frames away, or ``None``.
 
-        ``centred`` differences against both sides where both exist; otherwise against the
+        ``centered`` differences against both sides where both exist; otherwise against the
         earlier frame (the later one at the start of the clip).
         """
         cur = self.window[pos].grey
         prev = self._difference(pos, -stride, cache)
-        nxt = self._difference(pos, stride, cache) if (centred or prev is None) else None
+        nxt = self._difference(pos, stride, cache) if (centered or prev is None) else None
         diffs = [d for d in (prev, nxt) if d is not None]
         if not diffs:
             return None
@@ -288,22 +288,22 @@ class _MotionRun:
         moving = float(np.count_nonzero(strength > self.cfg.diff_threshold)) / strength.size
         if moving > self.cfg.cut_frac:
             log.debug("frame %d: %.0f%% of the frame moves; taken as a cut", self.window[pos].index, 100 * moving)
-            self.last_centre = None
+            self.last_center = None
             return None
-        blob = pick_blob(find_blobs(strength, self.cfg), self.last_centre, cur.shape, self.cfg)
+        blob = pick_blob(find_blobs(strength, self.cfg), self.last_center, cur.shape, self.cfg)
         return None if blob is None else (blob, blob_confidence(blob, cur.size, self.cfg))
 
     def _emit(self, index: int) -> None:
         """Localize frame ``index`` (which must be in the window) and append its row."""
         pos = index - self.window[0].index
         if index - self.last_seen > self.cfg.memory_frames:
-            self.last_centre = None
+            self.last_center = None
         attempts = [(k, True) for k in self.cfg.strides] if self.cfg.three_frame else []
         attempts += [(k, False) for k in self.cfg.strides]
         best: tuple[Blob, float] | None = None
         cache: dict[int, np.ndarray | None] = {}
-        for stride, centred in attempts:
-            found = self._detect(pos, stride, centred, cache)
+        for stride, centered in attempts:
+            found = self._detect(pos, stride, centered, cache)
             if found is not None and (best is None or found[1] > best[1]):
                 best = found
             if best is not None and best[1] >= self.cfg.stride_confidence:
@@ -313,7 +313,7 @@ class _MotionRun:
             self.confidence.append(0.0)
             return
         blob, conf = best
-        self.last_centre, self.last_seen = blob.centre, index
+        self.last_center, self.last_seen = blob.center, index
         self.boxes.append(self._to_analysis(blob.box))
         self.confidence.append(conf)
 

@@ -2,14 +2,14 @@
 
 The user gives a box ``(x, y, w, h)`` in analysis pixels (``(x, y)`` the top-left corner, ``u``
 right, ``v`` down) on the seed frame. The tracker follows it forward from the seed frame to the
-end of the clip and backward from the seed frame to frame 0 with normalised cross-correlation
+end of the clip and backward from the seed frame to frame 0 with normalized cross-correlation
 template matching (``cv2.matchTemplate``, ``TM_CCOEFF_NORMED``):
 
 * each frame is searched in a window around the previous box, at a few scales, so the box can
   grow or shrink with an approaching or receding object;
 * the template is the seed patch, slowly blended with confidently matched patches;
 * a best score below :attr:`TrackerConfig.min_score` marks the frame lost (NaN row, confidence 0);
-  the search stays centred on the last position and its window widens while lost.
+  the search stays centered on the last position and its window widens while lost.
 
 Frames are consumed once. Only the frames *before* the seed frame are kept (as grey images at
 the processing size) for the backward pass; memory after the seed frame does not grow.
@@ -141,8 +141,8 @@ def processing_scale(frame_w: int, frame_h: int, seed: Box, cfg: TrackerConfig) 
 def crop(grey: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
     """The patch under ``box`` (processing px) resampled to ``size = (w, h)``, float32."""
     x, y, w, h = box
-    centre = (x + w / 2.0 - 0.5, y + h / 2.0 - 0.5)
-    patch = cv2.getRectSubPix(grey, (int(round(w)), int(round(h))), centre)
+    center = (x + w / 2.0 - 0.5, y + h / 2.0 - 0.5)
+    patch = cv2.getRectSubPix(grey, (int(round(w)), int(round(h))), center)
     if patch.shape[1] != size[0] or patch.shape[0] != size[1]:
         patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
     return patch.astype(np.float32)
@@ -161,21 +161,21 @@ def _subpixel(res: np.ndarray, ix: int, iy: int) -> tuple[float, float]:
 
 
 def match_in_window(
-    grey: np.ndarray, templ: np.ndarray, centre: tuple[float, float], margin: float
+    grey: np.ndarray, templ: np.ndarray, center: tuple[float, float], margin: float
 ) -> tuple[float, Box] | None:
-    """Best ``TM_CCOEFF_NORMED`` match of ``templ`` near ``centre``; ``(score, box)`` or ``None``.
+    """Best ``TM_CCOEFF_NORMED`` match of ``templ`` near ``center``; ``(score, box)`` or ``None``.
 
-    The window is the template's extent around ``centre`` plus ``margin`` px on each side,
+    The window is the template's extent around ``center`` plus ``margin`` px on each side,
     clipped to the frame.
     """
     fh, fw = grey.shape
     th, tw = templ.shape
     if tw > fw or th > fh:
         return None
-    x0 = int(np.clip(math.floor(centre[0] - tw / 2.0 - margin), 0, fw - tw))
-    y0 = int(np.clip(math.floor(centre[1] - th / 2.0 - margin), 0, fh - th))
-    x1 = int(np.clip(math.ceil(centre[0] + tw / 2.0 + margin), x0 + tw, fw))
-    y1 = int(np.clip(math.ceil(centre[1] + th / 2.0 + margin), y0 + th, fh))
+    x0 = int(np.clip(math.floor(center[0] - tw / 2.0 - margin), 0, fw - tw))
+    y0 = int(np.clip(math.floor(center[1] - th / 2.0 - margin), 0, fh - th))
+    x1 = int(np.clip(math.ceil(center[0] + tw / 2.0 + margin), x0 + tw, fw))
+    y1 = int(np.clip(math.ceil(center[1] + th / 2.0 + margin), y0 + th, fh))
     res = cv2.matchTemplate(grey[y0:y1, x0:x1].astype(np.float32), templ, cv2.TM_CCOEFF_NORMED)
     res = np.nan_to_num(res, nan=-1.0, posinf=-1.0, neginf=-1.0)
     _, score, _, (ix, iy) = cv2.minMaxLoc(res)
@@ -316,14 +316,14 @@ class _TrackRun:
         """Track ``state`` into ``grey``; the new box, or ``None`` when lost (state kept)."""
         cfg = self.cfg
         x, y, w, h = state.box
-        centre = (x + w / 2.0, y + h / 2.0)
+        center = (x + w / 2.0, y + h / 2.0)
         margin = state.margin * max(w, h)
         best: tuple[float, float, Box] | None = None  # (ranking score, raw score, box)
         for s in cfg.scales:
             tw = int(np.clip(round(w * s), 4, grey.shape[1]))
             th = int(np.clip(round(h * s), 4, grey.shape[0]))
             templ = cv2.resize(state.template, (tw, th), interpolation=cv2.INTER_AREA)
-            found = match_in_window(grey, templ, centre, margin)
+            found = match_in_window(grey, templ, center, margin)
             if found is None:
                 continue
             score, box = found

@@ -1,4 +1,4 @@
-"""A fake of DaVinci Resolve's scripting module that enforces the documented behaviour.
+"""A fake of DaVinci Resolve's scripting module that enforces the documented behavior.
 
 It does not record calls for tests to inspect; it keeps a timeline model and answers the way
 Resolve does (DESIGN.md §5), so a script that gets a rule wrong sees Resolve's failure:

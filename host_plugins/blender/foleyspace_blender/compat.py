@@ -105,7 +105,7 @@ def blocked_channels(ed: Any) -> set[int]:
 
 
 def abspath(path: str) -> str:
-    """An absolute, normalised file path (``//`` resolved against the .blend)."""
+    """An absolute, normalized file path (``//`` resolved against the .blend)."""
     import os
 
     return os.path.normpath(bpy.path.abspath(path)) if path else ""

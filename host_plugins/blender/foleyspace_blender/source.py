@@ -81,7 +81,7 @@ def describe(scene: Any, strip: Any) -> Source:
 
 
 def same_file(a: str, b: str) -> bool:
-    """True if two paths name the same file (compared as normalised paths when one is missing)."""
+    """True if two paths name the same file (compared as normalized paths when one is missing)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
