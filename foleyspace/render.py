@@ -73,8 +73,8 @@ class Renderer(Protocol):
 
     name: str
 
-    def render(self, mono: np.ndarray, waypoints: Waypoints, rate: int) -> np.ndarray:
-        """``(2, len(mono))`` binaural signal at ``rate`` Hz."""
+    def render(self, mono: np.ndarray, waypoints: Waypoints, sample_rate: int) -> np.ndarray:
+        """``(2, len(mono))`` binaural signal at ``sample_rate`` Hz."""
         ...
 
 
@@ -94,7 +94,7 @@ def distance_gain(distance_m: np.ndarray, ref_distance_m: float, min_distance_m:
     return ref_distance_m / np.maximum(np.asarray(distance_m, float), min_distance_m)
 
 
-def delay_hrirs(hrirs: np.ndarray, delays_s: np.ndarray, fs: int) -> np.ndarray:
+def delay_hrirs(hrirs: np.ndarray, delays_s: np.ndarray, sample_rate: int) -> np.ndarray:
     """§IV-A — shift each HRIR ``(N, 2, taps)`` later by ``delays_s[i]`` ≥ 0 seconds (fractional,
     by a linear phase), lengthening all to hold the largest shift: the time of arrival at distance."""
     delays = np.asarray(delays_s, float)
@@ -102,10 +102,10 @@ def delay_hrirs(hrirs: np.ndarray, delays_s: np.ndarray, fs: int) -> np.ndarray:
         raise ValueError("delays must be non-negative")
     from scipy.fft import irfft, next_fast_len, rfft
 
-    taps = hrirs.shape[-1] + int(np.ceil(delays.max() * fs)) + 1
+    taps = hrirs.shape[-1] + int(np.ceil(delays.max() * sample_rate)) + 1
     n = next_fast_len(2 * taps)
     spectrum = rfft(hrirs, n=n, axis=-1)
-    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
     spectrum *= np.exp(-2j * np.pi * freqs[None, None, :] * delays[:, None, None])
     return irfft(spectrum, n=n, axis=-1)[..., :taps]
 
@@ -171,18 +171,18 @@ class DspRenderer:
         self.hrir_set = hrir_set
         self.config = config
 
-    def segment_count(self, n_samples: int, rate: int, waypoints: Waypoints) -> int:
+    def segment_count(self, n_samples: int, sample_rate: int, waypoints: Waypoints) -> int:
         """N of eq. 8 for a signal of ``n_samples``."""
-        return len(self.bounds(n_samples, rate, waypoints)) - 1
+        return len(self.bounds(n_samples, sample_rate, waypoints)) - 1
 
-    def bounds(self, n_samples: int, rate: int, waypoints: Waypoints) -> np.ndarray:
+    def bounds(self, n_samples: int, sample_rate: int, waypoints: Waypoints) -> np.ndarray:
         """Eq. 8 segment boundaries (samples). With a segment rate: N equal segments. Without:
         a segment starts at each trajectory time (the last one runs to the end), so every
         boundary falls exactly on a trajectory position — per analysis frame for the fine
         scheme, on whole seconds (cell centers) for the coarse one."""
         if self.config.segment_rate_hz:
-            return segment_bounds(n_samples, max(1, int(round(n_samples / rate * self.config.segment_rate_hz))))
-        starts = np.round(np.asarray(waypoints.times_s, float) * rate).astype(np.int64)
+            return segment_bounds(n_samples, max(1, int(round(n_samples / sample_rate * self.config.segment_rate_hz))))
+        starts = np.round(np.asarray(waypoints.times_s, float) * sample_rate).astype(np.int64)
         starts = np.unique(np.clip(starts, 0, max(n_samples - 1, 0)))
         return np.append(starts if len(starts) and starts[0] == 0 else np.insert(starts, 0, 0), n_samples)
 
@@ -193,14 +193,14 @@ class DspRenderer:
         hrirs = self.hrir_set.hrirs(az, el)
         if cfg.distance_delay:
             near = np.maximum(r, cfg.min_distance_m)  # delays relative to the nearest point keep sync
-            hrirs = delay_hrirs(hrirs, (near - near.min()) / cfg.speed_of_sound, self.hrir_set.fs)
+            hrirs = delay_hrirs(hrirs, (near - near.min()) / cfg.speed_of_sound, self.hrir_set.sample_rate)
         if cfg.distance_gain:
             hrirs = hrirs * distance_gain(r, self.hrir_set.ref_distance_m, cfg.min_distance_m)[:, None, None]
         return hrirs
 
-    def render(self, mono: np.ndarray, waypoints: Waypoints, rate: int) -> np.ndarray:
-        if rate != self.hrir_set.fs:
-            raise ValueError(f"HRIR set is at {self.hrir_set.fs} Hz, signal at {rate} Hz")
-        bounds = self.bounds(len(mono), rate, waypoints)
-        hrirs = self.boundary_hrirs(waypoints, bounds / rate)
+    def render(self, mono: np.ndarray, waypoints: Waypoints, sample_rate: int) -> np.ndarray:
+        if sample_rate != self.hrir_set.sample_rate:
+            raise ValueError(f"HRIR set is at {self.hrir_set.sample_rate} Hz, signal at {sample_rate} Hz")
+        bounds = self.bounds(len(mono), sample_rate, waypoints)
+        hrirs = self.boundary_hrirs(waypoints, bounds / sample_rate)
         return render_segments(mono, hrirs, bounds)

@@ -94,11 +94,11 @@ def limit_peak(stereo: np.ndarray, peak_dbfs: float) -> tuple[np.ndarray, float]
     return stereo * (ceiling / peak), 20 * np.log10(ceiling / peak)
 
 
-def encode_wav(path: str | Path, stereo: np.ndarray, rate: int, subtype: str = "PCM_24") -> None:
-    """Write ``stereo`` ``(2, n)`` in [-1, 1] as a WAV at ``rate`` Hz to ``path`` (a temp path)."""
+def encode_wav(path: str | Path, stereo: np.ndarray, sample_rate: int, subtype: str = "PCM_24") -> None:
+    """Write ``stereo`` ``(2, n)`` in [-1, 1] as a WAV at ``sample_rate`` Hz to ``path`` (a temp path)."""
     import soundfile as sf
 
-    sf.write(str(path), np.ascontiguousarray(stereo.T), rate, subtype=subtype, format="WAV")
+    sf.write(str(path), np.ascontiguousarray(stereo.T), sample_rate, subtype=subtype, format="WAV")
 
 
 def encode_json(path: str | Path, data: dict[str, Any]) -> None:

@@ -87,11 +87,11 @@ def render_frame(spec: SynthSpec, t: float, background: np.ndarray, sprite: np.n
     return frame
 
 
-def engine_sound(duration_s: float, rate: int, seed: int = 0) -> np.ndarray:
+def engine_sound(duration_s: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     """A bright engine-like buzz: 110 Hz with harmonics to ~9 kHz (amplitude 1/√k) plus as much
     broadband noise, so that level and time cues both carry; mono float32 in [-0.5, 0.5]."""
-    n = int(round(duration_s * rate))
-    t = np.arange(n) / rate
+    n = int(round(duration_s * sample_rate))
+    t = np.arange(n) / sample_rate
     rng = np.random.default_rng(seed)
     buzz = sum(np.sin(2 * np.pi * 110 * k * t + k) / np.sqrt(k) for k in range(1, 80))
     buzz /= np.std(buzz)

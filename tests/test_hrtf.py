@@ -53,7 +53,7 @@ def test_head_shadow_limits():
 
 
 def test_hrirs_shape_and_symmetry():
-    head = SphericalHeadHrirSet(fs=48000)
+    head = SphericalHeadHrirSet(sample_rate=48000)
     az = np.array([0.0, 30.0, 75.0, 120.0, 170.0])
     el = np.array([0.0, 10.0, -20.0, 30.0, 0.0])
     h, m = head.hrirs(az, el), head.hrirs(-az, el)
@@ -65,7 +65,7 @@ def test_hrirs_shape_and_symmetry():
 
 
 def test_hrirs_itd_in_human_range():
-    head = SphericalHeadHrirSet(fs=48000, config=SphericalHeadConfig(pinna=False))
+    head = SphericalHeadHrirSet(sample_rate=48000, config=SphericalHeadConfig(pinna=False))
     h = head.hrirs(np.array([-90.0]), np.array([0.0]))[0]
     # source at −90°: right ear θ = 10°, left ear θ = 170° (ears at ±100°)
     # ITD = (a/c)·[(170° − 90°)·π/180 + 1 − (1 − cos 10°)] = (a/c)(1.3963 + 0.9848) = 0.6074 ms = 29.2 samples
@@ -75,13 +75,13 @@ def test_hrirs_itd_in_human_range():
 
 
 def test_elevation_changes_the_spectrum():
-    head = SphericalHeadHrirSet(fs=48000)
+    head = SphericalHeadHrirSet(sample_rate=48000)
     h = head.hrirs(np.array([0.0, 0.0]), np.array([0.0, 30.0]))
     mag = 20 * np.log10(np.abs(np.fft.rfft(h[:, 0], axis=-1)) + 1e-12)
     # pinna echoes move with elevation: the spectra differ by several dB somewhere below 16 kHz
     band = np.fft.rfftfreq(256, 1 / 48000) < 16000
     assert np.max(np.abs(mag[0, band] - mag[1, band])) > 3.0
-    flat = SphericalHeadHrirSet(fs=48000, config=SphericalHeadConfig(pinna=False)).hrirs(
+    flat = SphericalHeadHrirSet(sample_rate=48000, config=SphericalHeadConfig(pinna=False)).hrirs(
         np.array([0.0, 0.0]), np.array([0.0, 30.0])
     )
     assert not np.allclose(flat[0], flat[1])  # even the bare head: ear-axis angle changes with elevation
@@ -103,7 +103,7 @@ def test_default_hrir_set_is_spherical_head():
 def ku100(ku100_sofa):
     from foleyspace.hrtf.sofa import SofaHrirSet
 
-    return SofaHrirSet(ku100_sofa, fs=48000)
+    return SofaHrirSet(ku100_sofa, sample_rate=48000)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def ku100_raw(ku100_sofa):
 
 
 def test_sofa_loads_ku100(ku100, ku100_sofa):
-    assert ku100.fs == 48000
+    assert ku100.sample_rate == 48000
     assert "2702 directions" in ku100.name and "128 taps" in ku100.name
     assert ku100.hrirs(np.array([0.0]), np.array([0.0])).shape == (1, 2, 128)
     assert ku100.ref_distance_m == pytest.approx(1.0)  # the file's SourcePosition radius
@@ -150,10 +150,10 @@ def test_sofa_exact_direction_returns_measured_response(ku100, ku100_raw):
 def test_sofa_resampled_to_44100(ku100_sofa):
     from foleyspace.hrtf.sofa import SofaHrirSet
 
-    s = SofaHrirSet(ku100_sofa, fs=44100)
+    s = SofaHrirSet(ku100_sofa, sample_rate=44100)
     # 128 taps · 44100/48000 = 128 · 147/160 = 117.6 → resample_poly gives ceil(117.6) = 118
     h = s.hrirs(np.array([-90.0]), np.array([0.0]))
-    assert s.fs == 44100 and h.shape == (1, 2, 118)
+    assert s.sample_rate == 44100 and h.shape == (1, 2, 118)
     assert (h[0, 1] ** 2).sum() > (h[0, 0] ** 2).sum()
 
 

@@ -28,7 +28,7 @@ FS = 48000
 
 @pytest.fixture(scope="module")
 def head() -> SphericalHeadHrirSet:
-    return SphericalHeadHrirSet(fs=FS)
+    return SphericalHeadHrirSet(sample_rate=FS)
 
 
 @pytest.fixture(scope="module")

@@ -369,7 +369,7 @@ def test_install_writes_a_script_that_imports_the_client_in_a_bare_python(tmp_pa
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
     probe = subprocess.run([*bare, "-c", "import zmq"], check=False, capture_output=True, env=env, timeout=30)
     assert probe.returncode != 0, "the bare interpreter must not see the venv's packages"
-    check = ("import runpy, sys; ns = runpy.run_path(sys.argv[1], run_name='fs'); "
+    check = ("import runpy, sys; ns = runpy.run_path(sys.argv[1], run_name='sample_rate'); "
              "print(ns['IMPORT_ERROR'] or ns['Client'].__module__)")
     out = subprocess.run([*bare, "-c", check, str(target)], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "foleyspace.client", out.stderr + out.stdout

@@ -131,8 +131,8 @@ class TestHome:
 
     def test_foleyspace_home_expands_user(self, monkeypatch, tmp_path):
         monkeypatch.setenv("HOME", str(tmp_path))
-        monkeypatch.setenv("FOLEYSPACE_HOME", "~/fs")
-        assert home.state_dir() == tmp_path / "fs"
+        monkeypatch.setenv("FOLEYSPACE_HOME", "~/sample_rate")
+        assert home.state_dir() == tmp_path / "sample_rate"
 
     def test_without_env_uses_xdg_state_home(self, monkeypatch, tmp_path):
         if os.name == "nt" or sys.platform == "darwin":

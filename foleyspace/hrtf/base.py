@@ -16,12 +16,12 @@ class HrirSet(Protocol):
 
     Attributes:
         name: short description for the sidecar.
-        fs: sample rate of the returned impulse responses in Hz.
+        sample_rate: sample rate of the returned impulse responses in Hz.
         ref_distance_m: the radius the HRIRs are valid at (measurement distance), metres.
     """
 
     name: str
-    fs: int
+    sample_rate: int
     ref_distance_m: float
 
     def hrirs(self, azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:

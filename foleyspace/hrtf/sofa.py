@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class SofaHrirSet:
     """Measured HRIRs; satisfies :class:`~foleyspace.hrtf.base.HrirSet`."""
 
-    def __init__(self, path: str | Path, fs: int = 48000) -> None:
+    def __init__(self, path: str | Path, sample_rate: int = 48000) -> None:
         import sofar  # imported here: only this backend needs it
 
         path = Path(path)
@@ -52,15 +52,15 @@ class SofaHrirSet:
         receivers = np.asarray(getattr(sofa, "ReceiverPosition", np.zeros((2, 3))), dtype=float).reshape(2, -1)
         if receivers.shape[1] >= 2 and receivers[0, 1] < 0 < receivers[1, 1]:
             ir = ir[:, ::-1, :]
-        src_fs = float(np.asarray(sofa.Data_SamplingRate).ravel()[0])
-        if abs(src_fs - fs) > 1e-6:
+        file_rate = float(np.asarray(sofa.Data_SamplingRate).ravel()[0])
+        if abs(file_rate - sample_rate) > 1e-6:
             from scipy.signal import resample_poly
 
-            ratio = Fraction(int(fs), int(round(src_fs))).limit_denominator(1000)
+            ratio = Fraction(int(sample_rate), int(round(file_rate))).limit_denominator(1000)
             ir = resample_poly(ir, ratio.numerator, ratio.denominator, axis=-1)
         self._ir = ir
         self._unit = unit
-        self.fs = int(fs)
+        self.sample_rate = int(sample_rate)
         self.ref_distance_m = float(np.median(r))
         self.name = f"SOFA {path.name} ({len(pos)} directions, {ir.shape[-1]} taps)"
         log.info("loaded %s, measured at %.2f m", self.name, self.ref_distance_m)

@@ -94,8 +94,8 @@ def pinna_response(freqs_hz: np.ndarray, azimuth_deg: np.ndarray, elevation_deg:
 class SphericalHeadHrirSet:
     """HRIRs computed from the structural model; satisfies :class:`~foleyspace.hrtf.base.HrirSet`."""
 
-    def __init__(self, fs: int = 48000, config: SphericalHeadConfig = SphericalHeadConfig()) -> None:
-        self.fs = int(fs)
+    def __init__(self, sample_rate: int = 48000, config: SphericalHeadConfig = SphericalHeadConfig()) -> None:
+        self.sample_rate = int(sample_rate)
         self.config = config
         self.ref_distance_m = config.ref_distance_m
         self.name = f"spherical head a={config.head_radius_m * 100:.2f} cm (Brown-Duda)"
@@ -104,7 +104,7 @@ class SphericalHeadHrirSet:
         cfg = self.config
         az = np.atleast_1d(np.asarray(azimuth_deg, float))
         el = np.atleast_1d(np.asarray(elevation_deg, float))
-        freqs = np.fft.rfftfreq(cfg.taps, 1.0 / self.fs)
+        freqs = np.fft.rfftfreq(cfg.taps, 1.0 / self.sample_rate)
         out = np.empty((len(az), 2, cfg.taps))
         pinna = pinna_response(freqs, az, el) if cfg.pinna else 1.0
         for ear, ear_az in enumerate((cfg.ear_azimuth_deg, -cfg.ear_azimuth_deg)):
