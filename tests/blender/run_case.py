@@ -354,7 +354,7 @@ def case_placement(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"source": [source.start_s, source.end_s, source.span.left, source.span.right]}
 
     def place(stem: str) -> dict[str, Any]:
-        return strip_info(pkg.stems.place_stem(pkg.jobs.Job("j", scene.name, "shot", source, stem, False), stem))
+        return strip_info(pkg.stems.place_stem(pkg.jobs.StripJob("j", scene.name, "shot", source, stem, False), stem))
 
     out["short"] = place(args["short_wav"])  # 69.4 frames of audio
     ed.channels[4].lock = True

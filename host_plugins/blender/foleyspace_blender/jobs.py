@@ -29,8 +29,8 @@ GIVE_UP_AFTER_S = 60.0
 
 
 @dataclass
-class Job:
-    """A submitted job, remembered until its stem is placed or it ends otherwise."""
+class StripJob:
+    """A job submitted for one strip, remembered until its stem is placed or it ends otherwise."""
 
     id: str
     scene: str
@@ -46,7 +46,7 @@ class Job:
 
 
 # ------------------------------------------------------------------------- submitting
-def submit(s: Session, scene: Any, strip: Any, settings: Any, prefs: Any) -> Job:
+def submit(s: Session, scene: Any, strip: Any, settings: Any, prefs: Any) -> StripJob:
     """Describe ``strip``, submit its job and start the polling timer. Raises on failure.
 
     Errors are :class:`PlacementError` (the strip) or :class:`ClientError` (the server).
@@ -61,7 +61,7 @@ def submit(s: Session, scene: Any, strip: Any, settings: Any, prefs: Any) -> Job
     with quick(c):
         c.request("ping")  # fail fast when no server runs
     job_id = c.submit(spec)
-    job = Job(job_id, scene.name, strip.name, source, os.path.join(folder, name), bool(prefs.mute_original))
+    job = StripJob(job_id, scene.name, strip.name, source, os.path.join(folder, name), bool(prefs.mute_original))
     s.jobs[job_id] = job
     s.server_ok = True
     s.start_timer(poll_jobs, first_interval=POLL_INTERVAL_S)
@@ -134,7 +134,7 @@ def _poll_once(s: Session) -> None:
             _on_event(s, job, {"event": "progress", "job": job.id, **status["progress"]})
 
 
-def _on_event(s: Session, job: Job, event: dict[str, Any]) -> None:
+def _on_event(s: Session, job: StripJob, event: dict[str, Any]) -> None:
     kind = event.get("event")
     if job.id not in s.jobs:
         return  # already ended (an event and a status can both report the end)
@@ -159,6 +159,6 @@ def _on_event(s: Session, job: Job, event: dict[str, Any]) -> None:
         _end(s, job, f"{job.strip}: cancelled")
 
 
-def _end(s: Session, job: Job, message: str, error: bool = False) -> None:
+def _end(s: Session, job: StripJob, message: str, error: bool = False) -> None:
     s.jobs.pop(job.id, None)
     s.set_message(message, error)

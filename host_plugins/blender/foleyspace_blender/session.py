@@ -19,7 +19,7 @@ import bpy
 
 if TYPE_CHECKING:
     from .server import Client
-    from .jobs import Job
+    from .jobs import StripJob
 
 #: A timer function of the session: returns the next interval in seconds, or None to stop.
 TimerFn = Callable[["Session"], "float | None"]
@@ -30,7 +30,7 @@ class Session:
     """State shared by the operators, the panel and the timers."""
 
     client: Client | None = None
-    jobs: dict[str, Job] = field(default_factory=dict)
+    jobs: dict[str, StripJob] = field(default_factory=dict)
     message: str = ""
     message_is_error: bool = False
     server_text: str = "not checked"

@@ -13,13 +13,13 @@ from .session import one_line
 from .source import describe, same_file
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .jobs import StripJob
 
 #: Custom properties written on a placed stem strip.
 JOB_PROP, SOURCE_PROP = "foleyspace_job", "foleyspace_source"
 
 
-def place_stem(job: Job, stem: str) -> Any:
+def place_stem(job: StripJob, stem: str) -> Any:
     """Add the stem as a stereo, unpanned sound strip under the source strip's visible range.
 
     If the source strip still shows the same source range (it may have been moved since the
@@ -72,7 +72,7 @@ def place_stem(job: Job, stem: str) -> Any:
     return new
 
 
-def _mute_original(strips: Any, job: Job, span: Span, placed: Any) -> None:
+def _mute_original(strips: Any, job: StripJob, span: Span, placed: Any) -> None:
     """Mute the source's own sound: the sound strip itself, or the movie's sound strips (the same
     file, in sync with the movie: same content start, overlapping the range)."""
     movie = strips.get(job.strip)
