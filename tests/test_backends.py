@@ -162,12 +162,14 @@ def test_a_plug_in_backend_works_from_cli_spec_server_and_render_otio(toy, clip_
     assert {"name": "toy-left", "summary": "test plug-in: the object sits in the left quarter of the frame",
             "available": True} in listed["localizer"]
     out = tmp_path / "cli.wav"
-    done = run_cli("-q", "spatialize", clip, "-o", out, "--localizer", "toy-left", "--label", "engine")
+    done = run_cli("-q", "spatialize", clip, "-o", out, "--localizer", "toy-left", "--label", "engine",
+                   "--depth", "toy-device", "--device", "cpu")
     assert done.returncode == 0, done.stderr
     meta = sidecar_of(out)
     assert meta["analysis"]["localizer"] == "toy-left" and meta["analysis"]["label"] == "engine"
     assert meta["backends"]["localizer"] == {"name": "toy-left", "factory": "foleyspace_toy:LeftLocalizer",
                                              "weights": "none (toy)", "version": "0.1"}
+    assert meta["backends"]["depth"] == {"name": "toy-device", "factory": "foleyspace_toy:DeviceDepth", "device": "cpu"}
     assert all(f["azimuth_deg"] > 20 for f in meta["frames"])  # the left quarter, every frame
     stereo, _ = sf.read(str(out), always_2d=True)
     assert level_difference_db(stereo.T) > 3.0
@@ -183,9 +185,14 @@ def test_a_plug_in_backend_works_from_cli_spec_server_and_render_otio(toy, clip_
         with server.client(timeout=30) as client:
             names = [b["name"] for b in client.hello()["capabilities"]["backends"]["localizer"]]
             assert names == ["seeded", "motion", "toy-left"]
-            final = client.wait(client.submit({**spec, "name": "server.wav"}), timeout=120)
+            final = client.wait(client.submit({**spec, "name": "server.wav",
+                                               "options": {"localizer": "toy-left", "depth": "toy-device"}}),
+                                timeout=120)
             assert final["state"] == "done", final
-            assert sidecar_of(Path(final["result"]["stem"]))["analysis"]["localizer"] == "toy-left"
+            meta = sidecar_of(Path(final["result"]["stem"]))
+            assert meta["analysis"]["localizer"] == "toy-left"
+            # the server's --device (auto: no GPU here) reached the worker's factory, resolved
+            assert meta["backends"]["depth"]["device"] == "cpu"
 
         # render-otio, in-process and through the server
         ref = otio.schema.ExternalReference(target_url=clip.resolve().as_uri(), available_range=otio.opentime.TimeRange(

@@ -1,5 +1,6 @@
 """A toy backend plug-in: registered in this one place, usable everywhere (the registry test).
 
+``toy-device``: a depth backend whose factory takes a ``device`` (it reports the one it got).
 ``toy-left``: a localizer that puts the object in the left quarter of every frame, so a stem made
 with it is louder on the left whatever the clip shows. Each construction appends a line (the
 process id) to the file named by ``FOLEYSPACE_TOY_BUILDS``, so a test can count how often a
@@ -20,6 +21,30 @@ from foleyspace.localize.base import BoxTrack
 def register(registry) -> None:
     registry.add(Backend("localizer", "toy-left", "foleyspace_toy:LeftLocalizer",
                          "test plug-in: the object sits in the left quarter of the frame"))
+    registry.add(Backend("depth", "toy-device", "foleyspace_toy:DeviceDepth",
+                         "test plug-in: constant depth; records the device it was built for"))
+
+
+class DeviceDepth:
+    """A 'model' that takes a device, as a torch backend would, and says which it got."""
+
+    name = "toy-device"
+    frame_form = None
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def describe(self) -> dict:
+        return {"device": self.device}
+
+    def start(self, n_frames: int):
+        return self
+
+    def push(self, first_index, frames) -> None:
+        pass
+
+    def finish(self, track) -> np.ndarray:
+        return np.ones(len(track))
 
 
 class LeftLocalizer:
