@@ -9,8 +9,9 @@ and the per-frame box centers and detections of its sidecar.
 Two references per case:
 
 - ``sha256``: today's stem, exactly. Any change to a stem fails here.
-- ``before``: the stem and boxes of commit 21b2898, before the backend-registry refactor (made
-  with the same arguments by that commit's CLI). Cases whose localizer now reads grey frames
+- ``before``: the stem and boxes of commit 21b2898, before the backend-registry refactor, recorded
+  once by running that commit's CLI (from ``git archive 21b2898``, as ``benchmarks/bench_cli.py``
+  runs a baseline) with each case's arguments, through :func:`fingerprint`. Cases whose localizer now reads grey frames
   straight from the decoder's luma plane (instead of RGB turned grey by OpenCV) may differ from
   it within :data:`FRAME_PATH_TOLERANCE`: the same frames detected; at least 90 % of the box
   centers within 0.5 % of the frame width (measured: 93–100 %, median shift 0–0.02 %; the few
@@ -107,12 +108,22 @@ def case_args(name: str, bikes_mp4: Path, speech_wav: Path, ku100_sofa: Path) ->
     return [str(video_for(kind, bikes_mp4))] + [a.format(speech=speech_wav, sofa=ku100_sofa) for a in args]
 
 
+def dump(golden: dict) -> str:
+    """The golden file: a case, then one of its fields, per line (arrays kept on their line)."""
+    cases = []
+    for name in sorted(golden):
+        fields = golden[name]
+        cases.append(f"{json.dumps(name)}: {{\n" + ",\n".join(
+            f"  {json.dumps(key)}: {json.dumps(fields[key], sort_keys=True)}" for key in sorted(fields)) + "}")
+    return "{\n" + ",\n".join(cases) + "\n}\n"
+
+
 def compare(name: str, got: dict) -> None:
     golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
     if REGEN:
         golden[name] = {**got, "before": golden.get(name, {}).get("before")}
         GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps(golden, indent=0, sort_keys=True) + "\n")
+        GOLDEN.write_text(dump(golden))
         return
     assert name in golden, f"no golden stem for {name}; regenerate with FOLEYSPACE_REGEN_GOLDEN=1"
     want = golden[name]
