@@ -122,9 +122,10 @@ def print_machine(repeat: int, seconds: float) -> None:
 
 
 def bench_analysis(clips: list[tuple[str, Path]], seconds: float, repeat: int) -> None:
+    from foleyspace.frames import FrameSource
     from foleyspace.localize.base import LocalizeRequest
     from foleyspace.localize.motion import MotionLocalizer
-    from foleyspace.video import frame_count, iter_frames, probe
+    from foleyspace.video import analysis_size, frame_count, probe
 
     print()
     print("1. Analysis throughput (frames/s; best / median)")
@@ -132,16 +133,17 @@ def bench_analysis(clips: list[tuple[str, Path]], seconds: float, repeat: int) -
     print(header)
     print("  " + "-" * (len(header) - 2))
     for name, path in clips:
-        end = min(seconds, probe(path).duration_s)
+        info = probe(path)
+        end = min(seconds, info.duration_s)
         n = frame_count(0.0, end, FPS)
+        source = FrameSource(path, 0.0, end, FPS, analysis_size(info.width, info.height, LONG_SIDE))
+        localizer = MotionLocalizer()
 
-        def decode() -> int:
-            return sum(1 for _ in iter_frames(path, 0.0, end, fps=FPS, long_side=LONG_SIDE))
+        def decode() -> int:  # the frames the pipeline hands the localizer: grey at its size, decoded ahead
+            return sum(1 for _ in source.frames(localizer.frame_form))
 
         def analyze() -> int:
-            track = MotionLocalizer().localize(iter_frames(path, 0.0, end, fps=FPS, long_side=LONG_SIDE),
-                                               LocalizeRequest(n))
-            return len(track)
+            return len(localizer.localize(source.frames(localizer.frame_form), LocalizeRequest(n)))
 
         t_dec, got_dec, t_all, got_all = timed_pair(decode, analyze, repeat)
         if got_dec != n or got_all != n:

@@ -64,7 +64,8 @@ class Backend:
         kind: one of :data:`KINDS`.
         name: what users type (``--localizer NAME``, ``"localizer": NAME``).
         factory: ``"module:callable"`` that builds it. It is called with those of these keywords
-            its signature names: ``config`` (the job's settings for this backend, when given),
+            its signature names: ``config`` (the job's settings for this backend, when given:
+            ``SpatializeConfig.settings["kind:name"]``),
             ``device`` (a resolved torch device string), ``sample_rate`` (output rate, Hz), ``path``
             (``hrir``: the SOFA file), ``hrir_set`` (``renderer``), ``job`` (``mono``).
         summary: one line for ``hello`` and ``--help``.
@@ -72,7 +73,9 @@ class Backend:
         extra: the pip extra that provides them, for the error message.
         when: a :data:`CONDITIONS` key the job must satisfy (``auto`` skips the backend otherwise).
         priority: ``auto`` picks the usable backend with the highest priority.
-        cached: built once per process and shared by jobs (``False`` for per-job objects).
+
+    A backend whose factory takes ``job`` is built per job (it holds that job's inputs); all
+    others are built once per process and shared by every job with the same settings.
     """
 
     kind: str
@@ -83,7 +86,6 @@ class Backend:
     extra: str | None = None
     when: str | None = None
     priority: int = 0
-    cached: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -102,11 +104,15 @@ class Backend:
         return f"needs {', '.join(absent)}{hint}"
 
     def load(self) -> Callable[..., Any]:
-        """Import and return the factory."""
+        """Import and return the factory; :class:`BackendError` if it cannot be imported."""
         module, _, attr = self.factory.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise BackendError(f"{self.kind} {self.name!r} cannot be loaded from {self.factory} "
+                               f"({exc.__class__.__name__}: {exc})") from exc
         return obj
 
 
@@ -116,8 +122,8 @@ BUILTIN: tuple[Backend, ...] = (
     Backend("localizer", "motion", "foleyspace.localize.motion:MotionLocalizer",
             "the main moving object, with camera-motion compensation"),
     Backend("depth", "box-scale", "foleyspace.depth:BoxScaleDepth", "relative depth from the box size"),
-    Backend("mono", "file", "foleyspace.mono:file_audio", "a sound file", when="audio", cached=False),
-    Backend("mono", "clip", "foleyspace.mono:clip_audio", "the clip's own audio", when="clip_audio", cached=False),
+    Backend("mono", "file", "foleyspace.mono:file_audio", "a sound file", when="audio"),
+    Backend("mono", "clip", "foleyspace.mono:clip_audio", "the clip's own audio", when="clip_audio"),
     Backend("hrir", "sofa", "foleyspace.hrtf.sofa:SofaHrirSet", "measured HRIRs from a SOFA file",
             requires=("sofar",), when="hrtf"),
     Backend("hrir", "spherical-head", "foleyspace.hrtf.spherical_head:SphericalHeadHrirSet",
@@ -160,11 +166,16 @@ class Registry:
         condition does not hold, or when a job's box would be ignored.
         """
         if name == AUTO:
+            reasons = []
             for candidate in self.names(kind):
                 backend = self._backends[(kind, candidate)]
-                if backend.missing() is None and self._holds(backend, job):
+                if not self._holds(backend, job):
+                    continue
+                why = backend.missing()
+                if why is None:
                     return backend
-            raise BackendError(f"no {kind} backend can run this job")
+                reasons.append(f"{candidate} {why}")
+            raise BackendError(f"no {kind} backend can run this job" + (f": {'; '.join(reasons)}" if reasons else ""))
         backend = self.get(kind, name)
         why = backend.missing()
         if why:
@@ -281,13 +292,13 @@ class Backends:
 
     def build(self, backend: Backend, key_extra: Any = None, **available: Any) -> Any:
         """The object ``backend``'s factory makes from the keywords it takes; cached by backend,
-        settings, device and ``key_extra`` unless the backend is per-job."""
+        settings, device and ``key_extra`` unless the factory takes the ``job`` (per job)."""
         factory = backend.load()
         params = inspect.signature(factory).parameters
         kwargs = {k: v for k, v in available.items() if k in params and v is not None}
         if "device" in params:
             kwargs["device"] = self.device
-        if not backend.cached:
+        if "job" in params:
             return factory(**kwargs)
         key = (backend.kind, backend.name, _key(kwargs.get("config")), kwargs.get("device"), key_extra)
         if key not in self._built:
@@ -303,8 +314,10 @@ class Backends:
     def _hrir(self, job: Job) -> tuple[Backend, Any, Any]:
         backend = self.choose("hrir", job)
         hrtf = str(job.hrtf) if job.hrtf else None
-        key = (backend.name, _file_key(hrtf), job.config.output.sample_rate)
-        return backend, key, self.build(backend, key, config=job.config.settings_for(backend.name), path=hrtf,
+        config = job.config.settings_for("hrir", backend.name)
+        # the full build key: a renderer built for this set is keyed by it too
+        key = (backend.name, _file_key(hrtf), job.config.output.sample_rate, _key(config))
+        return backend, key, self.build(backend, key, config=config, path=hrtf,
                                         sample_rate=job.config.output.sample_rate)
 
     def hrir_set(self, job: Job) -> Any:
@@ -316,12 +329,12 @@ class Backends:
         cfg = job.config
         picked = {kind: self.choose(kind, job) for kind in ("localizer", "depth", "mono", "renderer")}
         picked["hrir"], hrir_key, hrir_set = self._hrir(job)
-        built = {kind: self.build(picked[kind], config=cfg.settings_for(picked[kind].name))
+        built = {kind: self.build(picked[kind], config=cfg.settings_for(kind, picked[kind].name))
                  for kind in ("localizer", "depth")}
         built["hrir"] = hrir_set
         built["mono"] = self.build(picked["mono"], job=job)
         renderer = picked["renderer"]
-        built["renderer"] = self.build(renderer, hrir_key, config=cfg.settings_for(renderer.name),
+        built["renderer"] = self.build(renderer, hrir_key, config=cfg.settings_for("renderer", renderer.name),
                                        hrir_set=hrir_set, sample_rate=cfg.output.sample_rate)
         return Stages(localizer=built["localizer"], depth=built["depth"], mono=built["mono"],
                       hrir_set=hrir_set, renderer=built["renderer"],

@@ -130,6 +130,8 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError:
             raise FoleySpaceError(f"{flag} {text!r}: not a time (seconds, NNNf or [HH:]MM:SS)") from None
 
+    if args.audio_start is not None and args.audio is None:
+        raise FoleySpaceError("--audio-start needs --audio (a start point in a separate sound file)")
     box, box_time = None, None
     if args.box is not None:
         box_values, time_text = args.box
@@ -215,6 +217,9 @@ def run_render_otio(args: argparse.Namespace) -> int:
             print(f"[{index}/{count}] {name}", file=sys.stderr, flush=True)
         bar(stage, fraction)
 
+    if args.server is not None and args.device != AUTO:
+        raise FoleySpaceError("--device applies to rendering in this process; the server uses its own "
+                              "(foleyspace serve --device)")
     options = {"scheme": args.scheme, "hrtf": str(args.hrtf.resolve()) if args.hrtf else None, "label": args.label,
                "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}
     report = render_otio(args.timeline, args.output, args.stems, server=args.server or None,
@@ -259,7 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return run_serve(args)
         if args.command == "submit":
-            return run_submit(args, job_from_args(args), args.quiet)
+            if args.plot is not None:
+                raise FoleySpaceError("--plot works with spatialize; a submitted job writes its sidecar, "
+                                      "which holds the same trajectory")
+            return run_submit(args, spec_from_args(args), args.quiet)
         if args.command in ("status", "cancel", "jobs"):
             return run_client_command(args)
         if args.command == "render-otio":

@@ -50,7 +50,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from foleyspace.protocol import DEFAULT_ADDRESS
     from foleyspace.server.app import JobServer, ServerConfig
 
-    resolve_device(args.device)  # a GPU that is not there: one line now, not a failure per job
+    if args.device != "auto":  # a GPU that is not there: one line now, not a failure per job
+        resolve_device(args.device)  # ('auto' is resolved by each worker: no PyTorch import here)
 
     config = ServerConfig(bind=args.bind or DEFAULT_ADDRESS, workers=args.workers, device=args.device,
                           max_queued=args.max_queued, allow_remote=args.allow_remote)
@@ -87,14 +88,15 @@ def _describe(status: dict[str, Any]) -> str:
     return line
 
 
-def run_submit(args: argparse.Namespace, job, quiet: bool) -> int:
+def run_submit(args: argparse.Namespace, spec: dict[str, Any], quiet: bool) -> int:
+    """Queue ``spec`` on the server, which validates it against its own backends (plug-ins
+    installed only there included); ``--wait`` shows progress until the job ends."""
     from foleyspace.client import ClientError
     from foleyspace.console import StageProgress
-    from foleyspace.jobspec import spec_from_job
 
     client = _client(args)
     try:
-        jid = client.submit(spec_from_job(job))
+        jid = client.submit(spec)
         print(jid, flush=True)
         if not args.wait:
             return 0

@@ -191,11 +191,13 @@ class Client:
         message}}`` with state ``refused`` (the server rejected the spec), ``unsent`` (no server
         answered; later specs are not tried), ``timeout`` (no end within ``timeout`` seconds per
         job; the job is cancelled), ``lost`` (a request failed while waiting) or ``abandoned``
-        (not waited for: the server went away earlier and stays away). ``on_event(index, event)``
+        (not waited for: the server went away earlier — a submit found no server, or it stayed
+        away after a failed wait). ``on_event(index, event)``
         gets each job's events, ``before_wait(index, job)`` is called before waiting for it and
         ``on_end(index, outcome)`` as soon as its outcome is known.
         """
         outcomes: list[dict[str, Any] | None] = [None] * len(specs)
+        gone: str | None = None
 
         def settle(i: int, outcome: dict[str, Any]) -> None:
             outcomes[i] = outcome
@@ -209,10 +211,10 @@ class Client:
             except ServerUnavailable as exc:
                 for j in range(i, len(specs)):
                     settle(j, {"job": None, "state": "unsent", "error": {"code": exc.code, "message": str(exc)}})
+                gone = f"the server went away: {exc}"  # the jobs it did take are not waited for
                 break
             except ClientError as exc:
                 settle(i, {"job": None, "state": "refused", "error": {"code": exc.code, "message": str(exc)}})
-        gone: str | None = None
         for i, job in jobs:
             if gone is not None:
                 settle(i, {"job": job, "state": "abandoned", "error": {"code": "unavailable", "message": gone}})
@@ -234,7 +236,8 @@ class Client:
                     gone = f"the server went away: {exc}"
             else:
                 settle(i, final)
-        return [o for o in outcomes if o is not None]
+        assert all(o is not None for o in outcomes)
+        return outcomes  # type: ignore[return-value]
 
     def wait(self, job: str, timeout: float | None = None,
              on_event: Callable[[dict[str, Any]], None] | None = None, status_every_s: float = 2.0) -> dict[str, Any]:

@@ -97,8 +97,9 @@ class SpatializeConfig:
         localizer, depth, renderer: backend names from the registry (:mod:`foleyspace.backends`),
             or ``"auto"`` to let it choose (the seeded tracker when the job has a box, the
             offline backends otherwise).
-        settings: per-backend settings by backend name, e.g. ``{"dsp": DspRendererConfig(...)}``;
-            a backend without an entry runs with its defaults.
+        settings: per-backend settings keyed ``"kind:name"``, e.g.
+            ``{"renderer:dsp": DspRendererConfig(...)}``; a backend without an entry runs with its
+            defaults.
     """
 
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
@@ -115,6 +116,6 @@ class SpatializeConfig:
         (both follow the trajectory's positions, see ``DspRendererConfig.segment_rate_hz``)."""
         return cls(trajectory=TrajectoryConfig(scheme=scheme))
 
-    def settings_for(self, backend: str) -> Any:
-        """The settings given for ``backend``, or ``None`` (its defaults)."""
-        return self.settings.get(backend)
+    def settings_for(self, kind: str, backend: str) -> Any:
+        """The settings given for the ``kind`` backend ``backend``, or ``None`` (its defaults)."""
+        return self.settings.get(f"{kind}:{backend}")

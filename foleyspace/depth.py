@@ -29,7 +29,11 @@ class DepthRun(Protocol):
         ...
 
     def finish(self, track: BoxTrack) -> np.ndarray:
-        """``(T,)`` relative depth (larger = farther) along ``track``; NaN where it has no box."""
+        """``(T,)`` relative depth (larger = farther) along ``track``; NaN where it has no box.
+
+        The boxes are in the pixels of the frames pushed (the backend's ``frame_form``), or in
+        analysis pixels for a backend that reads no frames.
+        """
         ...
 
 

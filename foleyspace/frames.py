@@ -20,6 +20,15 @@ import numpy as np
 PIXELS = ("rgb", "grey")
 
 
+def analysis_size(width: int, height: int, long_side: int | None) -> tuple[int, int]:
+    """A frame size ``(w, h)`` with the long side scaled to ``long_side`` pixels (never up; ``None``:
+    unchanged), both even — the analysis size, and the size of every :class:`FrameForm`."""
+    if not long_side or max(width, height) <= long_side:
+        return width, height
+    scale = long_side / max(width, height)
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
 @dataclass(frozen=True)
 class FrameForm:
     """How a stage wants its frames.
@@ -53,35 +62,37 @@ def decode_ahead(items: Iterable[Any], depth: int) -> Iterator[Any]:
     """Yield ``items`` while a background thread produces up to ``depth`` of them ahead.
 
     FFmpeg decoding and OpenCV release the GIL, so on two cores decoding the next frames
-    overlaps with analyzing this one. Exceptions of the producer are raised here, in order; when
-    the consumer stops early the producer stops too.
+    overlaps with analysing this one. An exception of the producer is raised here, after the
+    items before it; when the consumer stops early (or this generator is closed) the producer
+    stops too and closes ``items`` in its own thread.
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item: Any) -> bool:
+    def put(item: Any) -> None:
         while not stop.is_set():
             try:
                 buffer.put(item, timeout=0.1)
-                return True
+                return
             except queue.Full:
                 continue
-        return False
 
     def produce() -> None:
-        iterator = iter(items)
+        end: tuple[bool, Any] = (True, _DONE)
+        iterator = None
         try:
+            iterator = iter(items)
             for item in iterator:
-                if not put((True, item)):
+                if stop.is_set():
                     return
+                put((True, item))
         except BaseException as exc:  # handed to the consumer
-            put((False, exc))
-            return
+            end = (False, exc)
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()  # a generator: its file is closed here, in the thread that ran it
-        put((True, _DONE))
+            put(end)
 
     worker = threading.Thread(target=produce, name="foleyspace-decode", daemon=True)
     worker.start()
@@ -95,7 +106,7 @@ def decode_ahead(items: Iterable[Any], depth: int) -> Iterator[Any]:
             yield item
     finally:
         stop.set()
-        worker.join()
+        worker.join(timeout=10.0)  # a decoder stuck in FFmpeg is left to die with the process
 
 
 class FrameSource:
@@ -119,8 +130,6 @@ class FrameSource:
 
     def size_of(self, form: FrameForm) -> tuple[int, int]:
         """``(w, h)`` of frames in ``form``."""
-        from foleyspace.video import analysis_size
-
         return analysis_size(self.size[0], self.size[1], form.long_side)
 
     def frames(self, form: FrameForm = FrameForm(),
@@ -133,20 +142,24 @@ class FrameSource:
         pending: list[list[np.ndarray]] = [[] for _ in taps]
         first = 0
         index = 0
-        decoded: Iterable[tuple[np.ndarray, ...]] = iter_frame_forms(self.video, self.start_s, self.end_s, self.fps, forms)
+        decoded: Iterator[tuple[np.ndarray, ...]] = iter_frame_forms(self.video, self.start_s, self.end_s, self.fps,
+                                                                     forms)
         if self._read_ahead > 0:
             decoded = decode_ahead(decoded, self._read_ahead)
-        for index, arrays in enumerate(decoded):
-            if self._check is not None and index % self._check_every == 0:
-                self._check()
+        try:
+            for index, arrays in enumerate(decoded):
+                if self._check is not None and index % self._check_every == 0:
+                    self._check()
+                for j, (_, sink) in enumerate(taps):
+                    pending[j].append(arrays[1 + j])
+                    if len(pending[j]) == batch:
+                        sink.push(first, np.stack(pending[j]))
+                        pending[j].clear()
+                if taps and len(pending[0]) == 0:
+                    first = index + 1
+                yield arrays[0]
             for j, (_, sink) in enumerate(taps):
-                pending[j].append(arrays[1 + j])
-                if len(pending[j]) == batch:
+                if pending[j]:
                     sink.push(first, np.stack(pending[j]))
-                    pending[j].clear()
-            if taps and len(pending[0]) == 0:
-                first = index + 1
-            yield arrays[0]
-        for j, (_, sink) in enumerate(taps):
-            if pending[j]:
-                sink.push(first, np.stack(pending[j]))
+        finally:
+            decoded.close()  # stops the decoding thread and closes the file now, not at garbage collection

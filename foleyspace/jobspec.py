@@ -20,11 +20,10 @@ media, signal-processing or model library.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from foleyspace.backends import CHOSEN_KINDS, BackendError, Registry, default_registry
+from foleyspace.backends import CHOSEN_KINDS, KINDS, BackendError, Registry, default_registry
 from foleyspace.config import AUTO, LONG_SIDE_RANGE, MAX_SEGMENT_RATE_HZ, SCHEMES, AnalysisConfig, SpatializeConfig, TrajectoryConfig
 from foleyspace.errors import FoleySpaceError
 from foleyspace.job import Job, SeedBox
@@ -45,6 +44,11 @@ OPTION_DEFAULTS: dict[str, Any] = {
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "audio", "audio_start_s", "box", "box_time_s",
              "options"}
 MAX_LABEL_CHARS = 200
+#: The settings key of the DSP renderer, which the options ``segments_per_second`` and
+#: ``distance_delay`` configure.
+DSP = "renderer:dsp"
+#: The spec field that decides the backends of the kinds a job does not name.
+INPUT_FIELDS = {"mono": "audio", "hrir": "hrtf"}
 
 
 class SpecError(FoleySpaceError):
@@ -154,7 +158,7 @@ def _config(opts: dict[str, Any]) -> SpatializeConfig:
     return SpatializeConfig(analysis=AnalysisConfig(long_side=opts["long_side"]),
                             trajectory=TrajectoryConfig(scheme=opts["scheme"]),
                             localizer=opts["localizer"], depth=opts["depth"], renderer=opts["renderer"],
-                            settings={} if dsp == DspRendererConfig() else {"dsp": dsp})
+                            settings={} if dsp == DspRendererConfig() else {DSP: dsp})
 
 
 def _seed(spec: dict[str, Any]) -> SeedBox | None:
@@ -187,8 +191,7 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
         raise SpecError("needs 'audio' (a start point in a separate sound file)", "audio_start_s")
     name = spec.get("name")
     for what, given in (("video", video), ("audio", audio)):  # before the name's own checks: the clearer message
-        if given is not None and isinstance(name, str) and "\x00" not in name and \
-                (output_dir / name).resolve() == given.resolve():
+        if given is not None and isinstance(name, str) and "\x00" not in name and _same_file(output_dir / name, given):
             raise OverwriteError(f"refusing to overwrite the source {what} {given} with the stem", "name")
     output = output_dir / stem_name(spec, video)
     job = Job(video=video, output=output, audio=audio, audio_start_s=audio_start,
@@ -196,18 +199,41 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
               seed_box=_seed(spec), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
               config=_config(opts), write_sidecar=opts["sidecar"])
     registry = registry or default_registry()
-    for kind in CHOSEN_KINDS:
+    for kind in KINDS:
         try:
-            registry.choose(kind, opts[kind], job)
+            backend = registry.choose(kind, opts[kind] if kind in CHOSEN_KINDS else AUTO, job)
         except BackendError as exc:
-            raise SpecError(str(exc), kind) from None
+            raise SpecError(str(exc), kind if kind in CHOSEN_KINDS else INPUT_FIELDS[kind]) from None
+        if kind == "renderer" and backend.name != "dsp":
+            for option in ("segments_per_second", "distance_delay"):
+                if opts[option] != OPTION_DEFAULTS[option]:
+                    raise SpecError(f"is a setting of the dsp renderer, not of {backend.name!r}", option)
     return job
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (symlinks followed; a loop or an error: no)."""
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def output_paths(spec: dict[str, Any]) -> tuple[Path, Path] | None:
+    """The stem and sidecar a spec would write, from its paths alone (no other validation), or
+    ``None`` if the spec does not name them; for cleaning up after a killed job."""
+    try:
+        video, output_dir = _path(spec, "video", required=True), _path(spec, "output_dir", required=True)
+        stem = output_dir / stem_name(spec, video)  # type: ignore[operator, arg-type]
+    except SpecError:
+        return None
+    return stem, stem.with_suffix(".json")
 
 
 def spec_from_job(job: Job) -> dict[str, Any]:
     """The spec of a job (absolute paths), e.g. to submit a CLI-built job to a server."""
     cfg = job.config
-    dsp = cfg.settings_for("dsp") or DspRendererConfig()
+    dsp = cfg.settings.get(DSP) or DspRendererConfig()
     box = job.seed_box
     return {
         "video": str(Path(job.video).resolve()),

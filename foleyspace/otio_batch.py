@@ -252,31 +252,35 @@ FATAL_CODES = ("unavailable", "unauthorized", "version")
 
 def render_on_server(tasks: list[ClipTask], skipped: list[Skipped], address: str | None,
                      progress: BatchProgress | None, timeout_s: float = 3600.0) -> None:
-    """Submit every task to the server at once, then collect the results as they finish."""
+    """Submit every task to the server at once, then collect the results as they finish.
+
+    A clip the server refuses, fails or does not finish within ``timeout_s`` (cancelled) is
+    skipped; a server that cannot be reached or goes away stops the batch at once.
+    """
     from foleyspace.client import Client, ClientError
 
     def on_event(index: int, event: dict[str, Any]) -> None:
         if progress is not None and event.get("event") == "progress":
             progress(index + 1, len(tasks), tasks[index].clip_name, event["stage"], event["fraction"])
 
+    def on_end(index: int, outcome: dict[str, Any]) -> None:
+        task, state = tasks[index], outcome["state"]
+        task.job = outcome.get("job")
+        error = outcome.get("error") or {"code": state, "message": state}
+        if state == "done":
+            task.result = outcome["result"]
+        elif state in ("lost", "abandoned") or error["code"] in FATAL_CODES:
+            raise FoleySpaceError(error["message"])  # not about this clip: stop the batch
+        elif state in ("refused", "unsent", "timeout"):
+            skipped.append(Skipped(task.track_name, task.clip_name, f"{error['code']}: {error['message']}"))
+        else:
+            skipped.append(Skipped(task.track_name, task.clip_name, f"job {state}: {error['message']}"))
+
     try:
         with Client(address) as client:
-            outcomes = client.run_batch([t.spec for t in tasks], timeout=timeout_s, on_event=on_event)
+            client.run_batch([t.spec for t in tasks], timeout=timeout_s, on_event=on_event, on_end=on_end)
     except ClientError as exc:
         raise FoleySpaceError(str(exc)) from exc
-    for task, outcome in zip(tasks, outcomes):
-        task.job = outcome.get("job")
-        error = outcome.get("error") or {"code": outcome["state"], "message": outcome["state"]}
-        if outcome["state"] == "done":
-            task.result = outcome["result"]
-        elif outcome["state"] in ("unsent", "refused") and error["code"] in FATAL_CODES:
-            raise FoleySpaceError(error["message"])  # not about this clip: stop the batch
-        elif outcome["state"] in ("refused", "unsent"):
-            skipped.append(Skipped(task.track_name, task.clip_name, f"{error['code']}: {error['message']}"))
-        elif outcome["state"] in ("timeout", "lost", "abandoned"):
-            raise FoleySpaceError(error["message"])
-        else:
-            skipped.append(Skipped(task.track_name, task.clip_name, f"job {outcome['state']}: {error['message']}"))
 
 
 def render_otio(source: Path, output: Path, stems_dir: Path | None = None, server: str | None = None,

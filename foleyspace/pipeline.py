@@ -96,12 +96,15 @@ def spatialize(
     log.info("analyzing %d frames of %s (%.3f–%.3f s) with %s", source.n_frames, job.video, start, end,
              stages.described["localizer"]["name"])
     depth_run = stages.depth.start(source.n_frames)
-    taps = [(stages.depth.frame_form, depth_run)] if stages.depth.frame_form is not None else []
+    depth_form = stages.depth.frame_form
+    depth_size = size if depth_form is None else source.size_of(depth_form)
+    taps = [] if depth_form is None else [(depth_form, depth_run)]
     track: BoxTrack = stages.localizer.localize(source.frames(form, taps), request, report.stage("analyze"))
     if form_size != size:
         track = track.scaled(size[0] / form_size[0], size[1] / form_size[1])
     report("analyze", 1.0)
-    depth_values = depth_run.finish(track)
+    depth_values = depth_run.finish(track if depth_size == size else
+                                    track.scaled(depth_size[0] / size[0], depth_size[1] / size[1]))
     report("depth", 1.0)
     try:
         path = source_path(box_centers(track.boxes), depth_values, track.confidence, size[0], size[1],

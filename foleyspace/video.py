@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from foleyspace.errors import InputError
+from foleyspace.frames import analysis_size
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +141,6 @@ def resolve_range(info: VideoInfo, start_s: float | None, end_s: float | None) -
     if end - start <= 0:
         raise InputError(f"the range {start:.3f}–{end:.3f} s is empty")
     return start, end
-
-
-def analysis_size(width: int, height: int, long_side: int | None) -> tuple[int, int]:
-    """Analysis frame size ``(w, h)``: the long side scaled to ``long_side`` (never up), even sizes."""
-    if not long_side or max(width, height) <= long_side:
-        return width, height
-    scale = long_side / max(width, height)
-    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
 def frame_count(start_s: float, end_s: float, fps: float) -> int:

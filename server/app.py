@@ -26,7 +26,7 @@ from foleyspace.config import SCHEMES
 from foleyspace.device import check_device_name
 from foleyspace.errors import FoleySpaceError
 from foleyspace.home import ensure_state_dir, ensure_token, write_server_info
-from foleyspace.jobspec import job_from_spec
+from foleyspace.jobspec import job_from_spec, output_paths
 from foleyspace.protocol import (
     DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, OPS, PROTOCOL_VERSION, SOCKET_MAX_MESSAGE_BYTES, TERMINAL_STATES,
     ProtocolError, error_reply, pack, unpack,
@@ -291,10 +291,14 @@ class JobServer:
             record = self.store.get(jid)
             if record is None:
                 continue
-            try:  # the roots may have changed since the job was queued (a restart with other --root)
+            try:  # the roots (or the files) may have changed since the job was queued
                 self.policy.check(job_from_spec(record.spec, self.registry))
             except FoleySpaceError as exc:
                 self._finish(jid, "failed", {"error": {"code": exc.code, "message": str(exc)}})
+                continue
+            except Exception as exc:  # e.g. a symlink loop made after submit: the job fails, the server lives
+                log.exception("job %s cannot start", jid)
+                self._finish(jid, "failed", {"error": {"code": "internal", "message": f"{exc.__class__.__name__}: {exc}"}})
                 continue
             if not self.store.start(jid):
                 continue
@@ -382,11 +386,8 @@ class JobServer:
     @staticmethod
     def _remove_partial_outputs(spec: dict[str, Any]) -> None:
         """Delete temporary files a killed worker left beside the job's outputs."""
-        try:
-            job = job_from_spec(spec)
-        except FoleySpaceError:
-            return
-        for target in (Path(job.output), job.sidecar_path):
+        targets = output_paths(spec)
+        for target in targets or ():
             for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
                 try:
                     tmp.unlink()

@@ -246,7 +246,7 @@ def test_settings_and_device_key_the_cache():
 
     from foleyspace.localize.motion import MotionConfig
 
-    tuned = replace(plain, config=replace(plain.config, settings={"motion": MotionConfig(diff_threshold=20.0)}))
+    tuned = replace(plain, config=replace(plain.config, settings={"localizer:motion": MotionConfig(diff_threshold=20.0)}))
     a, b = backends.for_job(plain), backends.for_job(tuned)
     assert a.localizer is not b.localizer and b.localizer.config.diff_threshold == 20.0
     assert backends.for_job(tuned).localizer is b.localizer
@@ -304,3 +304,50 @@ def test_a_backend_that_takes_a_device_gets_the_resolved_one(monkeypatch):
     assert backends.build(registry.get("depth", "devtoy")).device == "cuda:0"
     cpu_only = Backends("cpu", registry)
     assert cpu_only.build(registry.get("depth", "devtoy")).device == "cpu"
+
+
+def test_a_renderer_follows_its_jobs_hrir_set():
+    from dataclasses import replace
+
+    from foleyspace.hrtf import SphericalHeadConfig
+
+    backends = Backends("cpu")
+    plain = job()
+    big_head = replace(plain, config=replace(plain.config, settings={"hrir:spherical-head": SphericalHeadConfig(head_radius_m=0.12)}))
+    a, b = backends.for_job(plain), backends.for_job(big_head)
+    assert a.hrir_set is not b.hrir_set and b.hrir_set.config.head_radius_m == 0.12
+    assert a.renderer.hrir_set is a.hrir_set and b.renderer.hrir_set is b.hrir_set
+    assert backends.for_job(big_head).renderer is b.renderer
+
+
+def test_a_backend_that_takes_the_job_is_built_per_job(monkeypatch, tmp_path):
+    module = types.ModuleType("fs_monotoy")
+    module.Source = lambda job: types.SimpleNamespace(name="toy", audio=job.audio)
+    monkeypatch.setitem(sys.modules, "fs_monotoy", module)
+    registry = Registry([Backend("mono", "toy", "fs_monotoy:Source", "x")])
+    backends = Backends("cpu", registry)
+    entry = registry.get("mono", "toy")
+    assert backends.build(entry, job=job(audio=Path("/a1.wav"))).audio == Path("/a1.wav")
+    assert backends.build(entry, job=job(audio=Path("/a2.wav"))).audio == Path("/a2.wav")
+
+
+def test_every_stage_is_validated_with_the_spec():
+    """An HRIR backend that cannot run here is refused at submit, naming the option that asked for it."""
+    registry = Registry([b for b in default_registry()._backends.values() if b.kind != "hrir"] + [
+        Backend("hrir", "sofa", "foleyspace.hrtf.sofa:SofaHrirSet", "x", requires=("sofar_not_here",), when="hrtf",
+                extra="sofa"),
+        Backend("hrir", "spherical-head", "foleyspace.hrtf.spherical_head:SphericalHeadHrirSet", "y", when="no_hrtf")])
+    spec = {"video": "/m/clip.mov", "output_dir": "/stems", "options": {"hrtf": "/h/ku100.sofa"}}
+    with pytest.raises(SpecError, match=r"'hrtf'.*sofa needs sofar_not_here \(pip install 'foleyspace\[sofa\]'\)") as exc:
+        job_from_spec(spec, registry)
+    assert exc.value.field == "hrtf"
+    job_from_spec({**spec, "options": {}}, registry)
+
+
+def test_renderer_options_belong_to_the_dsp_renderer():
+    registry = Registry([*default_registry()._backends.values(),
+                         Backend("renderer", "other", "foleyspace.render:DspRenderer", "another renderer")])
+    spec = {"video": "/m/clip.mov", "output_dir": "/stems"}
+    with pytest.raises(SpecError, match="'distance_delay'.*setting of the dsp renderer"):
+        job_from_spec({**spec, "options": {"renderer": "other", "distance_delay": True}}, registry)
+    assert job_from_spec({**spec, "options": {"renderer": "other"}}, registry).config.renderer == "other"

@@ -86,3 +86,22 @@ def test_decode_ahead_stops_the_producer_when_the_consumer_stops():
     assert closed.wait(2.0)
     time.sleep(0.05)
     assert len(produced) < 10  # never ran ahead by more than its depth (plus the one in hand)
+
+
+def test_decode_ahead_reports_an_items_that_cannot_even_start():
+    with pytest.raises(TypeError):
+        list(decode_ahead(5, depth=2))  # not iterable: raised here, never a hang
+
+
+def test_a_cancelled_pass_stops_its_decoding_thread_at_once(clip_factory):
+    clip = clip_factory(motion="cross_lr", duration_s=2.0, size=(160, 96))
+
+    def check():
+        raise Cancelled("stop")
+
+    source = FrameSource(clip, 0.0, 2.0, 25.0, (160, 96), check=check)
+    with pytest.raises(Cancelled) as caught:
+        for _ in source.frames():
+            pass
+    assert caught.value is not None  # the exception (and its traceback) still alive ...
+    assert not [t for t in threading.enumerate() if t.name == "foleyspace-decode"]  # ... the thread is not

@@ -212,7 +212,7 @@ def opts(**options):
 
 def dsp(job):
     """The DSP renderer's settings of a job (its defaults when the spec set none)."""
-    return job.config.settings_for("dsp") or DspRendererConfig()
+    return job.config.settings_for("renderer", "dsp") or DspRendererConfig()
 
 
 class TestJobSpec:
@@ -367,7 +367,7 @@ class TestJobSpec:
     def test_round_trip_of_a_python_built_job(self, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)
         cfg = SpatializeConfig.for_scheme("fine")
-        cfg = replace(cfg, settings={"dsp": DspRendererConfig(distance_delay=True)})
+        cfg = replace(cfg, settings={"renderer:dsp": DspRendererConfig(distance_delay=True)})
         job = Job(video=Path("clip.mp4"), output=Path("out/stem.wav"), audio=Path("voice.flac"), start_s=1,
                   seed_box=SeedBox(1, 2, 3, 4), hrtf=Path("h.sofa"), config=cfg)
         back = job_from_spec(spec_from_job(job))

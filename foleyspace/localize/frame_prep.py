@@ -8,14 +8,6 @@ import numpy as np
 from foleyspace.errors import InputError
 
 
-def processing_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """``(w, h)`` of the processing frames: the long side scaled to ``long_side``, never up."""
-    if max(width, height) <= long_side:
-        return width, height
-    s = long_side / max(width, height)
-    return max(8, int(round(width * s))), max(8, int(round(height * s)))
-
-
 def to_grey(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Grey ``uint8 (H, W)`` or RGB ``uint8 (H, W, 3)`` → grey ``uint8`` at ``size = (w, h)`` (area interpolation)."""
     if frame.dtype != np.uint8 or not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):

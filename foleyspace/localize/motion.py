@@ -30,7 +30,7 @@ Frame preparation (step 1) is in :mod:`~foleyspace.localize.frame_prep`, camera 
 compensated differences (2–3) in :mod:`~foleyspace.localize.camera_motion`, blobs (4–5) in
 :mod:`~foleyspace.localize.blobs`; this module holds the settings and the per-clip state.
 
-Boxes are returned in analysis pixels (the frames passed in), ``(x, y, w, h)`` with ``(x, y)`` the
+Boxes are returned in the pixels of the frames passed in, ``(x, y, w, h)`` with ``(x, y)`` the
 top-left corner, ``u`` right and ``v`` down. A frame without a motion blob has a NaN row and
 confidence 0.
 """
@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from foleyspace.errors import InputError
-from foleyspace.frames import FrameForm
+from foleyspace.frames import FrameForm, analysis_size
 from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest
 from foleyspace.localize.blobs import Blob, blob_confidence, find_blobs, pick_blob
 from foleyspace.localize.camera_motion import (
@@ -57,7 +57,7 @@ from foleyspace.localize.camera_motion import (
     invert_affine,
     neighbour_difference,
 )
-from foleyspace.localize.frame_prep import processing_size, to_grey
+from foleyspace.localize.frame_prep import to_grey
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class MotionLocalizer:
         request: LocalizeRequest,
         progress: FrameProgress | None = None,
     ) -> BoxTrack:
-        """One box per frame, in analysis pixels; NaN rows and confidence 0 where nothing moves.
+        """One box per frame, in the pixels of the frames given; NaN rows and confidence 0 where nothing moves.
 
         Args:
             frames: grey ``(H, W)`` or RGB ``(H, W, 3)`` ``uint8`` frames, all the same size, consumed
@@ -191,7 +191,7 @@ class MotionLocalizer:
                 whatever it raises propagates.
 
         Raises:
-            InputError: a frame is not RGB ``uint8`` or changes size mid-stream.
+            InputError: a frame is not grey or RGB ``uint8`` or changes size mid-stream.
         """
         run = _MotionRun(self.config, request.n_frames, progress)
         for frame in frames:
@@ -229,7 +229,7 @@ class _MotionRun:
             if frame.ndim not in (2, 3):
                 raise InputError(f"a frame must be grey (H, W) or RGB (H, W, 3) uint8, got shape {frame.shape}")
             self.frame_shape = frame.shape[:2]
-            self.proc_size = processing_size(frame.shape[1], frame.shape[0], self.cfg.long_side)
+            self.proc_size = analysis_size(frame.shape[1], frame.shape[0], self.cfg.long_side)
             log.debug("motion localizer: analysis %s, processing %s", self.frame_shape, self.proc_size)
         elif frame.shape[:2] != self.frame_shape:
             raise InputError(f"frame {self.count} is {frame.shape[:2]}, earlier frames were {self.frame_shape}")
@@ -318,7 +318,7 @@ class _MotionRun:
         self.confidence.append(conf)
 
     def _to_analysis(self, box: tuple[int, int, int, int]) -> np.ndarray:
-        """Scale a processing-pixel box to analysis pixels."""
+        """Scale a processing-pixel box to the pixels of the frames given."""
         assert self.frame_shape is not None
         sx = self.frame_shape[1] / self.proc_size[0]
         sy = self.frame_shape[0] / self.proc_size[1]

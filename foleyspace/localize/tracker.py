@@ -1,6 +1,6 @@
 """User-seeded box tracker: follows a box the user drew on one frame through the whole clip.
 
-The user gives a box ``(x, y, w, h)`` in analysis pixels (``(x, y)`` the top-left corner, ``u``
+The user gives a box ``(x, y, w, h)`` in the pixels of the frames given (the pipeline scales it; ``(x, y)`` the top-left corner, ``u``
 right, ``v`` down) on the seed frame. The tracker follows it forward from the seed frame to the
 end of the clip and backward from the seed frame to frame 0 with normalized cross-correlation
 template matching (``cv2.matchTemplate``, ``TM_CCOEFF_NORMED``):
@@ -55,8 +55,8 @@ class TrackerConfig:
         min_score: a best match score below this marks the frame lost.
         update_rate: weight of the newly matched patch when the template is updated (0 = never).
         update_min_score: the template is only updated from matches scoring at least this.
-        min_seed_px: least width and height of the seed box in analysis pixels.
-        edge_tolerance_px: a seed box may overshoot the frame by this many analysis pixels (it is
+        min_seed_px: least width and height of the seed box in frame pixels.
+        edge_tolerance_px: a seed box may overshoot the frame by this many frame pixels (it is
             clipped); further is an error.
         progress_every: call ``progress`` every this many frames.
     """
@@ -187,7 +187,7 @@ class SeededTracker:
     """Tracks a user-drawn box forward and backward from its seed frame (see module docstring).
 
     Implements :class:`~foleyspace.localize.base.Localizer`; the box comes with each request
-    (:attr:`~foleyspace.localize.base.LocalizeRequest.seed_box`, analysis pixels, drawn on
+    (:attr:`~foleyspace.localize.base.LocalizeRequest.seed_box`, in the pixels of the frames given, drawn on
     ``seed_frame``).
     """
 
@@ -203,7 +203,7 @@ class SeededTracker:
         request: LocalizeRequest,
         progress: FrameProgress | None = None,
     ) -> BoxTrack:
-        """One box per frame in analysis pixels; the seed frame holds the seed box (confidence 1).
+        """One box per frame in the pixels of the frames given; the seed frame holds the seed box (confidence 1).
 
         Args:
             frames: grey ``(H, W)`` or RGB ``(H, W, 3)`` ``uint8`` frames, all the same size,
@@ -342,7 +342,7 @@ class _TrackRun:
         return score, box
 
     def _record(self, index: int, result: tuple[float, Box] | None) -> None:
-        """Store the result of frame ``index`` (analysis pixels)."""
+        """Store the result of frame ``index`` (frame pixels)."""
         if result is None:
             row, conf = np.full(4, np.nan), 0.0
         else:
