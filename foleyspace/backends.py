@@ -157,7 +157,7 @@ class Registry:
         try:
             return self._backends[(kind, name)]
         except KeyError:
-            raise BackendError(f"unknown {kind} {name!r}; known: {', '.join([AUTO, *self.names(kind)])}") from None
+            raise BackendError(f"{kind} {name!r} is unknown; known: {', '.join([AUTO, *self.names(kind)])}") from None
 
     def choose(self, kind: str, name: str, job: Job) -> Backend:
         """The backend that runs ``kind`` for ``job``: ``name``, or the best usable one for ``auto``.

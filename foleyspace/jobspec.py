@@ -203,7 +203,10 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
         try:
             backend = registry.choose(kind, opts[kind] if kind in CHOSEN_KINDS else AUTO, job)
         except BackendError as exc:
-            raise SpecError(str(exc), kind if kind in CHOSEN_KINDS else INPUT_FIELDS[kind]) from None
+            problem = str(exc)  # "localizer 'x' ...": the field names the kind already
+            if kind in CHOSEN_KINDS and problem.startswith(f"{kind} "):
+                problem = problem[len(kind) + 1:]
+            raise SpecError(problem, kind if kind in CHOSEN_KINDS else INPUT_FIELDS[kind]) from None
         if kind == "renderer" and backend.name != "dsp":
             for option in ("segments_per_second", "distance_delay"):
                 if opts[option] != OPTION_DEFAULTS[option]:
