@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import types
+from dataclasses import replace
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 
@@ -88,8 +89,10 @@ def test_importtime_of_jobspec_lists_no_heavy_module():
 
 
 # ------------------------------------------------------------------------------ registry rules
-def job(**fields) -> Job:
-    return Job(video=Path("/clip.mp4"), output=Path("/stem.wav"), **fields)
+def job(settings: dict | None = None, **fields) -> Job:
+    """A job on placeholder paths; ``settings`` are per-backend settings (``"kind:name"`` keys)."""
+    made = Job(video=Path("/clip.mp4"), output=Path("/stem.wav"), **fields)
+    return made if settings is None else replace(made, config=replace(made.config, settings=settings))
 
 
 def test_auto_choices_follow_the_job():
@@ -240,13 +243,10 @@ def test_a_worker_builds_a_heavy_backend_once_across_jobs(toy, clip_factory, tmp
 
 
 def test_settings_and_device_key_the_cache():
-    backends = Backends("cpu")
-    plain = job()
-    from dataclasses import replace
-
     from foleyspace.localize.motion import MotionConfig
 
-    tuned = replace(plain, config=replace(plain.config, settings={"localizer:motion": MotionConfig(diff_threshold=20.0)}))
+    backends = Backends("cpu")
+    plain, tuned = job(), job({"localizer:motion": MotionConfig(diff_threshold=20.0)})
     a, b = backends.for_job(plain), backends.for_job(tuned)
     assert a.localizer is not b.localizer and b.localizer.config.diff_threshold == 20.0
     assert backends.for_job(tuned).localizer is b.localizer
@@ -307,13 +307,10 @@ def test_a_backend_that_takes_a_device_gets_the_resolved_one(monkeypatch):
 
 
 def test_a_renderer_follows_its_jobs_hrir_set():
-    from dataclasses import replace
-
     from foleyspace.hrtf import SphericalHeadConfig
 
     backends = Backends("cpu")
-    plain = job()
-    big_head = replace(plain, config=replace(plain.config, settings={"hrir:spherical-head": SphericalHeadConfig(head_radius_m=0.12)}))
+    plain, big_head = job(), job({"hrir:spherical-head": SphericalHeadConfig(head_radius_m=0.12)})
     a, b = backends.for_job(plain), backends.for_job(big_head)
     assert a.hrir_set is not b.hrir_set and b.hrir_set.config.head_radius_m == 0.12
     assert a.renderer.hrir_set is a.hrir_set and b.renderer.hrir_set is b.hrir_set
