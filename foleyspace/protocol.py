@@ -60,8 +60,9 @@ def unpack(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError("malformed", "a message must be a map")
     version = message.get("v")
-    if type(version) is not int or version != PROTOCOL_VERSION:
-        raise ProtocolError("version", f"protocol version {message.get('v')!r} is not {PROTOCOL_VERSION}")
+    if type(version) is not int or version != PROTOCOL_VERSION:  # never repr the value: it may nest 1000 deep
+        shown = repr(version) if type(version) is int else f"of type {type(version).__name__}"
+        raise ProtocolError("version", f"protocol version {shown} is not {PROTOCOL_VERSION}")
     return message
 
 

@@ -161,51 +161,60 @@ class JobServer:
                 return
             self._handle_frames(frames)
 
-    def _send(self, identity: bytes, body: dict[str, Any]) -> None:
+    def _send(self, identity: bytes, body: dict[str, Any], delimiter: bool = False) -> None:
+        """Send ``body`` to a peer; ``delimiter``: it is a REQ socket, whose envelope has an empty frame."""
+        frames = [identity, b"", pack(body)] if delimiter else [identity, pack(body)]
         try:
-            self.socket.send_multipart([identity, pack(body)], zmq.NOBLOCK)
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone or its queue full: it will poll status
             log.debug("cannot send to %r: %s", identity, exc)
 
     def _handle_frames(self, frames: list[bytes]) -> None:
-        if len(frames) == 3 and frames[1] == b"":  # a REQ peer's envelope
+        """Answer one request. Nothing a peer sends can stop the loop: every path is inside the
+        catch-all, and untrusted values appear in messages only through :func:`shown`."""
+        req = len(frames) == 3 and frames[1] == b""  # a REQ peer's envelope
+        if req:
             frames = [frames[0], frames[2]]
         if len(frames) != 2:
             log.debug("dropped a message of %d frames", len(frames))
             return
         identity, payload = frames
+        try:
+            body = self._answer(identity, payload, req)
+        except Exception as exc:  # a server bug: answer, log, keep serving (nothing here may raise)
+            log.exception("a request failed")
+            body = error_reply(None, "internal", f"the server failed on this request ({exc.__class__.__name__})")
+        if body is not None:
+            self._send(identity, body, delimiter=req)
+
+    def _answer(self, identity: bytes, payload: bytes, req: bool) -> dict[str, Any] | None:
+        """The reply to one request (``None``: drop it unanswered)."""
         if len(payload) > MAX_MESSAGE_BYTES:
-            self._send(identity, error_reply(None, "too_large", f"message exceeds {MAX_MESSAGE_BYTES} bytes"))
-            return
+            return error_reply(None, "too_large", f"message exceeds {MAX_MESSAGE_BYTES} bytes")
         try:
             message = unpack(payload)
         except ProtocolError as exc:
             if exc.code == "version":
-                self._send(identity, error_reply(None, "version", str(exc)))
-            else:
-                log.debug("dropped undecodable message: %s", exc)
-            return
+                return error_reply(None, "version", str(exc))
+            log.debug("dropped undecodable message: %s", exc)
+            return None
         rid = message.get("id")
         if not isinstance(rid, (int, str)) or isinstance(rid, bool):
             rid = None
         token = message.get("token")
         if not isinstance(token, str) or not _same(token, self.token):
-            self._send(identity, error_reply(rid, "unauthorized", "missing or wrong token"))
-            return
+            return error_reply(rid, "unauthorized", "missing or wrong token")
         op = message.get("op")
         if not isinstance(op, str) or op not in OPS:
-            self._send(identity, error_reply(rid, "unknown_op", f"unknown op {op!r}; known: {', '.join(OPS)}"))
-            return
+            return error_reply(rid, "unknown_op", f"unknown op {shown(op)}; known: {', '.join(OPS)}")
         try:
-            body = getattr(self, f"_op_{op}")(identity, message)
+            body = getattr(self, f"_op_{op}")(identity, message, req)
         except FoleySpaceError as exc:
-            body = error_reply(rid, exc.code, str(exc))
+            return error_reply(rid, exc.code, str(exc))
         except Exception as exc:  # a server bug: answer, log, keep serving
             log.exception("op %s failed", op)
-            body = error_reply(rid, "internal", f"{exc.__class__.__name__}: {exc}")
-        else:
-            body = {"re": rid, "ok": True, **body}
-        self._send(identity, body)
+            return error_reply(rid, "internal", f"{exc.__class__.__name__}: {shown(str(exc))}")
+        return {"re": rid, "ok": True, **body}
 
     def _job(self, message: dict[str, Any]) -> JobRecord:
         """The job a request names; ``bad_request`` / ``not_found`` errors otherwise."""
@@ -217,17 +226,17 @@ class JobServer:
             raise FoleySpaceError(f"no job {jid!r}", code="not_found")
         return record
 
-    def _op_ping(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+    def _op_ping(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         return {"pong": time.time()}
 
-    def _op_hello(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+    def _op_hello(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         return {"server": "foleyspace", "version": __version__, "protocol": PROTOCOL_VERSION,
                 "device": self.config.device, "workers": len(self.workers),
                 "capabilities": {"ops": list(OPS), "schemes": list(SCHEMES), "backends": self.registry.capabilities()},
                 "roots": [str(r) for r in self.policy.roots],
                 "limits": {"max_message_bytes": MAX_MESSAGE_BYTES, "max_queued": self.config.max_queued}}
 
-    def _op_submit(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+    def _op_submit(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         spec = message.get("spec")
         key = message.get("key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 128):
@@ -238,13 +247,14 @@ class JobServer:
             raise FoleySpaceError(f"the queue is full ({self.config.max_queued} jobs); try again later",
                                   code="queue_full")
         record = self.store.add(spec, key)
-        self.subscribers.setdefault(record.id, set()).add(identity)
+        if not req:  # a REQ peer takes exactly one reply per request: no events
+            self.subscribers.setdefault(record.id, set()).add(identity)
         return {"event": "accepted", "job": record.id, "state": "queued", "position": self.store.count("queued")}
 
-    def _op_status(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+    def _op_status(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         record = self._job(message)
         jid = record.id
-        if message.get("watch") is True and record.state not in TERMINAL_STATES:
+        if message.get("watch") is True and not req and record.state not in TERMINAL_STATES:
             self.subscribers.setdefault(jid, set()).add(identity)
         out = record.public()
         if jid in self.progress and record.state == "running":
@@ -252,19 +262,19 @@ class JobServer:
             out["progress"] = {"stage": stage, "fraction": fraction}
         return out
 
-    def _op_result(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+    def _op_result(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         record = self._job(message)
         if record.state != "done":
             raise FoleySpaceError(f"job {record.id} is {record.state}, not done", code="not_done")
         return {"job": record.id, "result": record.result}
 
-    def _op_list(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+    def _op_list(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         limit = message.get("limit", 100)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise FoleySpaceError("'limit' must be an integer from 1 to 1000", code="bad_request")
         return {"jobs": [r.public() for r in self.store.list(limit)]}
 
-    def _op_cancel(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+    def _op_cancel(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         record = self._job(message)
         jid = record.id
         if record.state == "queued":
@@ -276,7 +286,7 @@ class JobServer:
                     worker.cancel_sent_at = time.monotonic()
         return {"job": jid, "state": self.store.get(jid).state}  # type: ignore[union-attr]
 
-    def _op_shutdown(self, identity: bytes, message: dict[str, Any]) -> dict[str, Any]:
+    def _op_shutdown(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         self.running = False
         return {"stopping": True}
 
@@ -394,6 +404,17 @@ class JobServer:
                     log.warning("removed partial output %s", tmp)
                 except OSError:
                     pass
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr`` of an untrusted value, bounded in depth and length (a 1000-level nested list
+    must not recurse, a 1 MiB string must not be echoed)."""
+    import reprlib
+
+    bounded = reprlib.Repr()
+    bounded.maxlevel, bounded.maxstring, bounded.maxother, bounded.maxlist, bounded.maxdict = 2, limit, limit, 4, 4
+    text = bounded.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _same(a: str, b: str) -> bool:

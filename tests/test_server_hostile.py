@@ -1,0 +1,203 @@
+"""The server against hostile peers: nothing a local process sends stops it.
+
+Real server process, real ZeroMQ sockets on loopback. Each test ends by checking that the server
+still answers a ping.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+from foleyspace.protocol import OPS, PROTOCOL_VERSION
+from serverproc import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("hostile") / "home"
+    home.mkdir()
+    srv = ServerProcess(home, home.parent, workers=1).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def token(server) -> str:
+    return (server.home / "token").read_text().strip()
+
+
+class Peer:
+    """One DEALER (or REQ) connection that sends raw frames and reads raw replies."""
+
+    def __init__(self, address: str, kind: int = zmq.DEALER) -> None:
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(kind)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(address)
+
+    def send(self, payload: bytes) -> None:
+        self.sock.send(payload)
+
+    def reply(self, wait_s: float = 2.0) -> dict | None:
+        if not self.sock.poll(int(wait_s * 1000)):
+            return None
+        return msgpack.unpackb(self.sock.recv(), raw=False, strict_map_key=False)
+
+    def drain(self) -> None:
+        while self.sock.poll(0):
+            self.sock.recv()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Nested:
+    """A list nested ``depth`` deep around ``leaf``: legal msgpack up to depth 1023, deeper than
+    msgpack's own packer writes (511), so :func:`packed` writes it by hand."""
+
+    def __init__(self, depth: int, leaf=0) -> None:
+        self.depth, self.leaf = depth, leaf
+
+    def encode(self) -> bytes:
+        return b"\x91" * self.depth + msgpack.packb(self.leaf)
+
+
+def nested(depth: int, leaf=0) -> Nested:
+    return Nested(depth, leaf)
+
+
+def packed(value) -> bytes:
+    """msgpack of ``value``, with :class:`Nested` parts anywhere inside."""
+    if isinstance(value, Nested):
+        return value.encode()
+    if isinstance(value, dict):
+        head = bytes([0x80 | len(value)]) if len(value) < 16 else b"\xde" + len(value).to_bytes(2, "big")
+        return head + b"".join(packed(k) + packed(v) for k, v in value.items())
+    if isinstance(value, list):
+        head = bytes([0x90 | len(value)]) if len(value) < 16 else b"\xdc" + len(value).to_bytes(2, "big")
+        return head + b"".join(packed(v) for v in value)
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def assert_alive(server, token: str) -> None:
+    peer = Peer(server.address)
+    try:
+        peer.send(packed({"v": PROTOCOL_VERSION, "op": "ping", "id": "alive", "token": token}))
+        reply = peer.reply(5.0)
+        assert reply is not None and reply["ok"] and reply["re"] == "alive", "the server stopped answering"
+    finally:
+        peer.close()
+    assert server.proc.poll() is None, "the server process died"
+
+
+def test_a_deeply_nested_message_without_a_token_is_answered(server, token):
+    """1004 bytes of legal msgpack (depth 1000) used to crash the server through repr()."""
+    peer = Peer(server.address)
+    try:
+        message = packed({"v": nested(1000)})
+        assert len(message) < 1100
+        peer.send(message)
+        reply = peer.reply()
+        assert reply["error"]["code"] == "version" and "of type list" in reply["error"]["message"]
+        for field in ("op", "id", "token"):
+            peer.send(packed({"v": PROTOCOL_VERSION, field: nested(1000), **({} if field == "token" else {"token": token})}))
+            reply = peer.reply()
+            assert reply is not None and not reply["ok"], field
+        peer.send(packed({"v": PROTOCOL_VERSION, "op": nested(1000), "token": token}))
+        reply = peer.reply()
+        assert reply["error"]["code"] == "unknown_op" and len(reply["error"]["message"]) < 200
+        for op, field in (("status", "job"), ("cancel", "job"), ("result", "job"), ("list", "limit"),
+                          ("submit", "spec"), ("submit", "key"), ("status", "watch")):
+            peer.send(packed({"v": PROTOCOL_VERSION, "op": op, "token": token, "id": 1, field: nested(1000)}))
+            reply = peer.reply()
+            assert reply is not None and not reply["ok"] and reply["error"]["code"] == "bad_request", (op, field, reply)
+    finally:
+        peer.close()
+    assert_alive(server, token)
+
+
+SAFE_OPS = [op for op in OPS if op != "shutdown"]  # a valid shutdown would (rightly) stop it
+SPEC_FIELDS = ("video", "output_dir", "name", "start_s", "end_s", "audio", "audio_start_s", "box", "box_time_s",
+               "options")
+OPTION_FIELDS = ("scheme", "hrtf", "segments_per_second", "distance_delay", "long_side", "sidecar", "label",
+                 "localizer", "depth", "renderer")
+
+
+def random_value(rng: random.Random, depth: int = 0):
+    """A random msgpack value: scalars of every type (with edge cases), or containers."""
+    choice = rng.random()
+    if depth > 3 or choice < 0.55:
+        return rng.choice([
+            None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 1.5, math.nan, math.inf, -math.inf, -0.0,
+            "", "x" * rng.randint(1, 300), "/abs/path.mp4", "../../etc/passwd", "\x00", "ünï\u202e", b"\x00\xff",
+            rng.randint(-10**6, 10**6), rng.random() * 1e300,
+        ])
+    if choice < 0.7:
+        return nested(rng.randint(1, 1023), rng.choice([0, "a", None]))
+    if choice < 0.85:
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 5))]
+    return {rng.choice(["a", "v", "op", "spec", "", "\x00"]): random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def random_message(rng: random.Random, token: str):
+    """Structure-aware: a plausible envelope with some fields replaced by random values."""
+    message = {"v": PROTOCOL_VERSION, "id": rng.randint(0, 10**6), "token": token, "op": rng.choice(SAFE_OPS)}
+    spec = {field: random_value(rng) for field in rng.sample(SPEC_FIELDS, rng.randint(0, len(SPEC_FIELDS)))}
+    if rng.random() < 0.5:
+        spec["options"] = {f: random_value(rng) for f in rng.sample(OPTION_FIELDS, rng.randint(0, len(OPTION_FIELDS)))}
+    message.update({"spec": spec, "job": random_value(rng), "key": random_value(rng), "limit": random_value(rng),
+                    "watch": random_value(rng)})
+    for field in rng.sample(list(message), rng.randint(0, 3)):
+        if field == "op" and rng.random() < 0.5:
+            continue
+        message[field] = random_value(rng)
+    if message.get("op") == "shutdown":
+        message["token"] = "not-the-token"
+    return message
+
+
+def test_fuzzed_messages_never_stop_the_server(server, token):
+    rng = random.Random(20261126)
+    peer = Peer(server.address)
+    deadline = time.monotonic() + 30
+    sent = 0
+    try:
+        for batch in range(8):
+            for _ in range(40):
+                kind = rng.random()
+                if kind < 0.15:
+                    payload = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
+                elif kind < 0.25:
+                    payload = packed(random_value(rng))
+                else:
+                    payload = packed(random_message(rng, token))
+                peer.send(payload)
+                sent += 1
+            time.sleep(0.05)
+            peer.drain()
+            assert_alive(server, token)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        peer.close()
+    assert sent >= 80
+
+
+def test_a_req_socket_gets_its_reply(server, token):
+    """The protocol document says REQ peers are tolerated: the reply carries their empty frame."""
+    peer = Peer(server.address, zmq.REQ)
+    try:
+        peer.send(packed({"v": PROTOCOL_VERSION, "op": "ping", "id": 3, "token": token}))
+        reply = peer.reply()
+        assert reply is not None and reply["ok"] and reply["re"] == 3
+        peer.send(packed({"v": PROTOCOL_VERSION, "op": "hello", "id": 4, "token": token}))  # REQ: strictly alternating
+        assert peer.reply()["server"] == "foleyspace"
+    finally:
+        peer.close()
