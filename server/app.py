@@ -25,7 +25,9 @@ from foleyspace.backends import default_registry
 from foleyspace.config import SCHEMES
 from foleyspace.device import check_device_name
 from foleyspace.errors import FoleySpaceError
-from foleyspace.home import ensure_state_dir, ensure_token, write_server_info
+from foleyspace.home import (
+    check_private, ensure_state_dir, ensure_token, lock_home, private_file, read_server_info, write_server_info,
+)
 from foleyspace.jobspec import job_from_spec, output_paths
 from foleyspace.protocol import (
     DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, OPS, PROTOCOL_VERSION, SOCKET_MAX_MESSAGE_BYTES, TERMINAL_STATES,
@@ -85,9 +87,20 @@ class JobServer:
         self.config = config
         self.registry = default_registry()
         self.home = ensure_state_dir(config.home)
+        why = check_private(self.home)
+        if why:
+            raise FoleySpaceError(f"refusing to keep job state in a shared folder: {why}")
+        try:  # one server per state folder: a second would run the first one's jobs again
+            self._lock = lock_home(self.home)
+        except BlockingIOError:
+            info = read_server_info(self.home)
+            raise FoleySpaceError(
+                f"another foleyspace server (pid {info.get('pid', '?')}, {info.get('address', 'address unknown')}) "
+                f"uses the state folder {self.home}; stop it first, or give this one its own FOLEYSPACE_HOME"
+            ) from None
         self.token = ensure_token(self.home)
         self.policy = PathPolicy.from_paths(list(config.roots), private=[self.home])
-        self.store = JobStore(self.home / "jobs.sqlite3")
+        self.store = JobStore(private_file(self.home / "jobs.sqlite3"))
         self.workers: list[WorkerHandle] = []
         self.ctx = zmq.Context()
         self.socket = self.ctx.socket(zmq.ROUTER)
@@ -137,6 +150,9 @@ class JobServer:
         self.socket.close(linger=0)
         self.ctx.term()
         self.store.close()
+        if self._lock is not None:
+            os.close(self._lock)  # the next server may start
+            self._lock = None
 
     def _tick(self) -> None:
         poller = zmq.Poller()

@@ -201,3 +201,40 @@ def test_a_req_socket_gets_its_reply(server, token):
         assert peer.reply()["server"] == "foleyspace"
     finally:
         peer.close()
+
+
+# ------------------------------------------------------------------------------ state folder
+def test_a_second_server_on_the_same_state_folder_exits_2_naming_the_first(server, token):
+    import os
+    import subprocess
+    import sys
+
+    from serverproc import free_port
+
+    done = subprocess.run([sys.executable, "-m", "foleyspace", "serve", "--bind", f"tcp://127.0.0.1:{free_port()}"],
+                          env={**os.environ, "FOLEYSPACE_HOME": str(server.home)}, capture_output=True, text=True,
+                          timeout=60)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert f"pid {server.proc.pid}" in lines[0] and server.address in lines[0]
+    info = (server.home / "server.json").read_text()
+    assert server.address in info  # still points at the running server
+    assert_alive(server, token)
+
+
+def test_state_files_are_private_and_a_shared_home_is_tightened(tmp_path):
+    import os
+    import stat
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    os.chmod(home, 0o755)
+    srv = ServerProcess(home, tmp_path, workers=1).start()
+    try:
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        for name in ("token", "server.json", "jobs.sqlite3", "server.lock"):
+            assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+        for extra in home.glob("jobs.sqlite3-*"):  # SQLite's WAL and shared-memory files follow the database
+            assert stat.S_IMODE(extra.stat().st_mode) == 0o600, extra.name
+    finally:
+        srv.stop()
