@@ -55,6 +55,8 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     _backend_args(p)
     p.add_argument("--plot", type=Path, metavar="PNG", help="draw azimuth/elevation/distance and L-R level to this PNG")
     p.add_argument("--no-sidecar", action="store_true", help="do not write the OUT.json sidecar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT.wav/OUT.json even if FoleySpace did not write them (earlier stems are always replaced)")
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -113,7 +115,7 @@ FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", 
          "audio_start_s": "--audio-start", "box": "--box", "box_time_s": "--box", "scheme": "--scheme",
          "hrtf": "--hrtf", "segments_per_second": "--segments-per-second", "distance_delay": "--distance-delay",
          "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
-         "renderer": "--renderer"}
+         "renderer": "--renderer", "overwrite": "--overwrite"}
 
 
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,6 +148,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "options": {"scheme": args.scheme, "hrtf": str(args.hrtf.absolute()) if args.hrtf else None,
                         "segments_per_second": args.segments_per_second, "distance_delay": args.distance_delay,
                         "long_side": args.long_side, "sidecar": not args.no_sidecar, "label": args.label,
+                        "overwrite": args.overwrite,
                         "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}}
 
 

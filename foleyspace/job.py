@@ -43,6 +43,8 @@ class Job:
             detect it, the offline ones record it).
         config: settings, including the backend choices.
         write_sidecar: write ``<output>.json`` with the per-frame trajectory.
+        overwrite: replace an existing file at ``output`` (or its sidecar) even if FoleySpace did
+            not write it; without it such a file is refused (earlier stems are always replaced).
     """
 
     video: Path
@@ -56,6 +58,7 @@ class Job:
     label: str | None = None
     config: SpatializeConfig = field(default_factory=SpatializeConfig)
     write_sidecar: bool = True
+    overwrite: bool = False
 
     @property
     def sidecar_path(self) -> Path:

@@ -9,7 +9,7 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
      "box": [x, y, w, h] | null, "box_time_s": null,
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
-                 "localizer": "auto", "depth": "auto", "renderer": "auto"}}
+                 "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false}}
 
 Only ``video`` and ``output_dir`` are required. :func:`job_from_spec` checks every field's type
 and range, and that the named backends exist, are installed and fit the job, and raises
@@ -40,6 +40,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "localizer": AUTO,
     "depth": AUTO,
     "renderer": AUTO,
+    "overwrite": False,
 }
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "audio", "audio_start_s", "box", "box_time_s",
              "options"}
@@ -131,7 +132,7 @@ def _options(spec: dict[str, Any]) -> dict[str, Any]:
     opts = {**OPTION_DEFAULTS, **options}
     if opts["scheme"] not in SCHEMES:
         raise SpecError(f"must be one of {', '.join(SCHEMES)}", "scheme")
-    for key in ("distance_delay", "sidecar"):
+    for key in ("distance_delay", "sidecar", "overwrite"):
         if not isinstance(opts[key], bool):
             raise SpecError("must be true or false", key)
     lo, hi = LONG_SIDE_RANGE
@@ -197,7 +198,7 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
     job = Job(video=video, output=output, audio=audio, audio_start_s=audio_start,
               start_s=_number(spec.get("start_s"), "start_s"), end_s=_number(spec.get("end_s"), "end_s"),
               seed_box=_seed(spec), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
-              config=_config(opts), write_sidecar=opts["sidecar"])
+              config=_config(opts), write_sidecar=opts["sidecar"], overwrite=opts["overwrite"])
     registry = registry or default_registry()
     for kind in KINDS:
         try:
@@ -259,5 +260,6 @@ def spec_from_job(job: Job) -> dict[str, Any]:
             "localizer": cfg.localizer,
             "depth": cfg.depth,
             "renderer": cfg.renderer,
+            "overwrite": job.overwrite,
         },
     }

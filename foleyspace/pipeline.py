@@ -22,7 +22,7 @@ from foleyspace.job import Job, Result
 from foleyspace.localize.base import BoxTrack, LocalizeRequest
 from foleyspace.render import Waypoints
 from foleyspace.sidecar import sidecar_data
-from foleyspace.stem import atomic_outputs, check_writable, encode_json, encode_wav, limit_peak
+from foleyspace.stem import atomic_outputs, check_replaceable, check_writable, encode_json, encode_wav, limit_peak
 from foleyspace.trajectory import box_centers, source_path
 from foleyspace.video import VideoInfo, analysis_size, probe, resolve_range
 
@@ -78,9 +78,9 @@ def spatialize(
     report = _Reporter(progress, cancel)
     cfg = job.config
     rate = cfg.output.sample_rate
-    check_writable(job.output)
-    if job.write_sidecar:
-        check_writable(job.sidecar_path)
+    for target in [job.output, job.sidecar_path] if job.write_sidecar else [job.output]:
+        check_writable(target)
+        check_replaceable(target, job.overwrite)
     info = probe(job.video)
     start, end = resolve_range(info, job.start_s, job.end_s)
     if job.audio is None and not info.has_audio:

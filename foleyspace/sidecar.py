@@ -18,10 +18,10 @@ from foleyspace import __version__
 from foleyspace.coords import to_spherical
 from foleyspace.job import Job
 from foleyspace.localize.base import BoxTrack
+from foleyspace.stem import SIDECAR_FORMAT
 from foleyspace.trajectory import SourcePath
 from foleyspace.video import VideoInfo
 
-FORMAT = "foleyspace-sidecar/1"
 
 
 def versions() -> dict[str, str]:
@@ -81,7 +81,7 @@ def sidecar_data(
     start, end = span
     rate = job.config.output.sample_rate
     return {
-        "format": FORMAT,
+        "format": SIDECAR_FORMAT,
         "stem": {"path": str(Path(job.output).resolve()), "sample_rate": rate, "channels": 2, "samples": samples,
                  "subtype": job.config.output.subtype, "gain_db": round(gain_db, 2)},
         "source": {"video": str(Path(job.video).resolve()), "start_s": start, "end_s": end,

@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from foleyspace import __version__
 from foleyspace.errors import OutputError
+
+#: The WAV ``software`` tag (RIFF INFO ISFT) that marks a stem as ours.
+STEM_SOFTWARE = f"FoleySpace {__version__}"
+#: The sidecar's format string.
+SIDECAR_FORMAT = "foleyspace-sidecar/1"
 
 
 def _umask() -> int:
@@ -39,13 +45,32 @@ def _temp_beside(target: Path) -> Path:
     return Path(name)
 
 
+def _backup(target: Path) -> Path | None:
+    """A hard link to ``target`` under a temporary name (``None`` if it does not exist), so it can
+    be put back if a later rename of the same commit fails."""
+    if not target.exists():
+        return None
+    backup = _temp_beside(target)
+    backup.unlink()
+    try:
+        os.link(target, backup)
+    except OSError:  # no hard links here: a copy does the same job
+        import shutil
+
+        shutil.copy2(target, backup)
+    return backup
+
+
 @contextlib.contextmanager
 def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
     """Yield temporary paths beside ``targets``; when the block succeeds they are fsynced and
-    renamed over the targets, all after the block, so a failure (or a cancel raised inside the
-    block) leaves every target as it was. Temporary files never outlive the call."""
+    renamed over the targets together, after the block. A failure anywhere — in the block, a
+    cancel raised inside it, or one of the renames — leaves every target as it was (targets
+    already replaced are put back). Temporary files never outlive the call."""
     finals = [Path(t) for t in targets]
     temps: list[Path] = []
+    backups: list[Path | None] = []
+    done: list[Path] = []
     try:
         for target in finals:
             temps.append(_temp_beside(target))
@@ -53,15 +78,67 @@ def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
         for tmp in temps:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+        backups = [_backup(target) for target in finals]
         for tmp, target in zip(temps, finals):
             os.replace(tmp, target)
+            done.append(target)
     except OSError as exc:
-        raise OutputError(f"{finals[len(temps) - 1] if temps else finals[0]}: cannot write "
-                          f"({exc.strerror or exc})") from exc
+        _roll_back(done, finals, backups)
+        failed = finals[len(done)] if done or temps else finals[0]
+        raise OutputError(f"{failed}: cannot write ({exc.strerror or exc})") from exc
+    except BaseException:
+        _roll_back(done, finals, backups)
+        raise
     finally:
-        for tmp in temps:
+        for tmp in [*temps, *(b for b in backups if b is not None)]:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+def _roll_back(done: list[Path], finals: list[Path], backups: list[Path | None]) -> None:
+    """Put back the targets of a failed commit: the old file where there was one, none otherwise."""
+    for target in done:
+        backup = backups[finals.index(target)]
+        with contextlib.suppress(OSError):
+            if backup is None:
+                target.unlink()
+            else:
+                os.replace(backup, target)
+
+
+def written_by_foleyspace(target: Path) -> bool:
+    """Whether the existing file ``target`` is a stem or sidecar FoleySpace wrote: a sidecar by its
+    ``format``; a stem by its WAV software tag, or by the sidecar beside it naming it."""
+    target = Path(target)
+    if target.suffix.lower() == ".json":
+        try:
+            return str(json.loads(target.read_text(encoding="utf-8")).get("format", "")).startswith("foleyspace-sidecar/")
+        except (OSError, ValueError, AttributeError):
+            return False
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(target)) as fh:
+            if str(fh.software or "").startswith("FoleySpace"):
+                return True
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
+        return False
+    sidecar = target.with_suffix(".json")
+    if not written_by_foleyspace(sidecar):
+        return False
+    try:
+        return json.loads(sidecar.read_text(encoding="utf-8"))["stem"]["path"] == str(target.resolve())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def check_replaceable(target: str | Path, overwrite: bool = False) -> None:
+    """Refuse to replace a file FoleySpace did not write (a recording, a project file) unless
+    ``overwrite``; our own earlier stems and sidecars are replaced freely."""
+    target = Path(target)
+    if not overwrite and target.is_file() and not written_by_foleyspace(target):
+        raise OutputError(f"{target}: exists and was not written by FoleySpace; choose another name "
+                          "or allow replacing it (--overwrite)")
 
 
 @contextlib.contextmanager
@@ -98,7 +175,9 @@ def encode_wav(path: str | Path, stereo: np.ndarray, sample_rate: int, subtype: 
     """Write ``stereo`` ``(2, n)`` in [-1, 1] as a WAV at ``sample_rate`` Hz to ``path`` (a temp path)."""
     import soundfile as sf
 
-    sf.write(str(path), np.ascontiguousarray(stereo.T), sample_rate, subtype=subtype, format="WAV")
+    with sf.SoundFile(str(path), "w", sample_rate, stereo.shape[0], subtype, format="WAV") as fh:
+        fh.software = STEM_SOFTWARE  # marks the file as ours: a later run may replace it
+        fh.write(np.ascontiguousarray(stereo.T))
 
 
 def encode_json(path: str | Path, data: dict[str, Any]) -> None:

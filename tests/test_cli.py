@@ -166,20 +166,41 @@ def test_bad_box_is_a_usage_error(clip_factory, tmp_path, capsys):
 
 
 def test_failed_write_keeps_the_previous_stem(clip_factory, tmp_path, capsys, monkeypatch):
-    """An error after rendering leaves an existing stem untouched and no temp file."""
+    """An error after rendering leaves an existing stem (and its sidecar) untouched and no temp file."""
     import soundfile
 
+    clip = clip_factory(motion="cross_lr")
     out = tmp_path / "s.wav"
-    out.write_bytes(b"previous take")
+    assert cli(capsys, "spatialize", clip, "-o", out, "--in", "0", "--out", "1")[0] == 0
+    before = out.read_bytes(), out.with_suffix(".json").read_bytes()
 
     def broken_write(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(soundfile, "write", broken_write)
-    code, _, err = cli(capsys, "spatialize", clip_factory(motion="cross_lr"), "-o", out)
+    monkeypatch.setattr(soundfile.SoundFile, "write", broken_write)
+    code, _, err = cli(capsys, "spatialize", clip, "-o", out)
     assert code == 2 and "No space left on device" in err
-    assert out.read_bytes() == b"previous take"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.wav"]
+    assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.wav"]
+
+
+def test_a_file_foleyspace_did_not_write_is_not_replaced(clip_factory, tmp_path, capsys):
+    clip = clip_factory(motion="cross_lr")
+    recording = tmp_path / "my_recording.wav"
+    recording.write_bytes(b"RIFF a take that matters")
+    project = tmp_path / "project.json"
+    project.write_text('{"edit": "mine"}')
+    for target in (recording, tmp_path / "project.wav"):  # the stem, or the sidecar beside it, exists
+        code, _, err = cli(capsys, "spatialize", clip, "-o", target)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "was not written by FoleySpace" in lines[0], err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["my_recording.wav", "project.json"]
+    assert recording.read_bytes() == b"RIFF a take that matters" and project.read_text() == '{"edit": "mine"}'
+    # our own stem is replaced freely; --overwrite replaces someone else's on request
+    assert cli(capsys, "spatialize", clip, "-o", tmp_path / "ours.wav", "--in", "0", "--out", "1")[0] == 0
+    assert cli(capsys, "spatialize", clip, "-o", tmp_path / "ours.wav", "--in", "1", "--out", "2")[0] == 0
+    assert cli(capsys, "spatialize", clip, "-o", recording, "--in", "0", "--out", "1", "--overwrite")[0] == 0
+    assert recording.read_bytes()[:4] == b"RIFF" and len(recording.read_bytes()) > 1000
 
 
 def test_installed_entry_point_exit_code_and_one_line(tmp_path):

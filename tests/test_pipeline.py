@@ -171,7 +171,7 @@ def test_cancel_during_write_keeps_the_previous_stem(clip_factory, tmp_path):
     def cancel() -> bool:
         return "write" in stages  # cancel arrives once writing has begun
 
-    job = Job(video=clip_factory(motion="cross_lr"), output=out)
+    job = Job(video=clip_factory(motion="cross_lr"), output=out, overwrite=True)  # not our file: allowed here
     with pytest.raises(Cancelled):
         spatialize(job, progress=lambda stage, f: stages.append(stage), cancel=cancel)
     assert out.read_bytes() == b"previous take"

@@ -252,3 +252,35 @@ def test_coarse_positions_fall_exactly_on_segment_boundaries(head):
     az = to_spherical(tr.at(bounds / FS))[:, 0]
     np.testing.assert_allclose(az, [30.0, 0.0, -50.0, -50.0], atol=1e-9)
     assert renderer.segment_count(int(2.5 * FS), FS, tr) == 3
+
+
+def test_a_failed_commit_puts_every_target_back(tmp_path, monkeypatch):
+    """Stem and sidecar are replaced together: when the second rename fails, the first is undone."""
+    import os
+
+    import foleyspace.stem as stem
+    from foleyspace.errors import OutputError
+
+    wav, side = tmp_path / "s.wav", tmp_path / "s.json"
+    wav.write_bytes(b"old stem")
+    side.write_text("old sidecar")
+    real_replace = os.replace
+
+    def failing_replace(src, dst, *args, **kwargs):
+        if str(dst).endswith("s.json"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(stem.os, "replace", failing_replace)
+    with pytest.raises(OutputError, match="No space left"):
+        with stem.atomic_outputs(wav, side) as (t_wav, t_side):
+            t_wav.write_bytes(b"new stem")
+            t_side.write_text("new sidecar")
+    assert wav.read_bytes() == b"old stem" and side.read_text() == "old sidecar"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.wav"]
+    # a target that did not exist before is removed again
+    wav.unlink()
+    with pytest.raises(OutputError):
+        with stem.atomic_outputs(wav, side) as (t_wav, t_side):
+            t_wav.write_bytes(b"new stem")
+    assert not wav.exists() and side.read_text() == "old sidecar"

@@ -238,3 +238,22 @@ def test_state_files_are_private_and_a_shared_home_is_tightened(tmp_path):
             assert stat.S_IMODE(extra.stat().st_mode) == 0o600, extra.name
     finally:
         srv.stop()
+
+
+# ------------------------------------------------------------------------------ outputs
+def test_a_job_does_not_replace_files_foleyspace_did_not_write(server, token, clip_factory, tmp_path):
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "my_recording.wav").write_bytes(b"RIFF not ours")
+    (out / "project.json").write_text('{"mine": true}')
+    with server.client(timeout=30) as client:
+        for name in ("my_recording.wav", "project.wav"):
+            final = client.wait(client.submit({"video": str(clip), "output_dir": str(out), "name": name}), timeout=60)
+            assert final["state"] == "failed" and final["error"]["code"] == "bad_output", final
+            assert "was not written by FoleySpace" in final["error"]["message"]
+        assert (out / "my_recording.wav").read_bytes() == b"RIFF not ours"
+        assert (out / "project.json").read_text() == '{"mine": true}'
+        spec = {"video": str(clip), "output_dir": str(out), "name": "my_recording.wav", "options": {"overwrite": True}}
+        assert client.wait(client.submit(spec), timeout=60)["state"] == "done"
+    assert (out / "my_recording.wav").read_bytes()[:4] == b"RIFF" and (out / "my_recording.json").exists()
