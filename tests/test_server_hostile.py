@@ -23,7 +23,7 @@ from serverproc import ServerProcess
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("hostile") / "home"
     home.mkdir()
-    srv = ServerProcess(home, home.parent, workers=1).start()
+    srv = ServerProcess(home, tmp_path_factory.getbasetemp(), workers=1).start()  # the clips live there too
     yield srv
     srv.stop()
 
