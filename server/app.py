@@ -257,6 +257,17 @@ class JobServer:
         key = message.get("key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 128):
             raise FoleySpaceError("'key' must be a string of 1 to 128 characters", code="bad_request")
+        if key is not None:  # a resend: the job it made, in its real state, whatever the queue holds now
+            key = f"{identity.hex()}:{key}"  # keys belong to the client that chose them
+            record = self.store.by_key(key)
+            if record is not None:
+                if record.spec != spec:
+                    raise FoleySpaceError("this 'key' was used for a different job spec; use a new key per job",
+                                          code="bad_request")
+                if not req and record.state not in TERMINAL_STATES:
+                    self.subscribers.setdefault(record.id, set()).add(identity)
+                return {"event": "accepted", "job": record.id, "state": record.state, "resent": True,
+                        **({"position": self._position(record.id)} if record.state == "queued" else {})}
         job = job_from_spec(spec, self.registry)  # SpecError → bad_request
         self.policy.check(job)  # PolicyError → forbidden
         if self.store.count("queued") >= self.config.max_queued:
@@ -266,6 +277,11 @@ class JobServer:
         if not req:  # a REQ peer takes exactly one reply per request: no events
             self.subscribers.setdefault(record.id, set()).add(identity)
         return {"event": "accepted", "job": record.id, "state": "queued", "position": self.store.count("queued")}
+
+    def _position(self, jid: str) -> int:
+        """1-based place of a queued job in the queue."""
+        queued = self.store.queued()
+        return queued.index(jid) + 1 if jid in queued else 0
 
     def _op_status(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         record = self._job(message)

@@ -83,15 +83,14 @@ class JobStore:
 
     _COLUMNS = "id, state, spec, attempts, created, updated, result, error_code, error_message"
 
+    def by_key(self, submit_key: str) -> JobRecord | None:
+        """The job queued with ``submit_key`` (a client resending a submit whose reply it missed
+        gets that job, not a second one), or ``None``."""
+        row = self._db.execute("SELECT id FROM jobs WHERE submit_key = ?", (submit_key,)).fetchone()
+        return None if row is None else self.get(row[0])
+
     def add(self, spec: dict[str, Any], submit_key: str | None = None) -> JobRecord:
-        """Queue a new job and return it. A ``submit_key`` seen before returns that job instead
-        (a client resending a submit whose reply it missed gets the same job, not a second one)."""
-        if submit_key is not None:
-            row = self._db.execute("SELECT id FROM jobs WHERE submit_key = ?", (submit_key,)).fetchone()
-            if row is not None:
-                record = self.get(row[0])
-                assert record is not None
-                return record
+        """Queue a new job and return it (``submit_key`` must not be taken: see :meth:`by_key`)."""
         now = time.time()
         jid = secrets.token_hex(6)
         seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]

@@ -23,8 +23,8 @@ class ServerProcess:
     """``foleyspace serve`` in a subprocess with its own state folder."""
 
     def __init__(self, home: Path, root: Path, workers: int = 2, port: int | None = None,
-                 new_session: bool = False) -> None:
-        self.home, self.root, self.workers = home, root, workers
+                 new_session: bool = False, args: tuple[str, ...] = ()) -> None:
+        self.home, self.root, self.workers, self.args = home, root, workers, args
         self.new_session = new_session
         self.port = port or free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
@@ -35,7 +35,7 @@ class ServerProcess:
         self.log = open(self.home.parent / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "foleyspace", "serve", "--bind", self.address, "--workers", str(self.workers),
-             "--root", str(self.root)], env=env, stdout=self.log, stderr=self.log, start_new_session=self.new_session)
+             "--root", str(self.root), *self.args], env=env, stdout=self.log, stderr=self.log, start_new_session=self.new_session)
         deadline = time.monotonic() + 60
         with self.client(timeout=0.5, retries=1) as c:
             while time.monotonic() < deadline:

@@ -214,11 +214,13 @@ def test_failed_job_reports_code_and_message(server, workdir, clip_factory):
 
 
 # ------------------------------------------------------------------ hostile input
-def raw_request(address: str, frames: list[bytes], wait_s: float = 1.0) -> dict | None:
+def raw_request(address: str, frames: list[bytes], wait_s: float = 1.0, identity: bytes | None = None) -> dict | None:
     """Send raw frames from a fresh DEALER; the decoded reply or None if none came."""
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    if identity is not None:  # a fixed routing id, as the thin client sets for its reconnects
+        sock.setsockopt(zmq.ROUTING_ID, identity)
     sock.connect(address)
     try:
         sock.send_multipart(frames)
@@ -394,9 +396,10 @@ def test_resent_submit_with_same_key_is_one_job(server, workdir, clip_factory):
     token = (server.home / "token").read_text().strip()
     clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
     spec = spec_for(clip, workdir / "out", "once.wav")
-    first = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:1")])
-    again = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:1")])
-    other = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:2")])
+    me = b"client-1"  # a resend comes over a new connection with the client's fixed routing id
+    first = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:1")], identity=me)
+    again = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:1")], identity=me)
+    other = raw_request(server.address, [body(op="submit", token=token, spec=spec, key="client-1:2")], identity=me)
     assert first["ok"] and again["ok"] and other["ok"]
     assert first["job"] == again["job"] != other["job"]
     bad = raw_request(server.address, [body(op="submit", token=token, spec=spec, key=["x"])])

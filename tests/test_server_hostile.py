@@ -257,3 +257,57 @@ def test_a_job_does_not_replace_files_foleyspace_did_not_write(server, token, cl
         spec = {"video": str(clip), "output_dir": str(out), "name": "my_recording.wav", "options": {"overwrite": True}}
         assert client.wait(client.submit(spec), timeout=60)["state"] == "done"
     assert (out / "my_recording.wav").read_bytes()[:4] == b"RIFF" and (out / "my_recording.json").exists()
+
+
+# ------------------------------------------------------------------------------ idempotency keys
+def submit_raw(peer: Peer, token: str, spec: dict, key: str) -> dict:
+    peer.send(packed({"v": PROTOCOL_VERSION, "op": "submit", "id": key, "token": token, "spec": spec, "key": key}))
+    while True:  # skip events of earlier jobs
+        reply = peer.reply(10.0)
+        assert reply is not None, "no reply"
+        if reply.get("re") == key:
+            return reply
+
+
+def test_submit_keys_return_the_real_job_and_belong_to_their_client(clip_factory, tmp_path):
+    long_clip = clip_factory(motion="cross_lr", duration_s=10.0, size=(640, 360))
+    short = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    home = tmp_path / "home"
+    home.mkdir()
+    srv = ServerProcess(home, tmp_path.parent.parent, workers=1, args=("--max-queued", "1")).start()
+    token = (home / "token").read_text().strip()
+    out = tmp_path / "out"
+    out.mkdir()
+    a, b = Peer(srv.address), Peer(srv.address)
+    try:
+        running = submit_raw(a, token, {"video": str(long_clip), "output_dir": str(out), "name": "long.wav"}, "k0")
+        spec = {"video": str(short), "output_dir": str(out), "name": "short.wav"}
+        deadline = time.monotonic() + 20
+        while True:  # wait until the long job runs, so the next one stays queued and fills the queue
+            a.send(packed({"v": PROTOCOL_VERSION, "op": "status", "id": "s", "token": token, "job": running["job"]}))
+            status = a.reply()
+            while status.get("re") != "s":
+                status = a.reply()
+            if status["state"] == "running":
+                break
+            assert time.monotonic() < deadline
+        first = submit_raw(a, token, spec, "k1")
+        assert first["ok"] and first["state"] == "queued"
+        # 1. a resend while the queue is full is the accepted job, not queue_full
+        again = submit_raw(a, token, spec, "k1")
+        assert again["ok"] and again["job"] == first["job"] and again["state"] == "queued" and again["resent"]
+        assert submit_raw(a, token, {**spec, "name": "other.wav"}, "k2")["error"]["code"] == "queue_full"
+        # 2. the same key with another spec is refused
+        clash = submit_raw(a, token, {**spec, "name": "different.wav"}, "k1")
+        assert clash["error"]["code"] == "bad_request" and "different job spec" in clash["error"]["message"]
+        # 3. keys belong to their client: another client's k1 is its own job (refused here: queue full)
+        assert submit_raw(b, token, spec, "k1")["error"]["code"] == "queue_full"
+        # 4. a resend after the job ended answers its real state
+        with srv.client(timeout=30) as c:
+            assert c.wait(first["job"], timeout=120)["state"] == "done"
+        late = submit_raw(a, token, spec, "k1")
+        assert late["ok"] and late["job"] == first["job"] and late["state"] == "done"
+    finally:
+        a.close()
+        b.close()
+        srv.stop()
