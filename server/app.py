@@ -34,7 +34,7 @@ from foleyspace.protocol import (
     ProtocolError, error_reply, pack, unpack,
 )
 from .policy import PathPolicy, default_roots
-from .store import JobRecord, JobStore
+from .store import JobRecord, JobStore, StoreError
 from .worker import WorkerHandle
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,9 @@ class JobServer:
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.subscribers: dict[str, set[bytes]] = {}
         self.progress: dict[str, tuple[str, float]] = {}
+        #: jobs that ended while the database could not be written: saved (and announced) later
+        self.unsaved: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._store_warned = 0.0
         self.running = False
         requeued, failed = self.store.recover(config.max_attempts)
         for record in requeued:
@@ -142,14 +145,23 @@ class JobServer:
             self.close()
 
     def close(self) -> None:
+        """Stop the workers (killed after a bound), then release everything. Completes even when
+        the job database cannot be written (a job it could not re-queue stays ``running`` and
+        is re-queued at the next start)."""
         for worker in self.workers:
             if worker.job is not None:
-                self.store.requeue(worker.job)
+                try:
+                    self.store.requeue(worker.job)
+                except StoreError as exc:
+                    log.warning("job %s not re-queued now (%s); the next start re-queues it", worker.job, exc)
             worker.stop(timeout=2.0)
         self.workers = []
         self.socket.close(linger=0)
         self.ctx.term()
-        self.store.close()
+        try:
+            self.store.close()
+        except StoreError as exc:
+            log.warning("%s", exc)
         if self._lock is not None:
             os.close(self._lock)  # the next server may start
             self._lock = None
@@ -166,7 +178,14 @@ class JobServer:
             if worker.fileno() in ready or not worker.process.is_alive():
                 self._read_worker(worker)
         self._enforce_cancels()
-        self._dispatch()
+        try:
+            self._save_unsaved()
+            self._dispatch()
+        except StoreError as exc:  # disk full, or another process holds the database: try again next tick
+            now = time.monotonic()
+            if now - self._store_warned > 10:
+                log.warning("%s", exc)
+                self._store_warned = now
 
     # ---------------------------------------------------------------- requests
     def _read_requests(self) -> None:
@@ -380,22 +399,27 @@ class JobServer:
         worker.job, worker.cancel_sent_at = None, None
 
     def _replace_worker(self, worker: WorkerHandle) -> None:
-        code = worker.process.exitcode
         worker.kill()
+        code = worker.process.exitcode  # after kill(): the process has been reaped
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         if worker.job is not None:
-            record = self.store.get(worker.job)
-            if not self.running:  # the server is stopping: the job runs again at the next start
-                self.store.requeue(worker.job)
-            elif worker.cancel_sent_at is not None:
+            try:
+                record = self.store.get(worker.job)
+                if not self.running:  # the server is stopping: the job runs again at the next start
+                    self.store.requeue(worker.job)
+            except StoreError as exc:
+                log.warning("%s", exc)
+                record = None
+            if self.running and worker.cancel_sent_at is not None:
                 self._finish(worker.job, "cancelled", {})
-            else:
+            elif self.running:
                 self._finish(worker.job, "failed", {"error": {
-                    "code": "worker_crashed", "message": f"the worker process died (exit code {code})"}})
+                    "code": "worker_crashed", "message": f"the worker process died ({how})"}})
             if record is not None:
                 self._remove_partial_outputs(record.spec)
         index = self.workers.index(worker)
         if self.running:
-            log.warning("worker %d died (exit code %s): starting a new one", worker.index, code)
+            log.warning("worker %d died (%s): starting a new one", worker.index, how)
             self.workers[index] = WorkerHandle(worker.index, self.config.device,
                                                logging.getLogger().getEffectiveLevel())
         else:
@@ -413,13 +437,26 @@ class JobServer:
 
     # ---------------------------------------------------------------- events
     def _finish(self, jid: str, state: str, extra: dict[str, Any]) -> None:
+        """End a job: saved, then announced, once. When the database cannot be written now the
+        outcome waits in :attr:`unsaved` and is saved and announced by a later tick."""
         error = extra.get("error")
-        if not self.store.finish(jid, state, extra.get("result"),
-                                 (error["code"], error["message"]) if error else None):
+        try:
+            ended = self.store.finish(jid, state, extra.get("result"),
+                                      (error["code"], error["message"]) if error else None)
+        except StoreError as exc:
+            log.warning("job %s %s, not saved yet: %s", jid, state, exc)
+            self.unsaved[jid] = (state, extra)
+            return
+        self.unsaved.pop(jid, None)
+        if not ended:
             return  # already ended: events go out exactly once
         self.progress.pop(jid, None)
         self._publish(jid, {"event": state, "job": jid, **extra})
         self.subscribers.pop(jid, None)
+
+    def _save_unsaved(self) -> None:
+        for jid, (state, extra) in list(self.unsaved.items()):
+            self._finish(jid, state, extra)
 
     def _publish(self, jid: str, event: dict[str, Any]) -> None:
         for identity in self.subscribers.get(jid, ()):

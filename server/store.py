@@ -14,7 +14,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from foleyspace.errors import FoleySpaceError
 from foleyspace.protocol import TERMINAL_STATES
+
+#: Seconds a store call waits for a lock another process holds before it gives up (the server's
+#: event loop must keep answering).
+LOCK_TIMEOUT_S = 0.5
+
+
+class StoreError(FoleySpaceError):
+    """The job database cannot be read or written now (disk full, locked by another process,
+    damaged). Requests get ``unavailable`` and may be retried; nothing is lost."""
+
+    code = "unavailable"
+
+
+def _guarded(method):
+    """Turn SQLite errors of a store method into :class:`StoreError`."""
+
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the job database cannot be used now ({exc}); try again later") from exc
+
+    wrapper.__doc__, wrapper.__name__ = method.__doc__, method.__name__
+    return wrapper
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -66,11 +91,15 @@ class JobStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=LOCK_TIMEOUT_S)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: the job database cannot be opened ({exc})") from exc
 
+    @_guarded
     def close(self) -> None:
         self._db.close()
 
@@ -83,12 +112,14 @@ class JobStore:
 
     _COLUMNS = "id, state, spec, attempts, created, updated, result, error_code, error_message"
 
+    @_guarded
     def by_key(self, submit_key: str) -> JobRecord | None:
         """The job queued with ``submit_key`` (a client resending a submit whose reply it missed
         gets that job, not a second one), or ``None``."""
         row = self._db.execute("SELECT id FROM jobs WHERE submit_key = ?", (submit_key,)).fetchone()
         return None if row is None else self.get(row[0])
 
+    @_guarded
     def add(self, spec: dict[str, Any], submit_key: str | None = None) -> JobRecord:
         """Queue a new job and return it (``submit_key`` must not be taken: see :meth:`by_key`)."""
         now = time.time()
@@ -100,27 +131,33 @@ class JobStore:
         assert record is not None
         return record
 
+    @_guarded
     def get(self, jid: str) -> JobRecord | None:
         return self._row(self._db.execute(f"SELECT {self._COLUMNS} FROM jobs WHERE id = ?", (jid,)).fetchone())
 
+    @_guarded
     def list(self, limit: int = 100) -> list[JobRecord]:
         """The newest ``limit`` jobs, newest first."""
         rows = self._db.execute(f"SELECT {self._COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
         return [r for r in map(self._row, rows) if r is not None]
 
+    @_guarded
     def queued(self) -> list[str]:
         """Queued job ids in submission order."""
         return [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq")]
 
+    @_guarded
     def count(self, state: str) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0])
 
+    @_guarded
     def start(self, jid: str) -> bool:
         """queued → running (one more attempt); False if the job was not queued."""
         cur = self._db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? "
                                "WHERE id = ? AND state = 'queued'", (time.time(), jid))
         return cur.rowcount == 1
 
+    @_guarded
     def finish(self, jid: str, state: str, result: dict[str, Any] | None = None,
                error: tuple[str, str] | None = None) -> bool:
         """Move a queued or running job to a terminal state, once; False if it already ended."""
@@ -133,11 +170,13 @@ class JobStore:
             (state, json.dumps(result) if result is not None else None, code, message, time.time(), jid))
         return cur.rowcount == 1
 
+    @_guarded
     def requeue(self, jid: str) -> None:
         """running → queued on a graceful shutdown; the interrupted attempt does not count."""
         self._db.execute("UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), updated = ? "
                          "WHERE id = ? AND state = 'running'", (time.time(), jid))
 
+    @_guarded
     def recover(self, max_attempts: int) -> tuple[list[JobRecord], list[JobRecord]]:
         """After a crash: jobs left ``running`` are re-queued, or failed once they used
         ``max_attempts``. Returns ``(requeued, failed)``."""

@@ -311,3 +311,98 @@ def test_submit_keys_return_the_real_job_and_belong_to_their_client(clip_factory
         a.close()
         b.close()
         srv.stop()
+
+
+# ------------------------------------------------------------------------------ storage faults
+def test_a_locked_database_is_answered_and_nothing_is_lost(clip_factory, tmp_path):
+    """Another process holds the job database's write lock for seconds: requests that must write
+    are answered `unavailable`, everything else keeps working, and a job that ends meanwhile is
+    saved and announced once the lock is gone."""
+    import sqlite3
+
+    from foleyspace.client import ClientError
+
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    home = tmp_path / "home"
+    home.mkdir()
+    srv = ServerProcess(home, tmp_path.parent.parent, workers=1).start()
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        with srv.client(timeout=10) as client:
+            job = client.submit({"video": str(clip), "output_dir": str(out), "name": "a.wav"})
+            other = sqlite3.connect(str(home / "jobs.sqlite3"), isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")  # the write lock
+            try:
+                with pytest.raises(ClientError) as exc:
+                    client.submit({"video": str(clip), "output_dir": str(out), "name": "b.wav"})
+                assert exc.value.code == "unavailable" and "database" in str(exc.value)
+                assert client.ping()
+                assert client.status(job)["state"] in ("queued", "running")  # reads still work
+                time.sleep(3.0)  # the job can start or end meanwhile; neither can be saved yet
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert client.wait(job, timeout=60)["state"] == "done"
+            again = client.wait(client.submit({"video": str(clip), "output_dir": str(out), "name": "b.wav"}), timeout=60)
+            assert again["state"] == "done"
+    finally:
+        srv.stop()
+    assert srv.proc.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs (needs root; skipped elsewhere)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file until the file system is full; returns it."""
+    filler = folder / "filler"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_is_answered_shutdown_completes_and_the_job_runs_after(small_disk, clip_factory, tmp_path):
+    from foleyspace.client import ClientError
+
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    home = small_disk / "home"
+    home.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    srv = ServerProcess(home, tmp_path.parent.parent, workers=1).start()
+    with srv.client(timeout=10) as client:
+        job = client.submit({"video": str(clip), "output_dir": str(out), "name": "a.wav"})
+        filler = fill(small_disk)
+        with pytest.raises(ClientError) as exc:
+            for i in range(20):  # the WAL may still hold a little room: fill it
+                client.submit({"video": str(clip), "output_dir": str(out), "name": f"more{i}.wav"})
+        assert exc.value.code == "unavailable" and "full" in str(exc.value)
+        assert client.ping()
+        client.shutdown()
+    srv.proc.wait(20)  # the stop completes on a full disk (it used to hang until kill -9)
+    assert srv.proc.returncode == 0
+    srv.log.close()
+    filler.unlink()
+    srv = ServerProcess(home, tmp_path.parent.parent, workers=1).start()
+    try:
+        with srv.client(timeout=10) as client:
+            assert client.wait(job, timeout=60)["state"] == "done"  # nothing was lost
+    finally:
+        srv.stop()
