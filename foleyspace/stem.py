@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,79 +31,163 @@ def _umask() -> int:
     return mask
 
 
-def _temp_beside(target: Path) -> Path:
-    """An empty temporary file in ``target``'s folder, with the mode a new file would get."""
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{folder}: output folder does not exist")
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"{target}: cannot write here ({exc.strerror})") from exc
-    os.close(fd)
-    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; stems are shared with editors
-    return Path(name)
+class _Folder:
+    """An output folder held open by a descriptor: every temporary file, rename and link happens
+    relative to it, so replacing the folder's path (or a parent) by a symlink after it was opened
+    and checked cannot redirect the writes. Temporary files are reached as
+    ``/proc/self/fd/<fd>/<name>`` where the system has it (Linux), else by path."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder
+        if not folder.is_dir():
+            raise OutputError(f"{folder}: output folder does not exist")
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self.fd = os.open(folder, flags)
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot open the output folder ({exc.strerror})") from exc
+        self._via_fd = os.path.isdir(f"/proc/self/fd/{self.fd}")
+
+    def real_path(self) -> Path:
+        """Where the opened folder really is (what a path policy must judge)."""
+        if self._via_fd:
+            return Path(os.readlink(f"/proc/self/fd/{self.fd}"))
+        return Path(os.path.realpath(self.path))
+
+    def at(self, name: str) -> Path:
+        """A path to ``name`` inside the opened folder, for libraries that want a path."""
+        return Path(f"/proc/self/fd/{self.fd}/{name}") if self._via_fd else self.path / name
+
+    def _kw(self, key: str = "dir_fd") -> dict[str, int]:
+        return {key: self.fd} if os.open in os.supports_dir_fd else {}
+
+    def _name(self, name: str) -> str | Path:
+        return name if os.open in os.supports_dir_fd else self.path / name
+
+    def create_temp(self, target: str) -> str:
+        """A new empty file ``.<target>.<random>.tmp`` with the mode a new file would get."""
+        for _ in range(100):
+            name = f".{target}.{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(self._name(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                             0o666 & ~_umask(), **self._kw())
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise OutputError(f"{self.path / target}: cannot write here ({exc.strerror})") from exc
+            os.close(fd)
+            return name
+        raise OutputError(f"{self.path}: cannot find a free temporary name")
+
+    def exists(self, name: str) -> bool:
+        try:
+            os.stat(self._name(name), follow_symlinks=False, **self._kw())
+            return True
+        except FileNotFoundError:
+            return False
+
+    def replace(self, src: str, dst: str) -> None:
+        os.replace(self._name(src), self._name(dst), **self._kw("src_dir_fd"), **self._kw("dst_dir_fd"))
+
+    def link(self, src: str, dst: str) -> None:
+        os.link(self._name(src), self._name(dst), **self._kw("src_dir_fd"), **self._kw("dst_dir_fd"),
+                follow_symlinks=False)
+
+    def unlink(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._name(name), **self._kw())
+
+    def fsync(self, name: str) -> None:
+        fd = os.open(self._name(name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), **self._kw())
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
-def _backup(target: Path) -> Path | None:
+def _backup(folder: _Folder, target: str) -> str | None:
     """A hard link to ``target`` under a temporary name (``None`` if it does not exist), so it can
     be put back if a later rename of the same commit fails."""
-    if not target.exists():
+    if not folder.exists(target):
         return None
-    backup = _temp_beside(target)
-    backup.unlink()
+    backup = folder.create_temp(target)  # reserves a fresh name
+    folder.unlink(backup)
     try:
-        os.link(target, backup)
+        folder.link(target, backup)
     except OSError:  # no hard links here: a copy does the same job
         import shutil
 
-        shutil.copy2(target, backup)
+        shutil.copyfile(folder.at(target), folder.at(backup), follow_symlinks=False)
     return backup
 
 
+#: ``check_folder(real_path)``: raises to refuse writing into a folder (e.g. a server's path policy).
+FolderCheck = Callable[[Path], None]
+
+
 @contextlib.contextmanager
-def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
-    """Yield temporary paths beside ``targets``; when the block succeeds they are fsynced and
-    renamed over the targets together, after the block. A failure anywhere — in the block, a
-    cancel raised inside it, or one of the renames — leaves every target as it was (targets
-    already replaced are put back). Temporary files never outlive the call."""
+def atomic_outputs(*targets: str | Path, check_folder: FolderCheck | None = None) -> Iterator[list[Path]]:
+    """Yield temporary paths for ``targets`` (all in one folder); when the block succeeds they are
+    fsynced and renamed over the targets together, after the block. A failure anywhere — in the
+    block, a cancel raised inside it, or one of the renames — leaves every target as it was
+    (targets already replaced are put back). Temporary files never outlive the call.
+
+    The folder is opened once and ``check_folder`` judges where it really is; all writes then go
+    through that open folder, so a symlink swapped in afterwards cannot redirect them.
+    """
     finals = [Path(t) for t in targets]
-    temps: list[Path] = []
-    backups: list[Path | None] = []
-    done: list[Path] = []
+    parent = finals[0].parent if str(finals[0].parent) else Path(".")
+    if any(t.parent != finals[0].parent for t in finals):
+        raise ValueError("atomic_outputs: all targets must be in one folder")
+    folder = _Folder(parent)
+    names = [t.name for t in finals]
+    temps: list[str] = []
+    backups: list[str | None] = []
+    done: list[str] = []
     try:
-        for target in finals:
-            temps.append(_temp_beside(target))
-        yield temps
+        if check_folder is not None:
+            check_folder(folder.real_path())
+        for name in names:
+            temps.append(folder.create_temp(name))
+        yield [folder.at(t) for t in temps]
         for tmp in temps:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-        backups = [_backup(target) for target in finals]
-        for tmp, target in zip(temps, finals):
-            os.replace(tmp, target)
-            done.append(target)
+            folder.fsync(tmp)
+        backups = [_backup(folder, name) for name in names]
+        for tmp, name in zip(temps, names):
+            folder.replace(tmp, name)
+            done.append(name)
     except OSError as exc:
-        _roll_back(done, finals, backups)
-        failed = finals[len(done)] if done or temps else finals[0]
+        _roll_back(folder, done, names, backups)
+        failed = finals[len(done)] if temps else finals[0]
         raise OutputError(f"{failed}: cannot write ({exc.strerror or exc})") from exc
     except BaseException:
-        _roll_back(done, finals, backups)
+        _roll_back(folder, done, names, backups)
         raise
     finally:
         for tmp in [*temps, *(b for b in backups if b is not None)]:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            folder.unlink(tmp)
+        folder.close()
 
 
-def _roll_back(done: list[Path], finals: list[Path], backups: list[Path | None]) -> None:
+def _roll_back(folder: _Folder, done: list[str], names: list[str], backups: list[str | None]) -> None:
     """Put back the targets of a failed commit: the old file where there was one, none otherwise."""
-    for target in done:
-        backup = backups[finals.index(target)]
+    for name in done:
+        backup = backups[names.index(name)]
         with contextlib.suppress(OSError):
             if backup is None:
-                target.unlink()
+                folder.unlink(name)
             else:
-                os.replace(backup, target)
+                folder.replace(backup, name)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """One output written atomically (see :func:`atomic_outputs`)."""
+    with atomic_outputs(target) as (tmp,):
+        yield tmp
 
 
 def written_by_foleyspace(target: Path) -> bool:
@@ -139,13 +223,6 @@ def check_replaceable(target: str | Path, overwrite: bool = False) -> None:
     if not overwrite and target.is_file() and not written_by_foleyspace(target):
         raise OutputError(f"{target}: exists and was not written by FoleySpace; choose another name "
                           "or allow replacing it (--overwrite)")
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """One output written atomically (see :func:`atomic_outputs`)."""
-    with atomic_outputs(target) as (tmp,):
-        yield tmp
 
 
 def check_writable(target: str | Path) -> None:
