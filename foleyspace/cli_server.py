@@ -22,6 +22,10 @@ def add_server_commands(sub: argparse._SubParsersAction, spatialize_args) -> Non
                     help="folder jobs may read and write (repeatable; default: home and temp folders)")
     sp.add_argument("--max-queued", type=int, default=256, help="queued jobs before refusing more")
     sp.add_argument("--allow-remote", action="store_true", help="permit a non-loopback --bind")
+    sp.add_argument("--job-timeout", type=float, default=6 * 3600.0, metavar="S",
+                    help="stop a job that runs longer than this (seconds, default 21600)")
+    sp.add_argument("--stall-timeout", type=float, default=1800.0, metavar="S",
+                    help="stop a job that reports no progress for this long (seconds, default 1800)")
 
     def client_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--server", metavar="ADDR", help="server address (default: the running server's)")
@@ -54,7 +58,8 @@ def run_serve(args: argparse.Namespace) -> int:
         resolve_device(args.device)  # ('auto' is resolved by each worker: no PyTorch import here)
 
     config = ServerConfig(bind=args.bind or DEFAULT_ADDRESS, workers=args.workers, device=args.device,
-                          max_queued=args.max_queued, allow_remote=args.allow_remote)
+                          max_queued=args.max_queued, allow_remote=args.allow_remote,
+                          job_timeout_s=args.job_timeout, stall_timeout_s=args.stall_timeout)
     if args.root:
         missing = [r for r in args.root if not r.is_dir()]
         if missing:

@@ -10,13 +10,18 @@ completes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from foleyspace.backends import Backends
-from foleyspace.errors import Cancelled, InputError
+from foleyspace.errors import Cancelled, FoleySpaceError, InputError
 from foleyspace.frames import FrameSource
 from foleyspace.job import Job, Result
 from foleyspace.localize.base import BoxTrack, LocalizeRequest
@@ -30,6 +35,74 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 CancelCheck = Callable[[], bool]
+
+
+class PathGuard(Protocol):
+    """What a job may read and write, judged where the files are really opened (a server's path
+    policy). Each method raises a :class:`~foleyspace.errors.FoleySpaceError` to refuse."""
+
+    def check_input(self, real: Path, what: str) -> None:
+        """An input file as opened (its real path); ``what``: "video", "audio", "HRTF file"."""
+        ...
+
+    def check_output_folder(self, real: Path) -> None:
+        """The output folder as opened (its real path)."""
+        ...
+
+
+_INPUTS = (("video", "video"), ("audio", "audio"), ("hrtf", "HRTF file"))
+
+
+@contextlib.contextmanager
+def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
+    """Open the job's input files once and check them: each must be a regular file (a pipe or a
+    device would block the job), and with a ``guard`` inside what it allows. With a guard the
+    stages then read the opened files (``/proc/self/fd/N``), so a path swapped for a link after
+    this check cannot redirect them; the job yielded names those, errors name the originals."""
+    fds: list[int] = []
+    held: dict[str, Path] = {}
+    try:
+        for field, what in _INPUTS:
+            path = getattr(job, field)
+            if path is None:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                raise InputError(f"{path}: no such {'' if what == 'video' else what + ' '}file") from None
+            except OSError as exc:
+                raise InputError(f"{path}: cannot be opened ({exc.strerror})") from None
+            fds.append(fd)
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise InputError(f"{path}: is a directory, not a{'n' if what[0] in 'aeiouH' else ''} {what} file")
+            if not stat.S_ISREG(mode):
+                raise InputError(f"{path}: not a regular file (the {what} must be a file, not a pipe or device)")
+            if guard is not None and os.path.isdir("/proc/self/fd"):
+                guard.check_input(Path(os.readlink(f"/proc/self/fd/{fd}")), what)
+                held[field] = Path(f"/proc/self/fd/{fd}")
+            elif guard is not None:
+                guard.check_input(Path(os.path.realpath(path)), what)
+        if not held:
+            yield job
+            return
+        try:
+            yield replace(job, **held)
+        except FoleySpaceError as exc:  # name the user's files, not the descriptors
+            text = str(exc)
+            for field, fd_path in held.items():
+                text = text.replace(str(fd_path), str(getattr(job, field)))
+            if text == str(exc):
+                raise
+            try:
+                renamed = type(exc)(text)
+                renamed.code = exc.code
+            except Exception:
+                raise exc from None
+            raise renamed from exc
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 class _Reporter:
@@ -69,25 +142,33 @@ def spatialize(
     backends: Backends | None = None,
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
+    guard: PathGuard | None = None,
 ) -> Result:
     """Run the whole job with the backends ``backends`` holds (default: a fresh CPU set).
 
-    Raises :class:`~foleyspace.errors.FoleySpaceError` subclasses for bad input/output and
-    :class:`~foleyspace.errors.Cancelled` when ``cancel()`` turns true.
+    ``guard`` (a server's path policy) judges the inputs and the output folder where they are
+    opened. Raises :class:`~foleyspace.errors.FoleySpaceError` subclasses for bad input/output
+    and :class:`~foleyspace.errors.Cancelled` when ``cancel()`` turns true.
     """
-    report = _Reporter(progress, cancel)
+    with held_inputs(job, guard) as opened:
+        return _run(job, opened, backends, _Reporter(progress, cancel), guard)
+
+
+def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, guard: PathGuard | None) -> Result:
+    """:func:`spatialize` with the inputs held: stages read ``opened``; the outputs, the sidecar
+    and the result name ``job``."""
     cfg = job.config
     rate = cfg.output.sample_rate
     for target in [job.output, job.sidecar_path] if job.write_sidecar else [job.output]:
         check_writable(target)
         check_replaceable(target, job.overwrite)
-    info = probe(job.video)
+    info = probe(opened.video)
     start, end = resolve_range(info, job.start_s, job.end_s)
-    if job.audio is None and not info.has_audio:
+    if opened.audio is None and not info.has_audio:
         raise InputError(f"{job.video}: the clip has no audio track; pass --audio FILE to give a sound")
-    stages = (backends or Backends("cpu")).for_job(job)
+    stages = (backends or Backends("cpu")).for_job(opened)
     size = analysis_size(info.width, info.height, cfg.analysis.long_side)
-    source = FrameSource(job.video, start, end, cfg.analysis.fps, size, check=report.check)
+    source = FrameSource(opened.video, start, end, cfg.analysis.fps, size, check=report.check)
     form = stages.localizer.frame_form
     form_size = source.size_of(form)  # the localizer works in its own pixels; boxes come back to analysis pixels
     request = localize_request(job, info, form_size, start, source.n_frames)
@@ -130,7 +211,7 @@ def spatialize(
 
     report("write", 0.0)
     targets = [job.output, job.sidecar_path] if job.write_sidecar else [job.output]
-    with atomic_outputs(*targets) as temps:  # nothing replaces the targets before the block ends
+    with atomic_outputs(*targets, check_folder=guard.check_output_folder if guard else None) as temps:  # nothing replaces the targets before the block ends
         encode_wav(temps[0], stereo, rate, cfg.output.subtype)
         if job.write_sidecar:
             encode_json(temps[1], sidecar_data(job, info, (start, end), size, track, path, stereo.shape[1], gain_db,

@@ -53,6 +53,9 @@ class ServerConfig:
         max_queued: queued jobs accepted before ``queue_full``.
         max_attempts: times a job is started before a crash-restart marks it failed.
         cancel_grace_s: a worker that ignores a cancel this long is killed and replaced.
+        job_timeout_s: a job running longer is stopped (its worker killed) and fails with ``timeout``.
+        stall_timeout_s: ... as is a job whose worker reports no progress for this long (a read
+            that never returns).
         allow_remote: permit a non-loopback bind.
     """
 
@@ -64,6 +67,8 @@ class ServerConfig:
     max_queued: int = 256
     max_attempts: int = 2
     cancel_grace_s: float = 5.0
+    job_timeout_s: float = 6 * 3600.0
+    stall_timeout_s: float = 1800.0
     allow_remote: bool = False
 
 
@@ -83,6 +88,8 @@ class JobServer:
             raise FoleySpaceError(f"refusing to listen on {config.bind}: not loopback (use --allow-remote)")
         if config.workers < 1:
             raise FoleySpaceError("--workers must be at least 1")
+        if not (config.job_timeout_s > 0 and config.stall_timeout_s > 0):  # also refuses NaN
+            raise FoleySpaceError("--job-timeout and --stall-timeout must be positive seconds")
         check_device_name(config.device)
         self.config = config
         self.registry = default_registry()
@@ -131,7 +138,7 @@ class JobServer:
     def serve(self) -> None:
         """Run the event loop until a ``shutdown`` request (or KeyboardInterrupt)."""
         log_level = logging.getLogger().getEffectiveLevel()
-        self.workers = [WorkerHandle(i, self.config.device, log_level) for i in range(self.config.workers)]
+        self.workers = [self._new_worker(i, log_level) for i in range(self.config.workers)]
         write_server_info(self.address, os.getpid(), self.home)
         log.warning("foleyspace server %s listening on %s with %d worker(s)", __version__, self.address,
                     len(self.workers))
@@ -177,7 +184,7 @@ class JobServer:
         for worker in list(self.workers):
             if worker.fileno() in ready or not worker.process.is_alive():
                 self._read_worker(worker)
-        self._enforce_cancels()
+        self._enforce_limits()
         try:
             self._save_unsaved()
             self._dispatch()
@@ -365,6 +372,7 @@ class JobServer:
                 continue
             worker = idle.pop(0)
             worker.job, worker.cancel_sent_at = jid, None
+            worker.started_at = worker.heard_at = time.monotonic()
             self.progress[jid] = ("starting", 0.0)
             worker.send({"type": "run", "job": jid, "spec": record.spec})
 
@@ -385,6 +393,7 @@ class JobServer:
             return
         if jid != worker.job:
             return
+        worker.heard_at = time.monotonic()
         if kind == "progress":
             self.progress[jid] = (message["stage"], message["fraction"])
             self._publish(jid, {"event": "progress", "job": jid, "stage": message["stage"],
@@ -410,7 +419,10 @@ class JobServer:
             except StoreError as exc:
                 log.warning("%s", exc)
                 record = None
-            if self.running and worker.cancel_sent_at is not None:
+            if self.running and worker.kill_reason is not None:
+                code, message = worker.kill_reason
+                self._finish(worker.job, "failed", {"error": {"code": code, "message": message}})
+            elif self.running and worker.cancel_sent_at is not None:
                 self._finish(worker.job, "cancelled", {})
             elif self.running:
                 self._finish(worker.job, "failed", {"error": {
@@ -420,20 +432,36 @@ class JobServer:
         index = self.workers.index(worker)
         if self.running:
             log.warning("worker %d died (%s): starting a new one", worker.index, how)
-            self.workers[index] = WorkerHandle(worker.index, self.config.device,
-                                               logging.getLogger().getEffectiveLevel())
+            self.workers[index] = self._new_worker(worker.index, logging.getLogger().getEffectiveLevel())
         else:
             self.workers.pop(index)
 
-    def _enforce_cancels(self) -> None:
+    def _new_worker(self, index: int, log_level: int) -> WorkerHandle:
+        """A worker that applies this server's path policy where files are opened."""
+        return WorkerHandle(index, self.config.device, log_level, tuple(map(str, self.policy.roots)),
+                            tuple(map(str, self.policy.private)))
+
+    def _enforce_limits(self) -> None:
+        """Kill (and replace) a worker that ignores a cancel, runs a job past the time limit or
+        has said nothing about it for the stall limit; the job fails with ``timeout``."""
         now = time.monotonic()
+        cfg = self.config
         for worker in list(self.workers):
-            if worker.cancel_sent_at is not None and now - worker.cancel_sent_at > self.config.cancel_grace_s:
-                log.warning("worker %d ignored a cancel for %.0f s: killing it", worker.index,
-                            self.config.cancel_grace_s)
-                worker.process.kill()
-                worker.process.join(timeout=5)
-                self._replace_worker(worker)
+            why = None
+            if worker.cancel_sent_at is not None and now - worker.cancel_sent_at > cfg.cancel_grace_s:
+                why = None, f"ignored a cancel for {cfg.cancel_grace_s:.0f} s"
+            elif worker.job is not None and now - worker.started_at > cfg.job_timeout_s:
+                why = "timeout", f"the job ran longer than the server's limit of {cfg.job_timeout_s:.0f} s"
+            elif worker.job is not None and now - worker.heard_at > cfg.stall_timeout_s:
+                why = "timeout", f"the job made no progress for {cfg.stall_timeout_s:.0f} s"
+            if why is None:
+                continue
+            code, message = why
+            log.warning("worker %d: %s; killing it", worker.index, message)
+            worker.kill_reason = (code, message) if code else None
+            worker.process.kill()
+            worker.process.join(timeout=5)
+            self._replace_worker(worker)
 
     # ---------------------------------------------------------------- events
     def _finish(self, jid: str, state: str, extra: dict[str, Any]) -> None:

@@ -53,6 +53,15 @@ class PathPolicy:
                               f"({', '.join(map(str, self.roots))}; start it with --root to add one)")
         return real
 
+    def check_input(self, real: Path, what: str) -> None:
+        """At the point of use: an input file, as opened (its real path), must be inside the roots."""
+        self._allowed(real, what)
+
+    def check_output_folder(self, real: Path) -> None:
+        """At the point of use: the output folder, as opened (its real path), must be inside the
+        roots and not the server's state folder."""
+        self._allowed(real, "output folder")
+
     def check(self, job: Job) -> None:
         """Raise :class:`PolicyError` unless ``job`` stays within the roots and spares its inputs."""
         inputs = {"video": job.video, "audio": job.audio, "HRTF file": job.hrtf}

@@ -73,9 +73,9 @@ class _JobChannel:
         return self.cancelled
 
 
-def run_job(channel: _JobChannel, spec: dict[str, Any], backends: Backends) -> dict[str, Any]:
-    """Run one job spec with the worker's backends; returns the message to send back
-    (done / failed / cancelled)."""
+def run_job(channel: _JobChannel, spec: dict[str, Any], backends: Backends, policy: Any = None) -> dict[str, Any]:
+    """Run one job spec with the worker's backends; ``policy`` (the server's path policy) is
+    applied where the files are opened. Returns the message to send back (done / failed / cancelled)."""
     from foleyspace.errors import Cancelled, FoleySpaceError
     from foleyspace.jobspec import job_from_spec
     from foleyspace.pipeline import spatialize
@@ -83,7 +83,7 @@ def run_job(channel: _JobChannel, spec: dict[str, Any], backends: Backends) -> d
     jid = channel.job_id
     try:
         job = job_from_spec(spec, backends.registry)
-        result = spatialize(job, backends, channel.progress, channel.cancel_requested)
+        result = spatialize(job, backends, channel.progress, channel.cancel_requested, guard=policy)
     except Cancelled:
         return {"type": "cancelled", "job": jid}
     except FoleySpaceError as exc:
@@ -97,14 +97,18 @@ def run_job(channel: _JobChannel, spec: dict[str, Any], backends: Backends) -> d
         "start_s": result.start_s, "end_s": result.end_s, "gain_db": result.gain_db}}
 
 
-def worker_main(conn: Connection, index: int, device: str, log_level: int) -> None:
-    """Entry point of a worker process."""
+def worker_main(conn: Connection, index: int, device: str, log_level: int,
+                roots: tuple[str, ...] = (), private: tuple[str, ...] = ()) -> None:
+    """Entry point of a worker process; ``roots``/``private``: the server's path policy (none: no checks)."""
     _die_with_parent()
     # Ctrl-C and SIGTERM to the process group go to the server, which stops us (and re-queues the job)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format=f"foleyspace worker {index}: %(levelname)s: %(message)s")
     backends = Backends(device)  # this worker's models: each built on first use, then kept
+    from foleyspace.server.policy import PathPolicy
+
+    policy = PathPolicy.from_paths(list(roots), list(private)) if roots else None
     import foleyspace.pipeline  # noqa: F401  (load the heavy modules before saying ready)
 
     conn.send_bytes(pack({"type": "ready", "pid": os.getpid()}))
@@ -118,7 +122,7 @@ def worker_main(conn: Connection, index: int, device: str, log_level: int) -> No
             return
         if kind == "run":
             channel = _JobChannel(conn, str(message["job"]))
-            reply = run_job(channel, message["spec"], backends)
+            reply = run_job(channel, message["spec"], backends, policy)
             try:
                 channel.send(reply)
             except (BrokenPipeError, OSError):
@@ -130,17 +134,21 @@ def worker_main(conn: Connection, index: int, device: str, log_level: int) -> No
 class WorkerHandle:
     """The server's side of one worker process."""
 
-    def __init__(self, index: int, device: str, log_level: int = logging.WARNING) -> None:
+    def __init__(self, index: int, device: str, log_level: int = logging.WARNING,
+                 roots: tuple[str, ...] = (), private: tuple[str, ...] = ()) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.index = index
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=worker_main, args=(child, index, device, log_level),
+        self.process = ctx.Process(target=worker_main, args=(child, index, device, log_level, roots, private),
                                    name=f"foleyspace-worker-{index}", daemon=True)
         self.process.start()
         child.close()
         self.ready = False
         self.job: str | None = None
         self.cancel_sent_at: float | None = None
+        self.started_at = 0.0  # monotonic time the current job was sent
+        self.heard_at = 0.0  # monotonic time of the worker's last message about it
+        self.kill_reason: tuple[str, str] | None = None  # (code, message) when the server killed it
 
     def fileno(self) -> int:
         return self.conn.fileno()

@@ -406,3 +406,127 @@ def test_a_full_disk_is_answered_shutdown_completes_and_the_job_runs_after(small
             assert client.wait(job, timeout=60)["state"] == "done"  # nothing was lost
     finally:
         srv.stop()
+
+
+# ------------------------------------------------------------------------------ paths at the point of use
+@pytest.fixture
+def rooted(clip_factory, tmp_path):
+    """A server whose only root is ``tmp_path/root`` (media and outputs inside), and a folder
+    outside it; a 10 s clip so that a job runs long enough to tamper with it."""
+    import shutil
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    for folder in (root / "media", root / "out", outside, root / "home"):
+        folder.mkdir(parents=True)
+    clip = root / "media" / "clip.mp4"
+    shutil.copy(clip_factory(motion="cross_lr", duration_s=10.0, size=(640, 360)), clip)
+    srv = ServerProcess(root / "home", root, workers=1).start()
+    yield srv, root, outside, clip
+    srv.stop()
+
+
+def wait_running(client, job: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while client.status(job)["state"] != "running":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.02)
+
+
+def test_an_output_folder_swapped_for_a_link_after_dispatch_is_refused_at_write(rooted):
+    srv, root, outside, clip = rooted
+    out = root / "out"
+    with srv.client(timeout=10) as client:
+        job = client.submit({"video": str(clip), "output_dir": str(out), "name": "stem.wav"})
+        wait_running(client, job)
+        out.rename(root / "out_moved")
+        out.symlink_to(outside)  # same path, now leading outside the roots
+        final = client.wait(job, timeout=60)
+    assert final["state"] == "failed" and final["error"]["code"] == "forbidden", final
+    assert "outside the folders" in final["error"]["message"]
+    assert list(outside.iterdir()) == [] and list((root / "out_moved").iterdir()) == []
+
+
+def test_an_output_folder_swapped_for_the_state_folder_is_refused(rooted):
+    srv, root, outside, clip = rooted
+    out = root / "out"
+    with srv.client(timeout=10) as client:
+        job = client.submit({"video": str(clip), "output_dir": str(out), "name": "server.wav"})
+        wait_running(client, job)
+        out.rmdir()
+        out.symlink_to(srv.home)  # the sidecar would replace server.json
+        final = client.wait(job, timeout=60)
+        assert final["state"] == "failed" and final["error"]["code"] == "forbidden", final
+        assert client.ping()
+    assert "server.wav" not in {p.name for p in srv.home.iterdir()}
+
+
+def test_an_input_swapped_after_the_job_started_is_not_read(rooted, tmp_path):
+    """The audio path becomes a link to a pipe outside the roots while the job analyzes the
+    video: the job reads the file it opened (and does not block on the pipe)."""
+    import os
+
+    import soundfile as sf
+    import numpy as np
+
+    srv, root, outside, clip = rooted
+    audio = root / "media" / "voice.wav"
+    sf.write(str(audio), 0.1 * np.sin(np.arange(48000 * 10) * 0.05), 48000)
+    fifo = outside / "pipe"
+    os.mkfifo(fifo)
+    with srv.client(timeout=10) as client:
+        job = client.submit({"video": str(clip), "output_dir": str(root / "out"), "name": "v.wav", "audio": str(audio)})
+        wait_running(client, job)
+        audio.unlink()
+        audio.symlink_to(fifo)
+        final = client.wait(job, timeout=60)
+    assert final["state"] == "done", final
+    stem, _ = sf.read(str(root / "out" / "v.wav"))
+    assert np.abs(stem).max() > 0.01  # the voice it opened, not silence
+
+
+def test_inputs_are_judged_where_they_are_opened(rooted, tmp_path):
+    """In the pipeline itself (what a worker runs): a link to outside the roots, a pipe."""
+    import os
+
+    from foleyspace.errors import FoleySpaceError, InputError
+    from foleyspace.job import Job
+    from foleyspace.pipeline import spatialize
+    from foleyspace.server.policy import PathPolicy
+
+    srv, root, outside, clip = rooted
+    policy = PathPolicy.from_paths([root], [srv.home])
+    secret = outside / "secret.wav"
+    secret.write_bytes(b"RIFF")
+    link = root / "media" / "link.wav"
+    link.symlink_to(secret)
+    with pytest.raises(FoleySpaceError, match="audio .* is outside the folders") as exc:
+        spatialize(Job(video=clip, output=root / "out" / "a.wav", audio=link), guard=policy)
+    assert exc.value.code == "forbidden"
+    pipe = root / "media" / "pipe.wav"
+    os.mkfifo(pipe)
+    with pytest.raises(InputError, match="not a regular file"):
+        spatialize(Job(video=clip, output=root / "out" / "a.wav", audio=pipe))  # no guard: still refused
+    assert list((root / "out").iterdir()) == []
+
+
+def test_a_stuck_job_is_stopped_and_the_server_goes_on(clip_factory, tmp_path, monkeypatch):
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    toy = Path(__file__).with_name("toy_plugin")
+    monkeypatch.setenv("PYTHONPATH", str(toy))
+    home = tmp_path / "home"
+    home.mkdir()
+    srv = ServerProcess(home, tmp_path.parent.parent, workers=1, args=("--stall-timeout", "3")).start()
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        with srv.client(timeout=10) as client:
+            t0 = time.monotonic()
+            stuck = client.submit({"video": str(clip), "output_dir": str(out), "name": "stuck.wav",
+                                   "options": {"localizer": "toy-stuck"}})
+            final = client.wait(stuck, timeout=60)
+            assert final["state"] == "failed" and final["error"]["code"] == "timeout", final
+            assert "no progress for 3 s" in final["error"]["message"] and time.monotonic() - t0 < 30
+            after = client.wait(client.submit({"video": str(clip), "output_dir": str(out), "name": "next.wav"}), timeout=60)
+            assert after["state"] == "done"
+    finally:
+        srv.stop()

@@ -1,5 +1,6 @@
 """A toy backend plug-in: registered in this one place, usable everywhere (the registry test).
 
+``toy-stuck``: a localizer that never returns (for the server's stall limit).
 ``toy-device``: a depth backend whose factory takes a ``device`` (it reports the one it got).
 ``toy-left``: a localizer that puts the object in the left quarter of every frame, so a stem made
 with it is louder on the left whatever the clip shows. Each construction appends a line (the
@@ -21,8 +22,23 @@ from foleyspace.localize.base import BoxTrack
 def register(registry) -> None:
     registry.add(Backend("localizer", "toy-left", "foleyspace_toy:LeftLocalizer",
                          "test plug-in: the object sits in the left quarter of the frame"))
+    registry.add(Backend("localizer", "toy-stuck", "foleyspace_toy:StuckLocalizer",
+                         "test plug-in: never returns (a read that blocks), for the server's stall limit"))
     registry.add(Backend("depth", "toy-device", "foleyspace_toy:DeviceDepth",
                          "test plug-in: constant depth; records the device it was built for"))
+
+
+class StuckLocalizer:
+    """Blocks forever without reporting progress, like a read from a pipe nobody writes."""
+
+    name = "toy-stuck"
+    frame_form = FrameForm("grey", long_side=64)
+
+    def localize(self, frames, request, progress=None):
+        import time
+
+        while True:
+            time.sleep(1.0)
 
 
 class DeviceDepth:
