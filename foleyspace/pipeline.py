@@ -57,10 +57,13 @@ _INPUTS = (("video", "video"), ("audio", "audio"), ("hrtf", "HRTF file"))
 def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
     """Open the job's input files once and check them: each must be a regular file (a pipe or a
     device would block the job), and with a ``guard`` inside what it allows. With a guard the
-    stages then read the opened files (``/proc/self/fd/N``), so a path swapped for a link after
-    this check cannot redirect them; the job yielded names those, errors name the originals."""
+    stages then read the opened files — through links in a private temporary folder to
+    ``/proc/self/fd/N``, which keep each file's name suffix for the libraries that look at it —
+    so a path swapped for a link after this check cannot redirect them; the job yielded names
+    those, errors name the originals."""
     fds: list[int] = []
     held: dict[str, Path] = {}
+    private: Path | None = None
     try:
         for field, what in _INPUTS:
             path = getattr(job, field)
@@ -80,7 +83,12 @@ def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
                 raise InputError(f"{path}: not a regular file (the {what} must be a file, not a pipe or device)")
             if guard is not None and os.path.isdir("/proc/self/fd"):
                 guard.check_input(Path(os.readlink(f"/proc/self/fd/{fd}")), what)
-                held[field] = Path(f"/proc/self/fd/{fd}")
+                if private is None:
+                    import tempfile
+
+                    private = Path(tempfile.mkdtemp(prefix="foleyspace-inputs-"))  # mode 0700
+                held[field] = private / f"{field}{Path(path).suffix}"
+                held[field].symlink_to(f"/proc/self/fd/{fd}")
             elif guard is not None:
                 guard.check_input(Path(os.path.realpath(path)), what)
         if not held:
@@ -103,6 +111,10 @@ def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
     finally:
         for fd in fds:
             os.close(fd)
+        if private is not None:
+            import shutil
+
+            shutil.rmtree(private, ignore_errors=True)
 
 
 class _Reporter:

@@ -187,7 +187,7 @@ def test_a_plug_in_backend_works_from_cli_spec_server_and_render_otio(toy, clip_
     try:
         with server.client(timeout=30) as client:
             names = [b["name"] for b in client.hello()["capabilities"]["backends"]["localizer"]]
-            assert names == ["seeded", "motion", "toy-left"]
+            assert names == ["seeded", "motion", "toy-left", "toy-stuck"]
             final = client.wait(client.submit({**spec, "name": "server.wav",
                                                "options": {"localizer": "toy-left", "depth": "toy-device"}}),
                                 timeout=120)

@@ -425,37 +425,46 @@ def rooted(clip_factory, tmp_path):
     srv.stop()
 
 
-def wait_running(client, job: str, timeout_s: float = 30.0) -> None:
+def wait_analyzing(client, job: str, timeout_s: float = 30.0) -> None:
+    """Until the job reports analysis progress: its worker has opened the inputs and is reading."""
     deadline = time.monotonic() + timeout_s
-    while client.status(job)["state"] != "running":
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.02)
+    while not any(e.get("job") == job and e.get("event") == "progress" and e.get("stage") == "analyze"
+                  and 0 < e.get("fraction", 0) < 1 for e in client.poll_events(0.05)):
+        assert time.monotonic() < deadline, "the job never started analyzing"
 
 
 def test_an_output_folder_swapped_for_a_link_after_dispatch_is_refused_at_write(rooted):
+    import os
+
     srv, root, outside, clip = rooted
-    out = root / "out"
+    out = root / "stems"
+    out.symlink_to(root / "out")  # the output folder is a link inside the root ...
     with srv.client(timeout=10) as client:
         job = client.submit({"video": str(clip), "output_dir": str(out), "name": "stem.wav"})
-        wait_running(client, job)
-        out.rename(root / "out_moved")
-        out.symlink_to(outside)  # same path, now leading outside the roots
+        wait_analyzing(client, job)
+        swap = root / "swap"
+        swap.symlink_to(outside)
+        os.replace(swap, out)  # ... atomically re-pointed outside the roots while the job runs
         final = client.wait(job, timeout=60)
-    assert final["state"] == "failed" and final["error"]["code"] == "forbidden", final
+    assert final["state"] == "failed" and final["error"]["code"] == "forbidden", final.get("error")
     assert "outside the folders" in final["error"]["message"]
-    assert list(outside.iterdir()) == [] and list((root / "out_moved").iterdir()) == []
+    assert list(outside.iterdir()) == [] and list((root / "out").iterdir()) == []
 
 
 def test_an_output_folder_swapped_for_the_state_folder_is_refused(rooted):
+    import os
+
     srv, root, outside, clip = rooted
-    out = root / "out"
+    out = root / "stems"
+    out.symlink_to(root / "out")
     with srv.client(timeout=10) as client:
         job = client.submit({"video": str(clip), "output_dir": str(out), "name": "server.wav"})
-        wait_running(client, job)
-        out.rmdir()
-        out.symlink_to(srv.home)  # the sidecar would replace server.json
+        wait_analyzing(client, job)
+        swap = root / "swap"
+        swap.symlink_to(srv.home)  # the sidecar would replace server.json
+        os.replace(swap, out)
         final = client.wait(job, timeout=60)
-        assert final["state"] == "failed" and final["error"]["code"] == "forbidden", final
+        assert final["state"] == "failed" and final["error"]["code"] == "forbidden", final.get("error")
         assert client.ping()
     assert "server.wav" not in {p.name for p in srv.home.iterdir()}
 
@@ -475,11 +484,11 @@ def test_an_input_swapped_after_the_job_started_is_not_read(rooted, tmp_path):
     os.mkfifo(fifo)
     with srv.client(timeout=10) as client:
         job = client.submit({"video": str(clip), "output_dir": str(root / "out"), "name": "v.wav", "audio": str(audio)})
-        wait_running(client, job)
+        wait_analyzing(client, job)
         audio.unlink()
         audio.symlink_to(fifo)
         final = client.wait(job, timeout=60)
-    assert final["state"] == "done", final
+    assert final["state"] == "done", final.get("error")
     stem, _ = sf.read(str(root / "out" / "v.wav"))
     assert np.abs(stem).max() > 0.01  # the voice it opened, not silence
 
