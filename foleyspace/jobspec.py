@@ -109,15 +109,27 @@ def default_name(video: Path) -> str:
     return f"{video.stem}_binaural.wav"
 
 
+#: Longest stem name in bytes: its temporary ``.<name>.<8 hex>.tmp`` and its ``.json`` sidecar
+#: must fit the usual 255-byte limit of a file name.
+MAX_NAME_BYTES = 240
+
+
 def stem_name(spec: dict[str, Any], video: Path) -> str:
-    """The validated stem file name: a plain ``*.wav`` name, no folders, no ``..``."""
+    """The validated stem file name: a plain ``*.wav`` name, no folders, no ``..``, at most
+    :data:`MAX_NAME_BYTES` bytes (a default name from a long clip name is shortened)."""
     name = spec.get("name")
     if name is None:
-        return default_name(video)
+        name = default_name(video)
+        while len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            stem = name[: -len("_binaural.wav")]
+            name = stem[:-1] + "_binaural.wav"
+        return name
     if not isinstance(name, str) or not name.lower().endswith(".wav"):
         raise SpecError("must be a file name ending in .wav", "name")
     if Path(name).name != name or name in (".", "..") or name.startswith(".") or "\\" in name or "\x00" in name:
-        raise SpecError(f"{name!r} must be a plain file name (no folders, not hidden)", "name")
+        raise SpecError(f"{name[:60]!r} must be a plain file name (no folders, not hidden)", "name")
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise SpecError(f"is {len(name.encode('utf-8', 'surrogateescape'))} bytes long; at most {MAX_NAME_BYTES}", "name")
     return name
 
 

@@ -252,9 +252,12 @@ def encode_wav(path: str | Path, stereo: np.ndarray, sample_rate: int, subtype: 
     """Write ``stereo`` ``(2, n)`` in [-1, 1] as a WAV at ``sample_rate`` Hz to ``path`` (a temp path)."""
     import soundfile as sf
 
-    with sf.SoundFile(str(path), "w", sample_rate, stereo.shape[0], subtype, format="WAV") as fh:
-        fh.software = STEM_SOFTWARE  # marks the file as ours: a later run may replace it
-        fh.write(np.ascontiguousarray(stereo.T))
+    try:
+        with sf.SoundFile(str(path), "w", sample_rate, stereo.shape[0], subtype, format="WAV") as fh:
+            fh.software = STEM_SOFTWARE  # marks the file as ours: a later run may replace it
+            fh.write(np.ascontiguousarray(stereo.T))
+    except (sf.LibsndfileError, RuntimeError) as exc:  # e.g. a full disk: an output error like any OSError
+        raise OSError(f"the stem cannot be written ({exc})") from exc
 
 
 def encode_json(path: str | Path, data: dict[str, Any]) -> None:

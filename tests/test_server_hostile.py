@@ -539,3 +539,29 @@ def test_a_stuck_job_is_stopped_and_the_server_goes_on(clip_factory, tmp_path, m
             assert after["state"] == "done"
     finally:
         srv.stop()
+
+
+# ------------------------------------------------------------------------------ error codes
+def test_a_full_output_disk_fails_the_job_as_bad_output_and_leaves_nothing(small_disk, clip_factory, tmp_path, server):
+    clip = clip_factory(motion="cross_lr", duration_s=10.0, size=(640, 360))  # a 2.9 MB stem
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (2 << 20))  # 1 MiB of the 3 MiB left: not enough for the stem
+    with server.client(timeout=10) as client:
+        final = client.wait(client.submit({"video": str(clip), "output_dir": str(small_disk), "name": "big.wav"}),
+                            timeout=120)
+        assert final["state"] == "failed" and final["error"]["code"] == "bad_output", final.get("error")
+        assert "big.wav" in final["error"]["message"] and "/proc/" not in final["error"]["message"]
+        assert client.ping()
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_names_too_long_for_the_file_system_are_refused_up_front(server, clip_factory, tmp_path):
+    from foleyspace.client import ClientError
+
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    with server.client(timeout=10) as client:
+        with pytest.raises(ClientError) as exc:
+            client.submit({"video": str(clip), "output_dir": str(tmp_path), "name": "n" * 237 + ".wav"})  # 241 bytes
+        assert exc.value.code == "bad_request" and "at most 240" in str(exc.value)
+        fits = client.submit({"video": str(clip), "output_dir": str(tmp_path), "name": "n" * 236 + ".wav"})
+        assert client.wait(fits, timeout=60)["state"] == "done"
