@@ -115,6 +115,10 @@ class JobServer:
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.socket.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
         self.socket.setsockopt(zmq.SNDHWM, 10000)
+        # ZMTP heartbeats: a peer that vanished without closing (a killed editor, a half-open
+        # TCP connection) is dropped after 30 s instead of holding its buffers forever
+        self.socket.setsockopt(zmq.HEARTBEAT_IVL, 10_000)
+        self.socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 30_000)
         try:
             self.socket.bind(config.bind)
         except zmq.ZMQError as exc:
@@ -126,6 +130,7 @@ class JobServer:
         #: jobs that ended while the database could not be written: saved (and announced) later
         self.unsaved: dict[str, tuple[str, dict[str, Any]]] = {}
         self._store_warned = 0.0
+        self._trimmed_at = time.monotonic()
         self.running = False
         requeued, failed = self.store.recover(config.max_attempts)
         for record in requeued:
@@ -185,6 +190,7 @@ class JobServer:
             if worker.fileno() in ready or not worker.process.is_alive():
                 self._read_worker(worker)
         self._enforce_limits()
+        self._release_memory()
         try:
             self._save_unsaved()
             self._dispatch()
@@ -193,6 +199,16 @@ class JobServer:
             if now - self._store_warned > 10:
                 log.warning("%s", exc)
                 self._store_warned = now
+
+    def _release_memory(self, every_s: float = 60.0) -> None:
+        """Give memory that closed connections left in the C allocator back to the system
+        (glibc keeps it otherwise: 2000 idle connections opened and closed kept ~55 MB)."""
+        now = time.monotonic()
+        if now - self._trimmed_at < every_s:
+            return
+        self._trimmed_at = now
+        if _LIBC is not None:
+            _LIBC.malloc_trim(0)
 
     # ---------------------------------------------------------------- requests
     def _read_requests(self) -> None:
@@ -501,6 +517,23 @@ class JobServer:
                     log.warning("removed partial output %s", tmp)
                 except OSError:
                     pass
+
+
+def _glibc() -> Any:
+    """glibc (for ``malloc_trim``), or ``None`` elsewhere."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
 
 
 def shown(value: Any, limit: int = 80) -> str:
