@@ -8,6 +8,19 @@ traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr`` of an untrusted value for a message, bounded in depth and length (a list nested
+    1000 deep must not recurse, a megabyte of text must not be echoed)."""
+    import reprlib
+
+    bounded = reprlib.Repr()
+    bounded.maxlevel, bounded.maxstring, bounded.maxother, bounded.maxlist, bounded.maxdict = 2, limit, limit, 4, 4
+    text = bounded.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class FoleySpaceError(Exception):
     """An error caused by input, configuration or environment; ``str(err)`` is one line."""

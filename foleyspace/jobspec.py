@@ -25,7 +25,7 @@ from typing import Any
 
 from foleyspace.backends import CHOSEN_KINDS, KINDS, BackendError, Registry, default_registry
 from foleyspace.config import AUTO, LONG_SIDE_RANGE, MAX_SEGMENT_RATE_HZ, SCHEMES, AnalysisConfig, SpatializeConfig, TrajectoryConfig
-from foleyspace.errors import FoleySpaceError
+from foleyspace.errors import FoleySpaceError, shown
 from foleyspace.job import Job, SeedBox
 from foleyspace.render import DspRendererConfig
 
@@ -84,7 +84,7 @@ def _path(spec: dict[str, Any], key: str, required: bool = False) -> Path | None
         raise SpecError("must be a non-empty path string", key)
     path = Path(value)
     if not path.is_absolute():
-        raise SpecError(f"must be an absolute path, got {value!r}", key)
+        raise SpecError(f"must be an absolute path, got {shown(value)}", key)
     return path
 
 
@@ -127,7 +127,7 @@ def stem_name(spec: dict[str, Any], video: Path) -> str:
     if not isinstance(name, str) or not name.lower().endswith(".wav"):
         raise SpecError("must be a file name ending in .wav", "name")
     if Path(name).name != name or name in (".", "..") or name.startswith(".") or "\\" in name or "\x00" in name:
-        raise SpecError(f"{name[:60]!r} must be a plain file name (no folders, not hidden)", "name")
+        raise SpecError(f"{shown(name)} must be a plain file name (no folders, not hidden)", "name")
     if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
         raise SpecError(f"is {len(name.encode('utf-8', 'surrogateescape'))} bytes long; at most {MAX_NAME_BYTES}", "name")
     return name
@@ -166,7 +166,7 @@ def _config(opts: dict[str, Any]) -> SpatializeConfig:
         dsp = DspRendererConfig(segment_rate_hz=_number(rate, "segments_per_second", positive=True),
                                 distance_delay=opts["distance_delay"])
     except (SpecError, ValueError):
-        raise SpecError(f"must be in (0, {MAX_SEGMENT_RATE_HZ:g}] segments per second, got {rate!r}",
+        raise SpecError(f"must be in (0, {MAX_SEGMENT_RATE_HZ:g}] segments per second, got {shown(rate)}",
                         "segments_per_second") from None
     return SpatializeConfig(analysis=AnalysisConfig(long_side=opts["long_side"]),
                             trajectory=TrajectoryConfig(scheme=opts["scheme"]),

@@ -86,7 +86,8 @@ def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
                 if private is None:
                     import tempfile
 
-                    private = Path(tempfile.mkdtemp(prefix="foleyspace-inputs-"))  # mode 0700
+                    # mode 0700; named by the process so a server can clean up after a killed worker
+                    private = Path(tempfile.mkdtemp(prefix=f"foleyspace-inputs-{os.getpid()}-"))
                 held[field] = private / f"{field}{Path(path).suffix}"
                 held[field].symlink_to(f"/proc/self/fd/{fd}")
             elif guard is not None:

@@ -24,7 +24,7 @@ from foleyspace import __version__
 from foleyspace.backends import default_registry
 from foleyspace.config import SCHEMES
 from foleyspace.device import check_device_name
-from foleyspace.errors import FoleySpaceError
+from foleyspace.errors import FoleySpaceError, shown
 from foleyspace.home import (
     check_private, ensure_state_dir, ensure_token, lock_home, private_file, read_server_info, write_server_info,
 )
@@ -35,7 +35,7 @@ from foleyspace.protocol import (
 )
 from .policy import PathPolicy, default_roots
 from .store import JobRecord, JobStore, StoreError
-from .worker import WorkerHandle
+from .worker import WorkerHandle, stop_workers
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,12 @@ class JobServer:
         self.policy = PathPolicy.from_paths(list(config.roots), private=[self.home])
         self.store = JobStore(private_file(self.home / "jobs.sqlite3"))
         self.workers: list[WorkerHandle] = []
+        self.subscribers: dict[str, set[bytes]] = {}
+        self.progress: dict[str, tuple[str, float]] = {}
+        #: jobs that ended while the database could not be written: saved (and announced) later
+        self.unsaved: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._store_warned = 0.0
+        self._trimmed_at = time.monotonic()
         self.ctx = zmq.Context()
         self.socket = self.ctx.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -125,12 +131,6 @@ class JobServer:
             self.close()
             raise FoleySpaceError(f"cannot listen on {config.bind}: {exc}") from exc
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.subscribers: dict[str, set[bytes]] = {}
-        self.progress: dict[str, tuple[str, float]] = {}
-        #: jobs that ended while the database could not be written: saved (and announced) later
-        self.unsaved: dict[str, tuple[str, dict[str, Any]]] = {}
-        self._store_warned = 0.0
-        self._trimmed_at = time.monotonic()
         self.running = False
         requeued, failed = self.store.recover(config.max_attempts)
         for record in requeued:
@@ -160,13 +160,20 @@ class JobServer:
         """Stop the workers (killed after a bound), then release everything. Completes even when
         the job database cannot be written (a job it could not re-queue stays ``running`` and
         is re-queued at the next start)."""
+        try:
+            self._save_unsaved()
+        except StoreError as exc:
+            log.warning("%d job outcome(s) not saved (%s); those jobs run again at the next start",
+                        len(self.unsaved), exc)
         for worker in self.workers:
             if worker.job is not None:
                 try:
                     self.store.requeue(worker.job)
                 except StoreError as exc:
                     log.warning("job %s not re-queued now (%s); the next start re-queues it", worker.job, exc)
-            worker.stop(timeout=2.0)
+        stop_workers(self.workers, timeout=2.0)
+        for worker in self.workers:
+            _remove_held_inputs(worker.process.pid)
         self.workers = []
         self.socket.close(linger=0)
         self.ctx.term()
@@ -179,26 +186,42 @@ class JobServer:
             self._lock = None
 
     def _tick(self) -> None:
+        """One turn of the loop. Each step is guarded: a storage fault waits for the next tick,
+        anything else (a worker pipe that broke, a worker that cannot be spawned now) is logged
+        and retried — the loop itself never stops on an error."""
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         for worker in self.workers:
             poller.register(worker.fileno(), zmq.POLLIN)
         ready = dict(poller.poll(100))
-        if self.socket in ready:
-            self._read_requests()
-        for worker in list(self.workers):
-            if worker.fileno() in ready or not worker.process.is_alive():
-                self._read_worker(worker)
-        self._enforce_limits()
-        self._release_memory()
-        try:
-            self._save_unsaved()
-            self._dispatch()
-        except StoreError as exc:  # disk full, or another process holds the database: try again next tick
-            now = time.monotonic()
-            if now - self._store_warned > 10:
-                log.warning("%s", exc)
-                self._store_warned = now
+        steps = [self._read_requests] if self.socket in ready else []
+        steps += [lambda w=w: self._read_worker(w) for w in list(self.workers)
+                  if w.fileno() in ready or not w.process.is_alive()]
+        steps += [self._enforce_limits, self._release_memory, self._save_unsaved, self._dispatch,
+                  self._respawn_workers]
+        for step in steps:
+            try:
+                step()
+            except StoreError as exc:  # disk full, or another process holds the database
+                self._warn_once(str(exc))
+            except Exception as exc:  # a bug or a resource fault: logged, the server goes on
+                self._warn_once(f"{exc.__class__.__name__}: {exc}", exc_info=True)
+
+    def _warn_once(self, message: str, exc_info: bool = False) -> None:
+        """Log ``message`` at most every 10 s (a fault that lasts must not flood the log)."""
+        now = time.monotonic()
+        if now - self._store_warned > 10:
+            log.warning("%s", message, exc_info=exc_info)
+            self._store_warned = now
+
+    def _respawn_workers(self) -> None:
+        """Start the workers a failed spawn left missing (e.g. out of memory or file handles)."""
+        if not self.running:
+            return
+        present = {w.index for w in self.workers}
+        for index in range(self.config.workers):
+            if index not in present:
+                self.workers.append(self._new_worker(index, logging.getLogger().getEffectiveLevel()))
 
     def _release_memory(self, every_s: float = 60.0) -> None:
         """Give memory that closed connections left in the C allocator back to the system
@@ -372,6 +395,8 @@ class JobServer:
         for jid in self.store.queued():
             if not idle:
                 break
+            if jid in self.unsaved:  # ended (e.g. cancelled) while the database was unwritable
+                continue
             record = self.store.get(jid)
             if record is None:
                 continue
@@ -390,7 +415,10 @@ class JobServer:
             worker.job, worker.cancel_sent_at = jid, None
             worker.started_at = worker.heard_at = time.monotonic()
             self.progress[jid] = ("starting", 0.0)
-            worker.send({"type": "run", "job": jid, "spec": record.spec})
+            try:
+                worker.send({"type": "run", "job": jid, "spec": record.spec})
+            except OSError:  # it died since the last look: replaced, the job fails as a crash
+                self._replace_worker(worker)
 
     def _read_worker(self, worker: WorkerHandle) -> None:
         try:
@@ -445,12 +473,11 @@ class JobServer:
                     "code": "worker_crashed", "message": f"the worker process died ({how})"}})
             if record is not None:
                 self._remove_partial_outputs(record.spec)
-        index = self.workers.index(worker)
+        _remove_held_inputs(worker.process.pid)
+        self.workers.remove(worker)
         if self.running:
             log.warning("worker %d died (%s): starting a new one", worker.index, how)
-            self.workers[index] = self._new_worker(worker.index, logging.getLogger().getEffectiveLevel())
-        else:
-            self.workers.pop(index)
+            self._respawn_workers()
 
     def _new_worker(self, index: int, log_level: int) -> WorkerHandle:
         """A worker that applies this server's path policy where files are opened."""
@@ -472,6 +499,14 @@ class JobServer:
                 why = "timeout", f"the job made no progress for {cfg.stall_timeout_s:.0f} s"
             if why is None:
                 continue
+            if why[0] == "timeout":  # a result may be waiting in the pipe: take it before judging
+                try:
+                    for message_in in worker.receive():
+                        self._on_worker_message(worker, message_in)
+                except (EOFError, OSError, ProtocolError):
+                    pass
+                if worker.job is None:
+                    continue
             code, message = why
             log.warning("worker %d: %s; killing it", worker.index, message)
             worker.kill_reason = (code, message) if code else None
@@ -488,7 +523,8 @@ class JobServer:
             ended = self.store.finish(jid, state, extra.get("result"),
                                       (error["code"], error["message"]) if error else None)
         except StoreError as exc:
-            log.warning("job %s %s, not saved yet: %s", jid, state, exc)
+            if jid not in self.unsaved:
+                log.warning("job %s %s, not saved yet: %s", jid, state, exc)
             self.unsaved[jid] = (state, extra)
             return
         self.unsaved.pop(jid, None)
@@ -499,8 +535,11 @@ class JobServer:
         self.subscribers.pop(jid, None)
 
     def _save_unsaved(self) -> None:
+        """Save the outcomes that could not be saved; stop at the first that still cannot."""
         for jid, (state, extra) in list(self.unsaved.items()):
             self._finish(jid, state, extra)
+            if jid in self.unsaved:
+                return
 
     def _publish(self, jid: str, event: dict[str, Any]) -> None:
         for identity in self.subscribers.get(jid, ()):
@@ -519,6 +558,17 @@ class JobServer:
                     pass
 
 
+def _remove_held_inputs(pid: int | None) -> None:
+    """Remove the private input links a killed worker left (see ``pipeline.held_inputs``)."""
+    import shutil
+    import tempfile
+
+    if pid is None:
+        return
+    for folder in Path(tempfile.gettempdir()).glob(f"foleyspace-inputs-{pid}-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _glibc() -> Any:
     """glibc (for ``malloc_trim``), or ``None`` elsewhere."""
     import ctypes
@@ -534,17 +584,6 @@ def _glibc() -> Any:
 
 
 _LIBC = _glibc()
-
-
-def shown(value: Any, limit: int = 80) -> str:
-    """``repr`` of an untrusted value, bounded in depth and length (a 1000-level nested list
-    must not recurse, a 1 MiB string must not be echoed)."""
-    import reprlib
-
-    bounded = reprlib.Repr()
-    bounded.maxlevel, bounded.maxstring, bounded.maxother, bounded.maxlist, bounded.maxdict = 2, limit, limit, 4, 4
-    text = bounded.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _same(a: str, b: str) -> bool:

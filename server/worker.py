@@ -131,6 +131,21 @@ def worker_main(conn: Connection, index: int, device: str, log_level: int,
                 return
 
 
+def stop_workers(workers: list[WorkerHandle], timeout: float) -> None:
+    """Ask every worker to stop, wait for all of them together at most ``timeout`` seconds,
+    then kill the ones still running: a stop is bounded whatever the workers do."""
+    for worker in workers:
+        try:
+            worker.send({"type": "stop"})
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        worker.kill()
+
+
 class WorkerHandle:
     """The server's side of one worker process."""
 
@@ -172,12 +187,3 @@ class WorkerHandle:
             self.process.kill()
         self.process.join(timeout=5)
         self.conn.close()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to stop; kill it if it does not within ``timeout``."""
-        try:
-            self.send({"type": "stop"})
-        except OSError:
-            pass
-        self.process.join(timeout)
-        self.kill()
