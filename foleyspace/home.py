@@ -75,9 +75,12 @@ def lock_home(home: Path) -> int | None:
     fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # EWOULDBLOCK: another server holds it
         os.close(fd)
         raise BlockingIOError(f"{home / LOCK_FILE} is locked by another process") from None
+    except OSError:  # e.g. ENOLCK on a network file system: no lock, but no reason to refuse
+        os.close(fd)
+        return None
     return fd
 
 

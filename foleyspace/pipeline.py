@@ -70,7 +70,7 @@ def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
             if path is None:
                 continue
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
             except FileNotFoundError:
                 raise InputError(f"{path}: no such {'' if what == 'video' else what + ' '}file") from None
             except OSError as exc:
@@ -224,7 +224,8 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
 
     report("write", 0.0)
     targets = [job.output, job.sidecar_path] if job.write_sidecar else [job.output]
-    with atomic_outputs(*targets, check_folder=guard.check_output_folder if guard else None) as temps:  # nothing replaces the targets before the block ends
+    with atomic_outputs(*targets, check_folder=guard.check_output_folder if guard else None,
+                        overwrite=job.overwrite) as temps:  # nothing replaces the targets before the block ends
         encode_wav(temps[0], stereo, rate, cfg.output.subtype)
         if job.write_sidecar:
             encode_json(temps[1], sidecar_data(job, info, (start, end), size, track, path, stereo.shape[1], gain_db,

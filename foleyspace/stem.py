@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,53 +32,63 @@ def _umask() -> int:
     return mask
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: Largest sidecar read when deciding whether a file is ours.
+_MAX_SIDECAR_BYTES = 64 << 20
+
+
+def _proc_fd(fd: int) -> Path | None:
+    """``/proc/self/fd/<fd>``: a path that reaches exactly the open file (Linux), or ``None``."""
+    path = Path(f"/proc/self/fd/{fd}")
+    return path if os.path.exists(path) else None
+
+
 class _Folder:
-    """An output folder held open by a descriptor: every temporary file, rename and link happens
-    relative to it, so replacing the folder's path (or a parent) by a symlink after it was opened
-    and checked cannot redirect the writes. Temporary files are reached as
-    ``/proc/self/fd/<fd>/<name>`` where the system has it (Linux), else by path."""
+    """An output folder held open by a descriptor: every temporary file, rename, link and check
+    happens relative to it, and temporary files are written through their own descriptors, so
+    replacing the folder's path (or a parent, or a temporary name) by a symlink after it was
+    opened and checked cannot redirect the writes. Where the system has no ``/proc`` or opens no
+    folders (Windows) it falls back to paths, without that protection."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder
         if not folder.is_dir():
             raise OutputError(f"{folder}: output folder does not exist")
-        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-        try:
-            self.fd = os.open(folder, flags)
-        except OSError as exc:
-            raise OutputError(f"{folder}: cannot open the output folder ({exc.strerror})") from exc
-        self._via_fd = os.path.isdir(f"/proc/self/fd/{self.fd}")
+        self.fd: int | None = None
+        if os.name == "posix" and os.open in os.supports_dir_fd:
+            try:
+                self.fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+            except OSError as exc:
+                raise OutputError(f"{folder}: cannot open the output folder ({exc.strerror})") from exc
 
     def real_path(self) -> Path:
         """Where the opened folder really is (what a path policy must judge)."""
-        if self._via_fd:
-            return Path(os.readlink(f"/proc/self/fd/{self.fd}"))
-        return Path(os.path.realpath(self.path))
-
-    def at(self, name: str) -> Path:
-        """A path to ``name`` inside the opened folder, for libraries that want a path."""
-        return Path(f"/proc/self/fd/{self.fd}/{name}") if self._via_fd else self.path / name
+        via = _proc_fd(self.fd) if self.fd is not None else None
+        return Path(os.readlink(via)) if via is not None else Path(os.path.realpath(self.path))
 
     def _kw(self, key: str = "dir_fd") -> dict[str, int]:
-        return {key: self.fd} if os.open in os.supports_dir_fd else {}
+        return {key: self.fd} if self.fd is not None else {}
 
     def _name(self, name: str) -> str | Path:
-        return name if os.open in os.supports_dir_fd else self.path / name
+        return name if self.fd is not None else self.path / name
 
-    def create_temp(self, target: str) -> str:
-        """A new empty file ``.<target>.<random>.tmp`` with the mode a new file would get."""
-        for _ in range(100):
-            name = f".{target}.{secrets.token_hex(4)}.tmp"
-            try:
-                fd = os.open(self._name(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                             0o666 & ~_umask(), **self._kw())
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise OutputError(f"{self.path / target}: cannot write here ({exc.strerror})") from exc
+    def open_new(self, name: str) -> int:
+        """Create ``name`` (it must not exist; never through a link) with a new file's mode."""
+        return os.open(self._name(name), os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
+                       0o666 & ~_umask(), **self._kw())
+
+    def open_existing(self, name: str) -> int | None:
+        """A read descriptor of ``name`` if it is a regular file (not a link, pipe or device)."""
+        try:
+            fd = os.open(self._name(name), os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC, **self._kw())
+        except OSError:
+            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            return name
-        raise OutputError(f"{self.path}: cannot find a free temporary name")
+            return None
+        return fd
 
     def exists(self, name: str) -> bool:
         try:
@@ -85,6 +96,9 @@ class _Folder:
             return True
         except FileNotFoundError:
             return False
+
+    def fresh_name(self, target: str, suffix: str) -> str:
+        return f".{target}.{secrets.token_hex(4)}{suffix}"
 
     def replace(self, src: str, dst: str) -> None:
         os.replace(self._name(src), self._name(dst), **self._kw("src_dir_fd"), **self._kw("dst_dir_fd"))
@@ -94,34 +108,60 @@ class _Folder:
                 follow_symlinks=False)
 
     def unlink(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(self._name(name), **self._kw())
 
-    def fsync(self, name: str) -> None:
-        fd = os.open(self._name(name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), **self._kw())
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+class _Temp:
+    """A temporary file created in the folder and kept open: libraries write it through
+    ``path`` (``/proc/self/fd/<fd>``, the open file itself, where available)."""
+
+    def __init__(self, folder: _Folder, target: str) -> None:
+        for _ in range(100):
+            self.name = folder.fresh_name(target, ".tmp")
+            try:
+                self.fd = folder.open_new(self.name)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise OutputError(f"{folder.path / target}: cannot write here ({exc.strerror})") from exc
+        else:
+            raise OutputError(f"{folder.path}: cannot find a free temporary name")
+        self.path = _proc_fd(self.fd) or folder.path / self.name
 
 
 def _backup(folder: _Folder, target: str) -> str | None:
-    """A hard link to ``target`` under a temporary name (``None`` if it does not exist), so it can
-    be put back if a later rename of the same commit fails."""
+    """A hard link to the existing ``target`` under a fresh ``.bak`` name (``None`` if there is
+    none), so it can be put back if a later rename of the same commit fails."""
     if not folder.exists(target):
         return None
-    backup = folder.create_temp(target)  # reserves a fresh name
-    folder.unlink(backup)
-    try:
-        folder.link(target, backup)
-    except OSError:  # no hard links here: a copy does the same job
-        import shutil
-
-        shutil.copyfile(folder.at(target), folder.at(backup), follow_symlinks=False)
-    return backup
+    for _ in range(100):
+        backup = folder.fresh_name(target, ".bak")
+        try:
+            folder.link(target, backup)
+            return backup
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here: a copy (through descriptors) does the same job
+            source = folder.open_existing(target)
+            if source is None:
+                return None  # a link or special file: it is replaced, not restored
+            try:
+                copy = folder.open_new(backup)
+                try:
+                    while chunk := os.read(source, 1 << 20):
+                        os.write(copy, chunk)
+                finally:
+                    os.close(copy)
+            finally:
+                os.close(source)
+            return backup
+    raise OutputError(f"{folder.path}: cannot find a free backup name")
 
 
 #: ``check_folder(real_path)``: raises to refuse writing into a folder (e.g. a server's path policy).
@@ -129,14 +169,17 @@ FolderCheck = Callable[[Path], None]
 
 
 @contextlib.contextmanager
-def atomic_outputs(*targets: str | Path, check_folder: FolderCheck | None = None) -> Iterator[list[Path]]:
+def atomic_outputs(*targets: str | Path, check_folder: FolderCheck | None = None,
+                   overwrite: bool | None = None) -> Iterator[list[Path]]:
     """Yield temporary paths for ``targets`` (all in one folder); when the block succeeds they are
     fsynced and renamed over the targets together, after the block. A failure anywhere — in the
     block, a cancel raised inside it, or one of the renames — leaves every target as it was
     (targets already replaced are put back). Temporary files never outlive the call.
 
     The folder is opened once and ``check_folder`` judges where it really is; all writes then go
-    through that open folder, so a symlink swapped in afterwards cannot redirect them.
+    through that open folder, so a symlink swapped in afterwards cannot redirect them. With
+    ``overwrite`` given, an existing target that FoleySpace did not write is refused at the moment
+    of the commit unless it is true (see :func:`check_replaceable`).
     """
     finals = [Path(t) for t in targets]
     parent = finals[0].parent if str(finals[0].parent) else Path(".")
@@ -144,20 +187,26 @@ def atomic_outputs(*targets: str | Path, check_folder: FolderCheck | None = None
         raise ValueError("atomic_outputs: all targets must be in one folder")
     folder = _Folder(parent)
     names = [t.name for t in finals]
-    temps: list[str] = []
+    temps: list[_Temp] = []
     backups: list[str | None] = []
     done: list[str] = []
     try:
         if check_folder is not None:
             check_folder(folder.real_path())
         for name in names:
-            temps.append(folder.create_temp(name))
-        yield [folder.at(t) for t in temps]
+            temps.append(_Temp(folder, name))
+        yield [t.path for t in temps]
         for tmp in temps:
-            folder.fsync(tmp)
-        backups = [_backup(folder, name) for name in names]
+            os.fsync(tmp.fd)
+        if overwrite is False:
+            for name, final in zip(names, finals):
+                if folder.exists(name) and not _ours(folder, name):
+                    raise OutputError(f"{final}: exists and was not written by FoleySpace; choose another name "
+                                      "or allow replacing it (--overwrite)")
+        for name in names:
+            backups.append(_backup(folder, name))
         for tmp, name in zip(temps, names):
-            folder.replace(tmp, name)
+            folder.replace(tmp.name, name)
             done.append(name)
     except OSError as exc:
         _roll_back(folder, done, names, backups)
@@ -167,15 +216,24 @@ def atomic_outputs(*targets: str | Path, check_folder: FolderCheck | None = None
         _roll_back(folder, done, names, backups)
         raise
     finally:
-        for tmp in [*temps, *(b for b in backups if b is not None)]:
-            folder.unlink(tmp)
-        folder.close()
+        try:
+            for tmp in temps:
+                with contextlib.suppress(OSError):
+                    os.close(tmp.fd)
+                if tmp.name not in done:
+                    folder.unlink(tmp.name)
+            for backup in backups:
+                if backup is not None:
+                    folder.unlink(backup)
+        finally:
+            folder.close()
 
 
 def _roll_back(folder: _Folder, done: list[str], names: list[str], backups: list[str | None]) -> None:
     """Put back the targets of a failed commit: the old file where there was one, none otherwise."""
     for name in done:
-        backup = backups[names.index(name)]
+        index = names.index(name)
+        backup = backups[index] if index < len(backups) else None
         with contextlib.suppress(OSError):
             if backup is None:
                 folder.unlink(name)
@@ -190,37 +248,66 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp
 
 
-def written_by_foleyspace(target: Path) -> bool:
-    """Whether the existing file ``target`` is a stem or sidecar FoleySpace wrote: a sidecar by its
-    ``format``; a stem by its WAV software tag, or by the sidecar beside it naming it."""
-    target = Path(target)
-    if target.suffix.lower() == ".json":
-        try:
-            return str(json.loads(target.read_text(encoding="utf-8")).get("format", "")).startswith("foleyspace-sidecar/")
-        except (OSError, ValueError, AttributeError):
-            return False
+def _read_json(folder: _Folder, name: str) -> Any:
+    fd = folder.open_existing(name)
+    if fd is None:
+        return None
+    try:
+        if os.fstat(fd).st_size > _MAX_SIDECAR_BYTES:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def _ours(folder: _Folder, name: str) -> bool:
+    """Whether the regular file ``name`` in ``folder`` is a stem or sidecar FoleySpace wrote (read
+    without following links and without blocking on a pipe): a sidecar by its ``format``; a stem
+    by its WAV software tag, or by the sidecar beside it naming it."""
+    if name.lower().endswith(".json"):
+        data = _read_json(folder, name)
+        return isinstance(data, dict) and str(data.get("format", "")).startswith("foleyspace-sidecar/")
+    fd = folder.open_existing(name)
+    if fd is None:
+        return False
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(target)) as fh:
-            if str(fh.software or "").startswith("FoleySpace"):
+        with os.fdopen(fd, "rb", closefd=False) as fh, sf.SoundFile(fh) as wav:
+            if str(wav.software or "").startswith("FoleySpace"):
                 return True
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
         return False
-    sidecar = target.with_suffix(".json")
-    if not written_by_foleyspace(sidecar):
+    finally:
+        os.close(fd)
+    sidecar = _read_json(folder, str(Path(name).with_suffix(".json")))
+    if not (isinstance(sidecar, dict) and str(sidecar.get("format", "")).startswith("foleyspace-sidecar/")):
         return False
     try:
-        return json.loads(sidecar.read_text(encoding="utf-8"))["stem"]["path"] == str(target.resolve())
-    except (OSError, ValueError, KeyError, TypeError):
+        return Path(sidecar["stem"]["path"]).name == name
+    except (KeyError, TypeError):
         return False
+
+
+def written_by_foleyspace(target: Path) -> bool:
+    """Whether the existing file ``target`` is a stem or sidecar FoleySpace wrote (see :func:`_ours`)."""
+    target = Path(target)
+    folder = _Folder(target.parent if str(target.parent) else Path("."))
+    try:
+        return _ours(folder, target.name)
+    finally:
+        folder.close()
 
 
 def check_replaceable(target: str | Path, overwrite: bool = False) -> None:
     """Refuse to replace a file FoleySpace did not write (a recording, a project file) unless
-    ``overwrite``; our own earlier stems and sidecars are replaced freely."""
+    ``overwrite``; our own earlier stems and sidecars are replaced freely. (Checked before the
+    work starts, and again by :func:`atomic_outputs` at the commit.)"""
     target = Path(target)
-    if not overwrite and target.is_file() and not written_by_foleyspace(target):
+    if not overwrite and os.path.lexists(target) and not written_by_foleyspace(target):
         raise OutputError(f"{target}: exists and was not written by FoleySpace; choose another name "
                           "or allow replacing it (--overwrite)")
 

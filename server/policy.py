@@ -44,8 +44,10 @@ class PathPolicy:
         return cls(tuple(Path(os.path.realpath(r)) for r in roots),
                    tuple(Path(os.path.realpath(p)) for p in private))
 
-    def _allowed(self, path: Path, what: str) -> Path:
-        real = Path(os.path.realpath(path))
+    def _allowed(self, path: Path, what: str, resolved: bool = False) -> Path:
+        """``path`` resolved (or, when ``resolved``, taken as the real path it already is) if
+        it lies inside a root and outside the private folders; :class:`PolicyError` otherwise."""
+        real = Path(os.path.normpath(path)) if resolved else Path(os.path.realpath(path))
         if any(_inside(real, private) for private in self.private):
             raise PolicyError(f"{what} {path} is inside the server's own state folder")
         if not any(_inside(real, root) for root in self.roots):
@@ -54,13 +56,14 @@ class PathPolicy:
         return real
 
     def check_input(self, real: Path, what: str) -> None:
-        """At the point of use: an input file, as opened (its real path), must be inside the roots."""
-        self._allowed(real, what)
+        """At the point of use: an input file, as opened (its real path, judged as it is: not
+        resolved again, which would judge whatever the path leads to by now), must be inside the roots."""
+        self._allowed(real, what, resolved=True)
 
     def check_output_folder(self, real: Path) -> None:
         """At the point of use: the output folder, as opened (its real path), must be inside the
         roots and not the server's state folder."""
-        self._allowed(real, "output folder")
+        self._allowed(real, "output folder", resolved=True)
 
     def check(self, job: Job) -> None:
         """Raise :class:`PolicyError` unless ``job`` stays within the roots and spares its inputs."""

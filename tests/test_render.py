@@ -284,3 +284,34 @@ def test_a_failed_commit_puts_every_target_back(tmp_path, monkeypatch):
         with stem.atomic_outputs(wav, side) as (t_wav, t_side):
             t_wav.write_bytes(b"new stem")
     assert not wav.exists() and side.read_text() == "old sidecar"
+
+
+def test_a_file_that_appears_during_the_job_is_not_replaced_at_commit(tmp_path):
+    """The ownership check is repeated at the moment of the commit, on the opened folder."""
+    import foleyspace.stem as stem
+    from foleyspace.errors import OutputError
+
+    target = tmp_path / "s.wav"
+    with pytest.raises(OutputError, match="was not written by FoleySpace"):
+        with stem.atomic_outputs(target, overwrite=False) as (tmp,):
+            tmp.write_bytes(b"new stem")
+            target.write_bytes(b"RIFF someone's take")  # appears while the job renders
+    assert target.read_bytes() == b"RIFF someone's take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.wav"]
+    with stem.atomic_outputs(target, overwrite=True) as (tmp,):
+        tmp.write_bytes(b"new stem")
+    assert target.read_bytes() == b"new stem"
+
+
+def test_deciding_ownership_never_blocks_on_a_pipe(tmp_path):
+    """A pipe (or a link to /dev/zero) named like the sidecar must not hang the check."""
+    import os
+
+    import foleyspace.stem as stem
+
+    (tmp_path / "s.wav").write_bytes(b"RIFF....WAVE")
+    os.mkfifo(tmp_path / "s.json")
+    assert not stem.written_by_foleyspace(tmp_path / "s.json")
+    assert not stem.written_by_foleyspace(tmp_path / "s.wav")
+    (tmp_path / "t.json").symlink_to("/dev/zero")
+    assert not stem.written_by_foleyspace(tmp_path / "t.json")

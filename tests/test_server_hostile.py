@@ -527,6 +527,9 @@ def test_a_stuck_job_is_stopped_and_the_server_goes_on(clip_factory, tmp_path, m
     srv = ServerProcess(home, tmp_path.parent.parent, workers=1, args=("--stall-timeout", "3")).start()
     out = tmp_path / "out"
     out.mkdir()
+    import tempfile
+
+    held_before = set(Path(tempfile.gettempdir()).glob("foleyspace-inputs-*"))
     try:
         with srv.client(timeout=10) as client:
             t0 = time.monotonic()
@@ -539,13 +542,15 @@ def test_a_stuck_job_is_stopped_and_the_server_goes_on(clip_factory, tmp_path, m
             assert after["state"] == "done"
     finally:
         srv.stop()
+    # the killed worker's private input links were removed by the server
+    assert set(Path(tempfile.gettempdir()).glob("foleyspace-inputs-*")) - held_before == set()
 
 
 # ------------------------------------------------------------------------------ error codes
 def test_a_full_output_disk_fails_the_job_as_bad_output_and_leaves_nothing(small_disk, clip_factory, tmp_path, server):
     clip = clip_factory(motion="cross_lr", duration_s=10.0, size=(640, 360))  # a 2.9 MB stem
     filler = small_disk / "filler"
-    filler.write_bytes(b"\0" * (2 << 20))  # 1 MiB of the 3 MiB left: not enough for the stem
+    filler.write_bytes(b"\0" * (2 << 20))  # 2 MiB of the 3: 1 MiB left, not enough for the stem
     with server.client(timeout=10) as client:
         final = client.wait(client.submit({"video": str(clip), "output_dir": str(small_disk), "name": "big.wav"}),
                             timeout=120)
