@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--stems", type=Path, metavar="DIR", help="where the stems go (default: OUTPUT_stems/ beside it)")
     ro.add_argument("--server", metavar="ADDR", nargs="?", const="", default=None,
                     help="render through the job server (default address if ADDR is left out); default: in-process")
+    ro.add_argument("--adapter-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="an option for the OTIO adapter that writes OUTPUT (repeatable; VALUE as JSON, else text)")
     ro.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0])
     ro.add_argument("--hrtf", type=Path, metavar="SOFA")
     ro.add_argument("--label", metavar="TEXT")
@@ -203,6 +205,22 @@ def run_demo(directory: Path, quiet: bool) -> int:
     return code
 
 
+def parse_adapter_args(items: list[str]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` → keyword arguments for an OTIO adapter (VALUE as JSON, else text)."""
+    import json
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise FoleySpaceError(f"--adapter-arg {item!r}: use KEY=VALUE with a Python-style key")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed
+
+
 def run_render_otio(args: argparse.Namespace) -> int:
     """``render-otio``: stems for every clip, a new timeline with them aligned."""
     from foleyspace.console import StageProgress
@@ -227,7 +245,7 @@ def run_render_otio(args: argparse.Namespace) -> int:
                "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}
     report = render_otio(args.timeline, args.output, args.stems, server=args.server or None,
                          use_server=args.server is not None, options=options, progress=progress,
-                         device=args.device)
+                         device=args.device, adapter_args=parse_adapter_args(args.adapter_arg))
     if bar is not None:
         bar.finish()
     for task in report.rendered:

@@ -144,6 +144,11 @@ def collect(timeline: otio.schema.Timeline, base: Path, stems_dir: Path,
             if not video.is_file():
                 skipped.append(Skipped(track_name, name, f"media file not found: {video}"))
                 continue
+            retimed = time_warp(item) or time_warp(track)
+            if retimed:
+                skipped.append(Skipped(track_name, name, f"{retimed}: time warps are not handled yet, so the stem "
+                                                         "would not follow the picture; render it at 100 % speed"))
+                continue
             start_s, end_s = source_range_seconds(item)
             index = len(tasks) + 1
             spec = {"video": str(video.resolve()), "output_dir": str(stems_dir.resolve()),
@@ -151,6 +156,19 @@ def collect(timeline: otio.schema.Timeline, base: Path, stems_dir: Path,
                     "start_s": max(start_s, 0.0), "end_s": end_s, "options": dict(options)}
             tasks.append(ClipTask(t_index, track_name, name, video, start_s, end_s, item.range_in_parent(), spec))
     return tasks, skipped
+
+
+def time_warp(item: otio.core.Item) -> str | None:
+    """What retimes ``item`` (a clip or a track), in words, or ``None``: any OTIO time effect
+    (``LinearTimeWarp`` ×k including reverse, ``FreezeFrame``)."""
+    for effect in getattr(item, "effects", []):
+        if isinstance(effect, otio.schema.FreezeFrame):
+            return "a freeze frame"
+        if isinstance(effect, otio.schema.LinearTimeWarp):
+            return f"retimed to {effect.time_scalar:g}× speed"
+        if isinstance(effect, otio.schema.TimeEffect):
+            return f"retimed ({effect.effect_name or effect.schema_name()})"
+    return None
 
 
 def stem_tracks(tasks: list[ClipTask]) -> list[otio.schema.Track]:
@@ -207,17 +225,46 @@ def read_timeline(path: Path) -> otio.schema.Timeline:
     raise InputError(f"{path}: holds {len(timelines)} timelines, expected one")
 
 
-def write_timeline(timeline: otio.schema.Timeline, path: Path) -> None:
-    """Write atomically with the adapter the file name asks for."""
+def timeline_writer(path: Path) -> str:
+    """The name of the adapter that writes ``path``'s format; :class:`OutputError` (before any
+    work) when none is installed or it cannot write."""
     try:
-        adapter = otio.adapters.from_filepath(str(path)).name
+        adapter = otio.adapters.from_filepath(str(path))
     except Exception as exc:
         raise OutputError(f"{path}: no OTIO adapter writes this kind of file ({exc})") from exc
+    if not (adapter.has_feature("write_to_file") or adapter.has_feature("write_to_string")):
+        raise OutputError(f"{path}: the {adapter.name} adapter can only read, not write")
+    return adapter.name
+
+
+def stem_urls(timeline: otio.schema.Timeline) -> set[str]:
+    """The media URLs of every clip of ``timeline``."""
+    return {clip.media_reference.target_url for clip in timeline.find_clips()
+            if isinstance(clip.media_reference, otio.schema.ExternalReference)}
+
+
+def write_timeline(timeline: otio.schema.Timeline, path: Path, adapter_args: dict[str, Any] | None = None,
+                   stems: set[str] = frozenset()) -> None:
+    """Write atomically with the adapter the file name asks for (``adapter_args`` go to it), then
+    read the file back and check that every URL of ``stems`` survived; a format that drops them
+    (an adapter without audio tracks) is an :class:`OutputError` and nothing is written."""
+    adapter = timeline_writer(path)
     with atomic_path(path) as tmp:
         try:
-            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
+            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **(adapter_args or {}))
         except Exception as exc:
             raise OutputError(f"{path}: cannot write the timeline ({exc.__class__.__name__}: {exc})") from exc
+        if not stems:
+            return
+        try:
+            kept = stem_urls(otio.adapters.read_from_file(str(tmp), adapter_name=adapter))
+        except Exception as exc:
+            raise OutputError(f"{path}: the {adapter} file cannot be read back to check the stems "
+                              f"({exc.__class__.__name__}: {exc})") from exc
+        lost = stems - kept
+        if lost:
+            raise OutputError(f"{path}: the {adapter} adapter dropped {len(lost)} of {len(stems)} stem(s) "
+                              "(it keeps no audio clips); nothing was written — write an .otio file instead")
 
 
 def render_in_process(tasks: list[ClipTask], skipped: list[Skipped], progress: BatchProgress | None,
@@ -285,7 +332,8 @@ def render_on_server(tasks: list[ClipTask], skipped: list[Skipped], address: str
 
 def render_otio(source: Path, output: Path, stems_dir: Path | None = None, server: str | None = None,
                 use_server: bool = False, options: dict[str, Any] | None = None,
-                progress: BatchProgress | None = None, device: str = "auto") -> BatchReport:
+                progress: BatchProgress | None = None, device: str = "auto",
+                adapter_args: dict[str, Any] | None = None) -> BatchReport:
     """Spatialize every video clip of ``source`` and write ``output`` with the stem tracks.
 
     ``use_server`` (or a ``server`` address) sends the jobs to the job server; otherwise they
@@ -296,6 +344,7 @@ def render_otio(source: Path, output: Path, stems_dir: Path | None = None, serve
 
     source, output = Path(source), Path(output)
     check_writable(output)
+    timeline_writer(output)  # a format nothing can write fails now, not after the rendering
     timeline = read_timeline(source)
     stems_dir = Path(stems_dir) if stems_dir else output.parent / f"{output.stem}_stems"
     try:
@@ -306,7 +355,7 @@ def render_otio(source: Path, output: Path, stems_dir: Path | None = None, serve
     report = BatchReport(skipped=skipped)
     if not tasks:
         raise InputError(f"{source}: no video clip with a media file to spatialize"
-                         + (f" ({len(skipped)} item(s) skipped)" if skipped else ""))
+                         + (": " + "; ".join(f"{s.name}: {s.reason}" for s in skipped[:3]) if skipped else ""))
     before = len(skipped)
     if use_server or server:
         render_on_server(tasks, skipped, server, progress)
@@ -323,6 +372,7 @@ def render_otio(source: Path, output: Path, stems_dir: Path | None = None, serve
     out.metadata["foleyspace"] = {"version": __version__, "source": str(source.resolve()),
                                   "stems_dir": str(stems_dir.resolve()), "rendered": len(report.rendered),
                                   "skipped": [s.as_dict() for s in skipped]}
-    write_timeline(out, output)
+    write_timeline(out, output, adapter_args,
+                   stems={file_url(Path(t.result["stem"])) for t in report.rendered if t.result})
     report.output = output
     return report

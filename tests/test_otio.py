@@ -184,3 +184,59 @@ def test_no_server_is_a_clear_error(timeline, tmp_path, capsys, monkeypatch):
     assert code == 2
     assert "no FoleySpace server answers" in capsys.readouterr().err
     assert not (tmp_path / "x.otio").exists()
+
+
+def single_clip_timeline(path: Path, clip: Path, effect=None) -> Path:
+    rate = 25
+    ref = otio.schema.ExternalReference(target_url=clip.resolve().as_uri(), available_range=TR(RT(0, rate), RT(50, rate)))
+    item = otio.schema.Clip(name="shot", media_reference=ref, source_range=TR(RT(0, rate), RT(25, rate)))
+    if effect is not None:
+        item.effects.append(effect)
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    track.append(item)
+    timeline = otio.schema.Timeline(name="t")
+    timeline.tracks.append(track)
+    otio.adapters.write_to_file(timeline, str(path))
+    return path
+
+
+@pytest.mark.parametrize("effect, words", [
+    (otio.schema.LinearTimeWarp(time_scalar=2.0), "retimed to 2× speed"),
+    (otio.schema.LinearTimeWarp(time_scalar=-1.0), "retimed to -1× speed"),
+    (otio.schema.FreezeFrame(), "a freeze frame"),
+])
+def test_retimed_clips_are_refused_not_rendered_wrong(clip_factory, tmp_path, capsys, effect, words):
+    clip = clip_factory(motion="cross_lr", duration_s=2.0, size=(160, 96))
+    source = single_clip_timeline(tmp_path / "in.otio", clip, effect)
+    code = main(["-q", "render-otio", str(source), "-o", str(tmp_path / "out.otio")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0] and "time warps are not handled" in err[0], err
+    assert not (tmp_path / "out.otio").exists()
+
+
+def test_an_output_format_that_drops_the_stems_fails_and_writes_nothing(clip_factory, tmp_path):
+    """A real adapter plug-in (tests/otio_plugin) that keeps only video tracks, like EDL."""
+    import os
+    import subprocess
+    import sys
+
+    clip = clip_factory(motion="cross_lr", duration_s=2.0, size=(160, 96))
+    source = single_clip_timeline(tmp_path / "in.otio", clip)
+    env = {**os.environ, "OTIO_PLUGIN_MANIFEST_PATH": str(Path(__file__).with_name("otio_plugin") / "plugin_manifest.json")}
+
+    def render(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "foleyspace", "-q", "render-otio", str(source), *extra],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    done = render("-o", str(tmp_path / "out.vonly"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "video_only adapter dropped 1 of 1 stem(s)" in lines[0], done.stderr
+    assert not (tmp_path / "out.vonly").exists()
+    # the adapter's own option keeps them: --adapter-arg reaches it
+    done = render("-o", str(tmp_path / "out.vonly"), "--adapter-arg", "keep_audio=true")
+    assert done.returncode == 0, done.stderr
+    kept = otio.adapters.read_from_file(str(tmp_path / "out.vonly"), adapter_name="otio_json")
+    assert any(t.kind == otio.schema.TrackKind.Audio for t in kept.tracks)
+    # a format no adapter writes fails before anything is rendered
+    done = render("-o", str(tmp_path / "out.nosuchformat"), "--stems", str(tmp_path / "never"))
+    assert done.returncode == 2 and "no OTIO adapter" in done.stderr and not (tmp_path / "never").exists()
