@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--stems", type=Path, metavar="DIR", help="where the stems go (default: OUTPUT_stems/ beside it)")
     ro.add_argument("--server", metavar="ADDR", nargs="?", const="", default=None,
                     help="render through the job server (default address if ADDR is left out); default: in-process")
+    ro.add_argument("--handles", type=float, default=0.0, metavar="SECONDS",
+                    help="render this much extra source before and after each clip (clamped to the media), "
+                         "so a mixer can slip and cross-fade the stems (default 0)")
+    ro.add_argument("--overwrite", action="store_true",
+                    help="replace stems of an earlier run in the stems folder (default: new names, _v2, _v3 ...)")
     ro.add_argument("--adapter-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="an option for the OTIO adapter that writes OUTPUT (repeatable; VALUE as JSON, else text)")
     ro.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0])
@@ -245,7 +250,8 @@ def run_render_otio(args: argparse.Namespace) -> int:
                "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}
     report = render_otio(args.timeline, args.output, args.stems, server=args.server or None,
                          use_server=args.server is not None, options=options, progress=progress,
-                         device=args.device, adapter_args=parse_adapter_args(args.adapter_arg))
+                         device=args.device, adapter_args=parse_adapter_args(args.adapter_arg),
+                         handles_s=args.handles, overwrite=args.overwrite)
     if bar is not None:
         bar.finish()
     for task in report.rendered:

@@ -46,6 +46,8 @@ class ClipTask:
     spec: dict[str, Any]
     result: dict[str, Any] | None = None
     job: str | None = None
+    head_s: float = 0.0  # extra source rendered before the used range (a handle), seconds
+    tail_s: float = 0.0  # ... and after it
 
 
 @dataclass
@@ -106,8 +108,13 @@ def source_range_seconds(clip: otio.schema.Clip) -> tuple[float, float]:
 
 
 def collect(timeline: otio.schema.Timeline, base: Path, stems_dir: Path,
-            options: dict[str, Any]) -> tuple[list[ClipTask], list[Skipped]]:
-    """The clips to render and the items skipped, in timeline order."""
+            options: dict[str, Any], handles_s: float = 0.0,
+            overwrite: bool = False) -> tuple[list[ClipTask], list[Skipped]]:
+    """The clips to render and the items skipped, in timeline order.
+
+    ``handles_s``: extra source to render on each side of a clip's used range (clamped to its
+    media), so a mixer can slip and cross-fade the stem. Stem names already taken in
+    ``stems_dir`` get a version suffix unless ``overwrite``."""
     tasks: list[ClipTask] = []
     skipped: list[Skipped] = []
     for t_index, track in enumerate(timeline.tracks):
@@ -150,12 +157,41 @@ def collect(timeline: otio.schema.Timeline, base: Path, stems_dir: Path,
                                                          "would not follow the picture; render it at 100 % speed"))
                 continue
             start_s, end_s = source_range_seconds(item)
+            head, tail = _handles(video, start_s, end_s, handles_s)
             index = len(tasks) + 1
             spec = {"video": str(video.resolve()), "output_dir": str(stems_dir.resolve()),
-                    "name": f"{index:03d}_{safe_name(name)}_binaural.wav",
-                    "start_s": max(start_s, 0.0), "end_s": end_s, "options": dict(options)}
-            tasks.append(ClipTask(t_index, track_name, name, video, start_s, end_s, item.range_in_parent(), spec))
+                    "name": _free_name(stems_dir, f"{index:03d}_{safe_name(name)}", overwrite),
+                    "start_s": max(start_s - head, 0.0), "end_s": end_s + tail,
+                    "options": {**options, "overwrite": overwrite} if overwrite else dict(options)}
+            tasks.append(ClipTask(t_index, track_name, name, video, start_s, end_s, item.range_in_parent(), spec,
+                                  head_s=head, tail_s=tail))
     return tasks, skipped
+
+
+def _handles(video: Path, start_s: float, end_s: float, handles_s: float) -> tuple[float, float]:
+    """Handles before and after a used range, clamped to the media (whole 1/1000 s)."""
+    if handles_s <= 0:
+        return 0.0, 0.0
+    from foleyspace.video import probe
+
+    try:
+        duration = probe(video).duration_s
+    except FoleySpaceError:
+        return 0.0, 0.0  # the job will report the media problem itself
+    head = max(0.0, min(handles_s, start_s))
+    tail = max(0.0, min(handles_s, duration - end_s))
+    return round(head, 3), round(tail, 3)
+
+
+def _free_name(stems_dir: Path, base: str, overwrite: bool) -> str:
+    """``base_binaural.wav``, or with ``_v2``, ``_v3``… when a stem of that name is already there
+    (an earlier run's stems stay as they were unless ``overwrite``)."""
+    name = f"{base}_binaural.wav"
+    version = 1
+    while not overwrite and ((stems_dir / name).exists() or (stems_dir / name).with_suffix(".json").exists()):
+        version += 1
+        name = f"{base}_binaural_v{version}.wav"
+    return name
 
 
 def time_warp(item: otio.core.Item) -> str | None:
@@ -190,18 +226,22 @@ def stem_tracks(tasks: list[ClipTask]) -> list[otio.schema.Track]:
             if gap.value > 0:
                 audio.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
                     otio.opentime.RationalTime(0, gap.rate), gap)))
-            zero = otio.opentime.RationalTime(0, placed.duration.rate)
+            rate = placed.duration.rate
+            zero = otio.opentime.RationalTime(0, rate)
+            head = otio.opentime.RationalTime.from_seconds(task.head_s, rate)
+            tail = otio.opentime.RationalTime.from_seconds(task.tail_s, rate)
             assert task.result is not None
-            stem = otio.schema.Clip(
+            stem = otio.schema.Clip(  # the stem file holds the handles; the clip uses the middle
                 name=f"{task.clip_name} (binaural)",
                 media_reference=otio.schema.ExternalReference(
                     target_url=file_url(Path(task.result["stem"])),
-                    available_range=otio.opentime.TimeRange(zero, placed.duration)),
-                source_range=otio.opentime.TimeRange(zero, placed.duration))
+                    available_range=otio.opentime.TimeRange(zero, head + placed.duration + tail)),
+                source_range=otio.opentime.TimeRange(head, placed.duration))
             stem.metadata["foleyspace"] = {
                 "version": __version__, "source_clip": task.clip_name, "video": str(task.video),
                 "source_start_s": task.start_s, "source_end_s": task.end_s,
                 "sidecar": task.result.get("sidecar"), "sample_rate": task.result.get("sample_rate"),
+                "handles_s": [task.head_s, task.tail_s],
                 "job": task.job, "options": task.spec.get("options", {})}
             audio.append(stem)
             cursor = placed.end_time_exclusive()
@@ -333,7 +373,8 @@ def render_on_server(tasks: list[ClipTask], skipped: list[Skipped], address: str
 def render_otio(source: Path, output: Path, stems_dir: Path | None = None, server: str | None = None,
                 use_server: bool = False, options: dict[str, Any] | None = None,
                 progress: BatchProgress | None = None, device: str = "auto",
-                adapter_args: dict[str, Any] | None = None) -> BatchReport:
+                adapter_args: dict[str, Any] | None = None, handles_s: float = 0.0,
+                overwrite: bool = False) -> BatchReport:
     """Spatialize every video clip of ``source`` and write ``output`` with the stem tracks.
 
     ``use_server`` (or a ``server`` address) sends the jobs to the job server; otherwise they
@@ -351,7 +392,9 @@ def render_otio(source: Path, output: Path, stems_dir: Path | None = None, serve
         stems_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{stems_dir}: cannot create the stems folder ({exc.strerror})") from exc
-    tasks, skipped = collect(timeline, source.parent.resolve(), stems_dir, options or {})
+    if not (0 <= handles_s <= 600):  # also refuses NaN
+        raise InputError(f"--handles {handles_s!r}: must be 0 to 600 seconds")
+    tasks, skipped = collect(timeline, source.parent.resolve(), stems_dir, options or {}, handles_s, overwrite)
     report = BatchReport(skipped=skipped)
     if not tasks:
         raise InputError(f"{source}: no video clip with a media file to spatialize"

@@ -240,3 +240,39 @@ def test_an_output_format_that_drops_the_stems_fails_and_writes_nothing(clip_fac
     # a format no adapter writes fails before anything is rendered
     done = render("-o", str(tmp_path / "out.nosuchformat"), "--stems", str(tmp_path / "never"))
     assert done.returncode == 2 and "no OTIO adapter" in done.stderr and not (tmp_path / "never").exists()
+
+
+def test_handles_give_the_mixer_extra_source_and_reruns_keep_earlier_stems(clip_factory, tmp_path):
+    clip = clip_factory(motion="cross_lr", duration_s=4.0, size=(160, 96))
+    rate = 25
+    ref = otio.schema.ExternalReference(target_url=clip.resolve().as_uri(), available_range=TR(RT(0, rate), RT(100, rate)))
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    track.append(otio.schema.Clip(name="mid", media_reference=ref, source_range=TR(RT(30, rate), RT(50, rate))))
+    track.append(otio.schema.Clip(name="head", media_reference=ref.clone(), source_range=TR(RT(0, rate), RT(25, rate))))
+    timeline = otio.schema.Timeline(name="t")
+    timeline.tracks.append(track)
+    source = tmp_path / "in.otio"
+    otio.adapters.write_to_file(timeline, str(source))
+    stems = tmp_path / "stems"
+    assert main(["-q", "render-otio", str(source), "-o", str(tmp_path / "out.otio"), "--stems", str(stems),
+                 "--handles", "0.4"]) == 0
+    written = otio.adapters.read_from_file(str(tmp_path / "out.otio"))  # kept: clips need their parents
+    out = stems_by_source(written)
+    mid, head = out["mid"], out["head"]
+    # mid: 0.4 s (10 frames) on each side; the clip uses the middle, placed exactly as before
+    assert mid.source_range == TR(RT(10, rate), RT(50, rate))
+    assert mid.media_reference.available_range == TR(RT(0, rate), RT(70, rate))
+    info = sf.info(str(media_path(mid.media_reference.target_url, tmp_path)))
+    assert info.frames == int(2.8 * info.samplerate)
+    # head: no source before frame 0, so no head handle
+    assert head.source_range == TR(RT(0, rate), RT(25, rate))
+    assert head.media_reference.available_range == TR(RT(0, rate), RT(35, rate))
+    assert mid.range_in_parent() == TR(RT(0, rate), RT(50, rate)) and head.range_in_parent().start_time == RT(50, rate)
+    # a second run into the same folder keeps the first run's stems
+    first = {p.name: p.read_bytes() for p in stems.glob("*.wav")}
+    assert main(["-q", "render-otio", str(source), "-o", str(tmp_path / "out2.otio"), "--stems", str(stems)]) == 0
+    assert {p.name: p.read_bytes() for p in stems.glob("*.wav") if p.name in first} == first
+    assert sorted(p.name for p in stems.glob("*_v2.wav")) == ["001_mid_binaural_v2.wav", "002_head_binaural_v2.wav"]
+    assert main(["-q", "render-otio", str(source), "-o", str(tmp_path / "out3.otio"), "--stems", str(stems),
+                 "--overwrite"]) == 0
+    assert not list(stems.glob("*_v3.wav")) and (stems / "001_mid_binaural.wav").read_bytes() != first["001_mid_binaural.wav"]
