@@ -367,6 +367,7 @@ def test_strips_that_cannot_be_spatialized(blender_python, installed, workdir, c
     assert "the video file is missing" in r["missing_file"]
     assert "25 fps but the scene at 50 fps" in r["fps_mismatch"]
     assert "handles reach past its media" in r["held_frames"]
+    assert "no free channel above 128" in r["no_channel"]  # refused at submit: nothing rendered
     assert r["poll_color"] is False and r["poll_none"] is False
     assert r["strips"] == 2 and r["pending"] == 0
     # the sidebar panel (drawn into a recording layout) and the context-menu entry
@@ -377,7 +378,7 @@ def test_strips_that_cannot_be_spatialized(blender_python, installed, workdir, c
     assert ok.count("operator:foleyspace.spatialize_strip") == 2  # panel button and context menu
     assert any("has no file path" in line for line in r["panel_no_path"])
     assert any("is a color strip" in line for line in r["panel_color"])
-    for key in ("no_path", "missing_file", "fps_mismatch", "held_frames"):
+    for key in ("no_path", "missing_file", "fps_mismatch", "held_frames", "no_channel"):
         assert "Traceback" not in r[key] and "\n" not in r[key].strip()
 
 

@@ -262,6 +262,10 @@ def case_bad_strips(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     scene.render.fps = FPS
     movie.frame_final_end = movie.frame_final_end + 10  # handles past the content: held frames
     out["held_frames"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+    movie.frame_final_end = movie.frame_final_end - 10
+    movie.channel = 128  # the last channel: no room above for the stem
+    out["no_channel"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+    movie.channel = 2
     color = ed.strips.new_effect("color", "COLOR", 3, 1, length=20)
     ed.active_strip = color
     out["poll_color"] = bpy.ops.foleyspace.spatialize_strip.poll()

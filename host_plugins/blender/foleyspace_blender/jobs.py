@@ -18,7 +18,7 @@ from .placement import PlacementError, stem_file_name
 from .server import ClientError, ServerUnavailable, client, quick
 from .session import Session, one_line, redraw
 from .source import Source, describe, job_spec, output_folder
-from .stems import place_stem
+from .stems import check_room, place_stem
 
 #: Seconds between timer ticks while jobs run.
 POLL_INTERVAL_S = 0.25
@@ -52,6 +52,7 @@ def submit(s: Session, scene: Any, strip: Any, settings: Any, prefs: Any) -> Str
     Errors are :class:`PlacementError` (the strip) or :class:`ClientError` (the server).
     """
     source = describe(scene, strip)
+    check_room(scene, source)  # a stem that cannot be placed would be rendered for nothing
     folder = output_folder(prefs.output_dir)
     taken = {j.stem for j in s.jobs.values()}
     name = stem_file_name(strip.name, source.span.left, source.span.right,

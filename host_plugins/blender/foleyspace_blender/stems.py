@@ -10,13 +10,22 @@ import bpy
 from . import compat
 from .placement import PlacementError, Span, free_channel
 from .session import one_line
-from .source import describe, same_file
+from .source import Source, describe, same_file
 
 if TYPE_CHECKING:
     from .jobs import StripJob
 
 #: Custom properties written on a placed stem strip.
 JOB_PROP, SOURCE_PROP = "foleyspace_job", "foleyspace_source"
+
+
+def check_room(scene: Any, source: Source) -> int:
+    """The channel a stem for ``source`` would land on now; :class:`PlacementError` when no free
+    channel is left above the strip (checked at submit, so no stem is rendered that cannot be placed)."""
+    ed = compat.editor(scene)
+    span = source.span
+    return free_channel((compat.span(s) for s in compat.top_strips(ed)), span.channel, span.left, span.right,
+                        compat.blocked_channels(ed))
 
 
 def place_stem(job: StripJob, stem: str) -> Any:
