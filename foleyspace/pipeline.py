@@ -51,6 +51,17 @@ class PathGuard(Protocol):
 
 
 _INPUTS = (("video", "video"), ("audio", "audio"), ("hrtf", "HRTF file"))
+#: Private folders of input links are named by the process that made them (see :func:`held_inputs`).
+_HELD_PREFIX = "foleyspace-inputs-{pid}-"
+
+
+def remove_held_inputs(pid: int) -> None:
+    """Remove the private input-link folders process ``pid`` left (a killed worker cannot)."""
+    import shutil
+    import tempfile
+
+    for folder in Path(tempfile.gettempdir()).glob(_HELD_PREFIX.format(pid=pid) + "*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -87,7 +98,7 @@ def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
                     import tempfile
 
                     # mode 0700; named by the process so a server can clean up after a killed worker
-                    private = Path(tempfile.mkdtemp(prefix=f"foleyspace-inputs-{os.getpid()}-"))
+                    private = Path(tempfile.mkdtemp(prefix=_HELD_PREFIX.format(pid=os.getpid())))
                 held[field] = private / f"{field}{Path(path).suffix}"
                 held[field].symlink_to(f"/proc/self/fd/{fd}")
             elif guard is not None:

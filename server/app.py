@@ -559,14 +559,11 @@ class JobServer:
 
 
 def _remove_held_inputs(pid: int | None) -> None:
-    """Remove the private input links a killed worker left (see ``pipeline.held_inputs``)."""
-    import shutil
-    import tempfile
+    """Remove the private input links a killed worker left."""
+    if pid is not None:
+        from foleyspace.pipeline import remove_held_inputs
 
-    if pid is None:
-        return
-    for folder in Path(tempfile.gettempdir()).glob(f"foleyspace-inputs-{pid}-*"):
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_held_inputs(pid)
 
 
 def _glibc() -> Any:
