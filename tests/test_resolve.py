@@ -258,18 +258,41 @@ def test_fake_enforces_resolve_rules(dvr, tmp_path):
     tl, pool = app.timeline, app.media_pool
     (stem,) = pool.ImportMedia([str(write_stem(tmp_path / "s.wav", 1.0)), str(tmp_path / "missing.wav")])
     assert stem.GetClipProperty("Frames") == "24" and pool.ImportMedia([str(tmp_path / "missing.wav")]) == []
+    assert stem.GetClipProperty()["Frames"] == "24" and stem.GetClipProperty(7) is None
     assert tl.GetItemListInTrack("audio", 0) is None and tl.GetItemListInTrack("audio", 2) is None
-    good = {"mediaPoolItem": stem, "startFrame": 0, "endFrame": 23, "mediaType": 2, "trackIndex": 1,
+    good = {"mediaPoolItem": stem, "startFrame": 0, "endFrame": 24, "mediaType": 2, "trackIndex": 1,
             "recordFrame": START}
     for bad in ({"recordFrame": 0}, {"recordFrame": START - 1}, {"trackIndex": 0}, {"trackIndex": 2},
-                {"mediaType": 1}, {"mediaType": 3}, {"endFrame": 24}, {"recordFrame": float(START)},
+                {"mediaType": 1}, {"mediaType": 3}, {"endFrame": 25}, {"endFrame": 0}, {"recordFrame": float(START)},
                 {"recordframe": START}):
         assert pool.AppendToTimeline([{**good, **bad}]) == [], bad
     assert tl.AddTrack("audio") and pool.AppendToTimeline([{**good, "trackIndex": 2}]) == []  # mono track
-    (item,) = pool.AppendToTimeline([good])
+    (item,) = pool.AppendToTimeline([good])  # endFrame exclusive: frames 0..23
     assert (item.GetStart(), item.GetEnd(), item.GetDuration()) == (START, START + 24, 24)
-    assert pool.AppendToTimeline([{**good, "recordFrame": START + 23}]) == []  # occupied
-    assert [i.GetStart() for i in tl.GetItemListInTrack("audio", 1)] == [START]
+    assert item.GetStart(True) == float(START) and item.GetStart("yes") is None and item.GetLeftOffset(False) == 0
+    assert pool.AppendToTimeline([{**good, "recordFrame": START + 23}]) == []  # occupied: not overwritten
+    # a batch: the overlapping clipInfo is dropped (the earlier item wins), the others are placed
+    placed = pool.AppendToTimeline([{**good, "endFrame": 10, "recordFrame": START + 100},
+                                    {**good, "endFrame": 10, "recordFrame": START + 105},
+                                    {**good, "endFrame": 10, "recordFrame": START + 200}])
+    assert [i.GetStart() for i in placed] == [START + 100, START + 200]
+    assert [i.GetStart() for i in tl.GetItemListInTrack("audio", 1)] == [START, START + 100, START + 200]
+
+
+def test_fake_answers_like_resolve(dvr, clips):
+    """Documented names answer; a name Resolve does not have answers None (the bridge)."""
+    app = dvr.make_resolve(version=(21, 1, 1, 3))
+    assert app.GetProduct() is None and app.GetProductName() == "DaVinci Resolve Studio"
+    assert app.GetVersion()[:2] == [21, 1] and app.GetVersionString() == "21.1.1.3"
+    media = app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=30, start=20)  # a subclip
+    clip = app.timeline.place(1, media, offset=0, duration=24, left_offset=3)
+    item = dvr.FakeTimelineItem(clip, app.timeline)
+    assert item.GetSourceStartFrame() == int(media.GetClipProperty("Start")) + item.GetLeftOffset() == 23
+    assert item.GetLinkedItems() == [] and item.GetTrackTypeAndIndex() == ["video", 1]
+    assert item.GetSpeed()["Percentage"] == 100.0
+    old = dvr.make_resolve(version=(20, 2, 0, 0))
+    clip = old.timeline.place(1, old.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50), offset=0, duration=24)
+    assert dvr.FakeTimelineItem(clip, old.timeline).GetSpeed() is None  # GetSpeed is 21.1+
 
 
 # ------------------------------------------------------------------ server trouble
@@ -416,3 +439,134 @@ def test_resolve_scripts_dir_per_platform():
         resolve_scripts_dir("win32", {})
     with pytest.raises(FoleySpaceError, match="does not run on"):
         resolve_scripts_dir("sunos5", {"HOME": "/h"})
+
+
+# ------------------------------------------------------------------ endFrame, subclips, linked audio, retime
+def test_stem_covers_every_frame_of_the_clip(script, dvr, tmp_path, monkeypatch):
+    """endFrame is exclusive: the placed stem lasts exactly the clip's frames, none short."""
+    app = dvr.make_resolve()
+    clip = script.Clip("shot", "/abs/shot.mov", 0.0, 1.0, START + 10, 24)
+    stem = script.Stem(clip, str(write_stem(tmp_path / "shot_binaural.wav", 1.0)), 1.0)
+    report = script.place_stems(app.project, app.timeline, [stem], log=lambda _: None)
+    (placed,) = audio_on(app, 2)
+    assert (placed.start, placed.end, placed.duration) == (START + 10, START + 34, 24) == (
+        report.placed[0].record_frame, clip.record_frame + clip.frames, clip.frames)
+    # the inclusive reading the script used before is one frame short against the same Resolve
+    monkeypatch.setattr(script, "END_FRAME_EXCLUSIVE", False)
+    app = dvr.make_resolve()
+    script.place_stems(app.project, app.timeline, [stem], log=lambda _: None)
+    assert [c.duration for c in audio_on(app, 2)] == [23]
+
+
+def test_subclip_source_range_counts_from_the_subclip_start(script, dvr, client, clips, tmp_path):
+    app = dvr.make_resolve(fps="25")
+    sub = app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=30, start=15, name="lr subclip")
+    app.timeline.place(1, sub, offset=0, duration=20, left_offset=5)
+    clip = script.clip_from_item(app.timeline.GetCurrentVideoItem(), 25.0)
+    assert (clip.start_s, clip.end_s, clip.speed) == (20 / 25, 20 / 25 + 20 / 25, 1.0)
+    report = script.spatialize_timeline(app, client, settings(script, tmp_path / "stems"), log=lambda _: None)
+    assert report.ok
+    spec = {"video": str(clips["lr"]), "output_dir": str(tmp_path), "name": "direct.wav", "start_s": 0.8, "end_s": 1.6}
+    ours, _ = sf.read(report.placed[0].path, dtype="int32")
+    theirs, _ = sf.read(str(spatialize(job_from_spec(spec)).stem), dtype="int32")
+    assert np.array_equal(ours, theirs)
+    assert [(c.start, c.duration) for c in audio_on(app, 2)] == [(START, 20)]
+
+
+def write_recording(path: Path, seconds: float) -> Path:
+    """A separate sound recording (a field recorder's WAV): a chirp, so its offset matters."""
+    t = np.arange(int(seconds * 48000)) / 48000
+    sf.write(str(path), 0.3 * np.sin(2 * np.pi * (200 + 400 * t) * t), 48000, subtype="PCM_24")
+    return path
+
+
+def test_linked_audio_from_another_recording_is_the_sound(script, dvr, client, clips, tmp_path):
+    app = dvr.make_resolve(fps="25")
+    recording = write_recording(tmp_path / "zoom0001.wav", 4.0)
+    video = app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50)
+    wav = app.media_pool.add_media(str(recording), fps=25.0, frames=100, video=False, audio_channels=1)
+    picture = app.timeline.place(1, video, offset=10, duration=25, left_offset=5)
+    own = app.timeline.place_audio(1, video, offset=10, duration=25, left_offset=5)  # the camera's sound
+    sound = app.timeline.place_audio(1, wav, offset=40, duration=20, left_offset=30, name="zoom0001")
+    app.timeline.tracks["audio"].append(dvr._Track("audio", "mono", "Audio 2"))
+    app.timeline.tracks["audio"][0].clips.remove(sound)
+    app.timeline.tracks["audio"][1].clips.append(sound)
+    sound.start = START  # the recording starts 10 frames before the picture on the timeline
+    dvr.link(picture, own, sound)
+    item = app.timeline.GetCurrentVideoItem() or app.timeline.GetItemListInTrack("video", 1)[0]
+    clip = script.clip_from_item(item, 25.0)
+    assert clip.audio == str(recording) and clip.audio_start_s == pytest.approx(30 / 25 + 10 / 25)
+    assert clip.spec(tmp_path, "x.wav", {})["audio_start_s"] == pytest.approx(1.6)
+    off = script.clip_from_item(item, 25.0, script.Settings(use_linked_audio=False))
+    assert off.audio is None and "audio" not in off.spec(tmp_path, "x.wav", {})
+    app.timeline.playhead = START + 12
+    report = script.spatialize_timeline(app, client, settings(script, tmp_path / "stems"), log=lambda _: None)
+    assert report.ok
+    direct = spatialize(job_from_spec({"video": str(clips["lr"]), "output_dir": str(tmp_path), "name": "d.wav",
+                                       "start_s": 0.2, "end_s": 1.2, "audio": str(recording), "audio_start_s": 1.6}))
+    ours, _ = sf.read(report.placed[0].path, dtype="int32")
+    theirs, _ = sf.read(str(direct.stem), dtype="int32")
+    assert np.array_equal(ours, theirs)
+
+
+def test_audio_linked_in_the_media_pool(script, dvr, clips, tmp_path):
+    """GetAudioMapping's linked audio: used when unambiguous, else the clip's own sound with a note."""
+    app = dvr.make_resolve(fps="25")
+    recording = str(write_recording(tmp_path / "take1.wav", 3.0))
+    synced = app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50, linked_audio=[(recording, 1, 0)])
+    app.timeline.place(1, synced, offset=0, duration=25, left_offset=5)
+    clip = script.clip_from_item(app.timeline.GetCurrentVideoItem(), 25.0)
+    assert (clip.audio, clip.audio_start_s) == (recording, 0.2)
+    shifted = app.media_pool.add_media(str(clips["rl"]), fps=25.0, frames=25, linked_audio=[(recording, 1, -100)])
+    app.timeline.place(2, shifted, offset=0, duration=20)
+    clip = script.clip_from_item(app.timeline.GetCurrentVideoItem(), 25.0)
+    assert clip.audio is None and "offset of -100 samples" in clip.notes[0]
+
+
+@pytest.mark.parametrize("speed, expect", [
+    (2.0, (2.0, 10 / 25, 10 / 25 + 2.0 * 20 / 25, None)),
+    (0.5, (0.5, 10 / 25, 10 / 25 + 0.5 * 20 / 25, None)),
+    (-1.0, (-1.0, 40 / 25 - 20 / 25, 40 / 25, None)),
+    (0.0, (0.0, 10 / 25, None, 20 / 25)),
+])
+def test_constant_speed_is_sent_as_the_spec_speed(script, dvr, clips, tmp_path, speed, expect):
+    app = dvr.make_resolve(fps="25")
+    media = app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50)
+    first = 39 if speed < 0 else 10  # reversed: the first frame shown is the range's last
+    app.timeline.place(1, media, offset=0, duration=20, left_offset=first, speed=speed)
+    clip = script.clip_from_item(app.timeline.GetCurrentVideoItem(), 25.0)
+    assert (clip.speed, clip.start_s, clip.end_s, clip.hold_s) == pytest.approx(expect)
+    spec = clip.spec(tmp_path, "x.wav", {})
+    assert spec.get("speed", 1.0) == speed and spec.get("end_s") == expect[2] and spec.get("hold_s") == expect[3]
+    assert clip.timeline_s == pytest.approx(20 / 25)
+
+
+def test_speed_that_cannot_be_confirmed_is_refused_by_name(script, dvr, client, clips, tmp_path):
+    app = dvr.make_resolve(fps="25")
+    media = app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50)
+    app.timeline.place(1, media, offset=0, duration=20, left_offset=2, name="ramp", ramp_span=30)
+    app.timeline.place(1, media, offset=30, duration=10, left_offset=2, name="steady")
+    report = script.spatialize_timeline(app, client, settings(script, tmp_path / "stems", track=1), log=lambda _: None)
+    reasons = dict(report.skipped)
+    assert "variable speed (a speed ramp?)" in reasons["ramp"] and "50 %" in reasons["ramp"]
+    assert [p.clip.name for p in report.placed] == ["steady"]
+    old = dvr.make_resolve(fps="25", version=(21, 0, 4, 5))  # no GetSpeed: a retime cannot be confirmed
+    media = old.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50)
+    old.timeline.place(1, media, offset=0, duration=10, speed=2.0, name="fast")
+    with pytest.raises(script.Skip, match="retimed .* Resolve 21.1 or later"):
+        script.clip_from_item(old.timeline.GetCurrentVideoItem(), 25.0)
+    old.timeline.tracks["video"][0].clips[0].speed = 1.0  # 100 %: confirmed by the source span alone
+    assert script.clip_from_item(old.timeline.GetCurrentVideoItem(), 25.0).speed == 1.0
+
+
+def test_no_source_frames_means_unknown_speed(script, dvr, clips, monkeypatch):
+    app = dvr.make_resolve(fps="25", version=(19, 0, 0, 0))
+    app.timeline.place(1, app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50), offset=0, duration=10)
+    monkeypatch.setattr(dvr.FakeTimelineItem, "GetSourceStartFrame", lambda self: None)  # before 19.0.2
+    item = app.timeline.GetCurrentVideoItem()
+    with pytest.raises(script.Skip, match="FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED=1"):
+        script.clip_from_item(item, 25.0)
+    assert script.clip_from_item(item, 25.0, script.Settings(assume_normal_speed=True)).speed == 1.0
+    assert script.Settings.from_env({"FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED": "1"}).assume_normal_speed
+    with pytest.raises(script.ScriptError, match="must be 1 or 0"):
+        script.Settings.from_env({"FOLEYSPACE_RESOLVE_LINKED_AUDIO": "maybe"})

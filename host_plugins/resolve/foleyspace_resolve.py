@@ -16,16 +16,20 @@ Only the standard library and ``foleyspace.client`` (pyzmq + msgpack) are import
 Resolve runs its own Python. The core (:func:`spatialize_timeline`) takes a ``resolve`` object
 and a client, so tests drive it with a fake of Resolve's scripting API.
 
-Source range: ``GetLeftOffset()`` is taken in source frames at the clip's own frame rate
-(``GetClipProperty("FPS")``) and the item's length in timeline frames at the timeline rate,
-i.e. the clip plays at its own speed (Resolve's default for mismatched rates; retimed clips are
-not supported).
+Source range: the subclip start (clip property ``Start``) plus ``GetLeftOffset()``, in source
+frames at the clip's own frame rate (``FPS``), and the item's length in timeline frames at the
+timeline rate. A retimed item is sent with its constant ``speed`` (or ``hold_s`` for a freeze
+frame) when Resolve reports it consistently; a speed it cannot confirm (a ramp, an old Resolve)
+is refused for that clip with the reason. A linked audio item from another recording becomes
+the job's sound (``FOLEYSPACE_RESOLVE_LINKED_AUDIO=0`` turns that off). Where each of these
+facts about Resolve comes from is in README.md, "What this relies on".
 """
 
 # typing.List/Optional on purpose: this file must run (at least far enough to print how to fix the
 # client import) on whichever Python Resolve uses, so no `list[str]` / `X | None` at runtime.
 # ruff: noqa: UP006, UP035, UP045
 import importlib
+import json
 import math
 import os
 import re
@@ -92,6 +96,23 @@ REQUEST_TIMEOUT_S = 3.0
 REQUEST_RETRIES = 3
 #: Name given to the audio tracks the script adds.
 TRACK_NAME = "FoleySpace"
+#: Use a linked audio item from another recording as the sound (FOLEYSPACE_RESOLVE_LINKED_AUDIO=0: off).
+USE_LINKED_AUDIO = True
+#: Treat clips whose speed Resolve cannot report (before 19.0.2) as playing at 100 %
+#: (FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED=1). Off: such clips are refused with the reason.
+ASSUME_NORMAL_SPEED = False
+#: MediaPool.AppendToTimeline: True when clipInfo "endFrame" is the first source frame NOT placed
+#: (the item lasts endFrame - startFrame frames). Blackmagic's README only says "endFrame
+#: (float/int)"; live readback on Resolve Studio 21.0 and 21.0.4.5 by the davinci-resolve-mcp
+#: project (github.com/samuelgursky/davinci-resolve-mcp issue #82, PR #80) measured it exclusive
+#: ({startFrame: 6254, endFrame: 6348} -> a 94-frame item; 130 butted appends without gaps).
+#: The Lua twin (foleyspace_resolve.lua) has the same constant.
+END_FRAME_EXCLUSIVE = True
+#: Source frames of slack when comparing a clip's source span with its length: GetSourceStartFrame
+#: can read one frame off (measured); when the clip and timeline rates differ, GetSourceEndFrame is
+#: one less (inclusive, measured) and the conversion floors, which costs up to one more each.
+SPAN_TOLERANCE_FRAMES = 1.0
+SPAN_TOLERANCE_MIXED_RATES = 2.5
 
 Log = Callable[[str], None]
 
@@ -114,6 +135,8 @@ class Settings:
         job_timeout_s: longest wait for one job.
         request_timeout_s, request_retries: per-request wait and attempts of the client.
         options: job ``options`` sent with every job (see docs/protocol.md).
+        use_linked_audio: use a linked audio item from another recording as the sound.
+        assume_normal_speed: treat clips whose speed Resolve cannot report as 100 %.
     """
 
     track: Optional[int] = TRACK
@@ -122,6 +145,8 @@ class Settings:
     request_timeout_s: float = REQUEST_TIMEOUT_S
     request_retries: int = REQUEST_RETRIES
     options: Dict[str, Any] = field(default_factory=dict)
+    use_linked_audio: bool = USE_LINKED_AUDIO
+    assume_normal_speed: bool = ASSUME_NORMAL_SPEED
 
     @classmethod
     def from_env(cls, env: Optional[Dict[str, str]] = None) -> "Settings":
@@ -136,6 +161,10 @@ class Settings:
             settings.track = int(track)
         elif track == "current":
             settings.track = None
+        for key, attr in (("FOLEYSPACE_RESOLVE_LINKED_AUDIO", "use_linked_audio"),
+                          ("FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED", "assume_normal_speed")):
+            if env.get(key, "").strip():
+                setattr(settings, attr, _flag(key, env[key]))
         if env.get("FOLEYSPACE_RESOLVE_OUTPUT"):
             settings.output_dir = Path(env["FOLEYSPACE_RESOLVE_OUTPUT"]).expanduser()
         for key, attr, kind in (("FOLEYSPACE_RESOLVE_JOB_TIMEOUT", "job_timeout_s", float),
@@ -152,17 +181,59 @@ class Settings:
         return settings
 
 
+def _flag(key: str, text: str) -> bool:
+    """An on/off environment setting; ScriptError if it is neither."""
+    value = text.strip().lower()
+    if value in ("1", "yes", "on", "true"):
+        return True
+    if value in ("0", "no", "off", "false"):
+        return False
+    raise ScriptError(f"FoleySpace: {key} must be 1 or 0, not {text!r}")
+
+
 # ---------------------------------------------------------------- records
 @dataclass
 class Clip:
-    """One timeline item to spatialize: its source range and where it sits on the timeline."""
+    """One timeline item to spatialize: its source range and where it sits on the timeline.
+
+    ``start_s``/``end_s`` are the source range the picture shows; ``speed`` how the timeline
+    plays it (1 normal, 2 twice as fast, -1 backwards, 0 a freeze frame of ``hold_s`` seconds at
+    ``start_s``, with ``end_s`` None). ``audio``/``audio_start_s``: another recording to use as
+    the sound (a linked audio item), read from ``audio_start_s`` in timeline time.
+    """
 
     name: str
     video: str
     start_s: float
-    end_s: float
+    end_s: Optional[float]
     record_frame: int  # absolute timeline frame of the item's first frame
     frames: int        # item length in timeline frames
+    speed: float = 1.0
+    hold_s: Optional[float] = None
+    audio: Optional[str] = None
+    audio_start_s: Optional[float] = None
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def timeline_s(self) -> float:
+        """How long the clip lasts on the timeline, seconds."""
+        if self.hold_s is not None:
+            return self.hold_s
+        return ((self.end_s or self.start_s) - self.start_s) / (abs(self.speed) or 1.0)
+
+    def spec(self, out_dir: Path, name: str, options: Dict[str, Any]) -> Dict[str, Any]:
+        """The job spec for this clip (see docs/protocol.md)."""
+        spec: Dict[str, Any] = {"video": self.video, "output_dir": str(out_dir), "name": name,
+                                "start_s": self.start_s, "options": {**options, "label": self.name[:200]}}
+        if self.hold_s is not None:
+            spec.update(speed=0.0, hold_s=self.hold_s)
+        else:
+            spec["end_s"] = self.end_s
+            if self.speed != 1.0:
+                spec["speed"] = self.speed
+        if self.audio:
+            spec.update(audio=self.audio, audio_start_s=self.audio_start_s or 0.0)
+        return spec
 
 
 @dataclass
@@ -282,7 +353,9 @@ def current_timeline(resolve: Any) -> Tuple[Any, Any]:
 
 def timeline_fps(project: Any, timeline: Any) -> float:
     """The timeline frame rate (timeline setting, else project setting)."""
-    fps = parse_fps(_call(timeline, "GetSetting", "timelineFrameRate"))
+    settings = _call(timeline, "GetSettings")  # 21.1+: the form Resolve prefers (a number)
+    fps = parse_fps(settings.get("timelineFrameRate")) if isinstance(settings, dict) else None
+    fps = fps or parse_fps(_call(timeline, "GetSetting", "timelineFrameRate"))
     fps = fps or parse_fps(_call(project, "GetSetting", "timelineFrameRate"))
     if not fps:
         raise ScriptError("FoleySpace: cannot read the timeline frame rate (timelineFrameRate).")
@@ -306,17 +379,31 @@ def items_to_process(timeline: Any, track: Optional[int]) -> List[Any]:
     return list(items)
 
 
-def clip_from_item(item: Any, fps: float) -> Clip:
-    """The source file, source range and timeline spot of one item; Skip with the reason if unusable."""
-    name = item_name(item)
-    media = _call(item, "GetMediaPoolItem")
-    if media is None:
-        raise Skip("no media pool item (a generator, title or compound clip?)")
-    video = _call(media, "GetClipProperty", "File Path")
-    if not isinstance(video, str) or not video.strip():
+def clip_properties(media: Any) -> Dict[str, Any]:
+    """All clip properties of a media pool item (``GetClipProperty()`` with no key, the form
+    Resolve 21.1 prefers), or {} when Resolve answers otherwise."""
+    props = _call(media, "GetClipProperty")
+    return props if isinstance(props, dict) else {}
+
+
+def clip_property(media: Any, props: Dict[str, Any], key: str) -> Any:
+    """One clip property: from ``props`` when there, else asked for by key (older Resolve)."""
+    value = props.get(key)
+    return value if value not in (None, "") else _call(media, "GetClipProperty", key)
+
+
+def _media_file(media: Any, props: Dict[str, Any]) -> str:
+    """The media's absolute file path; Skip when it has none."""
+    path = clip_property(media, props, "File Path")
+    if not isinstance(path, str) or not path.strip():
         raise Skip("clip has no file path")
-    if not os.path.isabs(video):
-        raise Skip(f"clip file path is not absolute: {video!r}")
+    if not os.path.isabs(path):
+        raise Skip(f"clip file path is not absolute: {path!r}")
+    return path
+
+
+def _position(item: Any) -> Tuple[int, int]:
+    """``(absolute record frame, length in timeline frames)`` of an item; Skip if unreadable."""
     start = _int(_call(item, "GetStart"))
     end = _int(_call(item, "GetEnd"))
     frames = end - start if start is not None and end is not None else _int(_call(item, "GetDuration"))
@@ -324,13 +411,208 @@ def clip_from_item(item: Any, fps: float) -> Clip:
         raise Skip("Resolve returned no position for this item")
     if frames <= 0:
         raise Skip(f"item has no length ({frames} frames)")
+    return start, frames
+
+
+def _reported_percentage(item: Any) -> Optional[float]:
+    """The item's speed in percent from ``GetSpeed()`` (Resolve 21.1+), or None."""
+    options = _call(item, "GetSpeed")
+    value = options.get("Percentage") if isinstance(options, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _source_frames(item: Any) -> Optional[Tuple[int, int]]:
+    """``(GetSourceStartFrame, GetSourceEndFrame)`` (Resolve 19.0.2+), or None when unknown (0/0)."""
+    first = _int(_call(item, "GetSourceStartFrame"))
+    end = _int(_call(item, "GetSourceEndFrame"))
+    if first is None or end is None or (first == 0 and end == 0):
+        return None
+    return first, end
+
+
+def item_speed(item: Any, frames: int, fps: float, clip_fps: float, settings: Settings) -> float:
+    """The item's constant speed (1 normal, 2 twice as fast, -1 backwards, 0 a freeze frame).
+
+    ``GetSpeed()`` gives the percentage (21.1+); the source span (``GetSourceStartFrame`` to
+    ``GetSourceEndFrame``) against the item's length confirms it and gives the direction. Skip
+    when they disagree (a speed ramp) or when the speed cannot be confirmed.
+    """
+    expected = frames * clip_fps / fps  # source frames the item covers at 100 %
+    mixed = abs(clip_fps - fps) > 1e-6
+    tolerance = (SPAN_TOLERANCE_MIXED_RATES if mixed else SPAN_TOLERANCE_FRAMES) / expected
+    span = _source_frames(item)
+    measured = None if span is None else (span[1] - span[0]) / expected
+    reported = _reported_percentage(item)
+    if reported is None:
+        if measured is None:
+            if settings.assume_normal_speed:
+                return 1.0
+            raise Skip("cannot verify the clip's speed: Resolve returns no source frames for it "
+                       "(GetSourceStartFrame/GetSourceEndFrame need Resolve 19.0.2 or later); set "
+                       "FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED=1 if it plays at 100 %")
+        if abs(measured - 1.0) <= tolerance:
+            return 1.0
+        raise Skip(f"the clip is retimed (it plays about {measured * 100:.0f} % of its source) and this "
+                   "Resolve version cannot say whether the speed is constant; retimed clips need Resolve "
+                   "21.1 or later (TimelineItem.GetSpeed)")
+    magnitude = abs(reported) / 100.0
+    if measured is None:
+        if magnitude == 1.0 and reported > 0:
+            return 1.0
+        raise Skip(f"Resolve reports {reported:g} % speed but no source frames to confirm it; "
+                   "render this clip from an exported timeline (foleyspace render-otio) instead")
+    if abs(abs(measured) - magnitude) > tolerance:
+        raise Skip(f"variable speed (a speed ramp?): Resolve reports {reported:g} % but the clip covers "
+                   f"{span[1] - span[0]} source frames in {frames} timeline frames "  # type: ignore[index]
+                   f"(about {measured * 100:.0f} %); only constant speeds can be rendered")
+    if magnitude == 0.0:
+        return 0.0
+    if reported < 0 and measured > 0:
+        raise Skip(f"Resolve reports {reported:g} % speed but the clip plays its source forwards")
+    return -magnitude if measured < 0 else magnitude
+
+
+def _source_range(item: Any, first: int, frames: int, fps: float, clip_fps: float,
+                  speed: float) -> Tuple[float, Optional[float], Optional[float]]:
+    """``(start_s, end_s, hold_s)`` of the source range the picture shows.
+
+    ``first`` is the first source frame shown at 100 % (subclip start + left offset). A retimed
+    item's left offset is in the warped domain, so its first frame is ``GetSourceStartFrame``.
+    """
+    timeline_s = frames / fps
+    if speed == 1.0:
+        start_s = first / clip_fps
+        return start_s, start_s + timeline_s, None
+    span = _source_frames(item)
+    if span is None:
+        raise Skip("Resolve returns no source frames for this retimed clip")
+    shown = span[0]
+    if speed == 0.0:
+        return shown / clip_fps, None, timeline_s
+    if speed > 0:
+        start_s = shown / clip_fps
+        return start_s, start_s + speed * timeline_s, None
+    end_s = (shown + 1) / clip_fps  # backwards: the first frame shown is the range's last
+    start_s = end_s - abs(speed) * timeline_s
+    if start_s < -0.5 / clip_fps:
+        raise Skip("the reversed clip's source range starts before its media")
+    return max(0.0, start_s), end_s, None
+
+
+def _track_kind(item: Any) -> Optional[str]:
+    """"audio"/"video" for a timeline item (``GetTrackTypeAndIndex``, else ``GetType``)."""
+    where = _call(item, "GetTrackTypeAndIndex")
+    if isinstance(where, (list, tuple)) and where and isinstance(where[0], str):
+        return where[0]
+    kind = _call(item, "GetType")
+    return kind if isinstance(kind, str) else None
+
+
+def _linked_audio_item(item: Any, media: Any, video: str) -> Optional[Tuple[Any, Any, Dict[str, Any], str]]:
+    """The linked audio item from another recording (lowest audio track), as
+    ``(item, media, clip properties, file)``; None if there is none."""
+    own_id = _call(media, "GetMediaId")
+    found = []
+    for other in _call(item, "GetLinkedItems") or []:
+        if _track_kind(other) != "audio":
+            continue
+        other_media = _call(other, "GetMediaPoolItem")
+        if other_media is None or (own_id is not None and _call(other_media, "GetMediaId") == own_id):
+            continue
+        props = clip_properties(other_media)
+        path = clip_property(other_media, props, "File Path")
+        if not isinstance(path, str) or not os.path.isabs(path) or _norm(path) == _norm(video):
+            continue
+        where = _call(other, "GetTrackTypeAndIndex")
+        track = _int(where[1]) if isinstance(where, (list, tuple)) and len(where) > 1 else None
+        found.append((track if track is not None else 1 << 30, len(found), other, other_media, props, path))
+    if not found:
+        return None
+    _, _, other, other_media, props, path = min(found, key=lambda row: row[:2])
+    return other, other_media, props, path
+
+
+def linked_audio(clip: Clip, item: Any, media: Any, fps: float) -> None:
+    """Use the sound of a linked audio item from another recording, or of the single audio file
+    linked to the media pool item (``GetAudioMapping``), for ``clip``; notes say why not."""
+    found = _linked_audio_item(item, media, clip.video)
+    if found is None:
+        _mapped_audio(clip, media)
+        return
+    other, other_media, props, path = found
+    base = os.path.basename(path)
+    percentage = _reported_percentage(other)
+    if percentage is not None and percentage != 100.0:
+        clip.notes.append(f"the linked audio {base} plays at {percentage:g} %; using the clip's own sound")
+        return
+    a_start = _int(_call(other, "GetStart"))
+    a_left = _int(_call(other, "GetLeftOffset"))  # timeline frames on an audio item (measured)
+    if a_start is None or a_left is None:
+        clip.notes.append(f"Resolve returned no position for the linked audio {base}; using the clip's own sound")
+        return
+    a_fps = parse_fps(clip_property(other_media, props, "FPS")) or fps
+    sub_start = _int(clip_property(other_media, props, "Start")) or 0
+    offset_s = sub_start / a_fps + a_left / fps + (clip.record_frame - a_start) / fps
+    if offset_s < 0:
+        clip.notes.append(f"the linked audio {base} starts after the picture; using the clip's own sound")
+        return
+    clip.audio, clip.audio_start_s = path, offset_s
+    clip.notes.append(f"sound from the linked audio {base} from {offset_s:.3f} s")
+
+
+def _mapped_audio(clip: Clip, media: Any) -> None:
+    """The audio file linked to the media pool item itself (``GetAudioMapping()["linked_audio"]``)."""
+    text = _call(media, "GetAudioMapping")
+    try:
+        mapping = json.loads(text) if isinstance(text, str) and text.strip() else {}
+    except ValueError:
+        return
+    linked = mapping.get("linked_audio") if isinstance(mapping, dict) else None
+    entries = [v for v in linked.values() if isinstance(v, dict)] if isinstance(linked, dict) else []
+    if not entries:
+        return
+    if len(entries) > 1:
+        clip.notes.append(f"{len(entries)} audio files are linked to the clip; using the clip's own sound "
+                          "(link one on the timeline to choose)")
+        return
+    path, offset = entries[0].get("path"), entries[0].get("offset")
+    if not isinstance(path, str) or not os.path.isabs(path):
+        return
+    base = os.path.basename(path)
+    if offset not in (0, 0.0) or clip.speed != 1.0:
+        why = ("is retimed" if clip.speed != 1.0 else
+               f"is linked with an offset of {offset} samples at a rate Resolve does not report")
+        clip.notes.append(f"the clip {why}; its linked audio {base} is not used, the clip's own sound is")
+        return
+    clip.audio, clip.audio_start_s = path, clip.start_s
+    clip.notes.append(f"sound from the linked audio {base} (audio mapping)")
+
+
+def clip_from_item(item: Any, fps: float, settings: Optional[Settings] = None) -> Clip:
+    """The source file, source range, speed, sound and timeline spot of one item; Skip with the
+    reason if it cannot be rendered correctly."""
+    settings = settings or Settings()
+    name = item_name(item)
+    media = _call(item, "GetMediaPoolItem")
+    if media is None:
+        raise Skip("no media pool item (a generator, title or compound clip?)")
+    props = clip_properties(media)
+    video = _media_file(media, props)
+    start, frames = _position(item)
     left = _int(_call(item, "GetLeftOffset"))
     if left is None or left < 0:
         raise Skip("Resolve returned no source offset (GetLeftOffset) for this item")
-    clip_fps = parse_fps(_call(media, "GetClipProperty", "FPS")) or fps
-    start_s = left / clip_fps
-    return Clip(name=name, video=video, start_s=start_s, end_s=start_s + frames / fps,
-                record_frame=start, frames=frames)
+    clip_fps = parse_fps(clip_property(media, props, "FPS")) or fps
+    sub_start = _int(clip_property(media, props, "Start")) or 0  # a subclip's first frame in its file
+    speed = item_speed(item, frames, fps, clip_fps, settings)
+    start_s, end_s, hold_s = _source_range(item, sub_start + left, frames, fps, clip_fps, speed)
+    clip = Clip(name=name, video=video, start_s=start_s, end_s=end_s, record_frame=start, frames=frames,
+                speed=speed, hold_s=hold_s)
+    if settings.use_linked_audio:
+        linked_audio(clip, item, media, fps)
+    return clip
 
 
 # ---------------------------------------------------------------- rendering on the server
@@ -370,9 +652,7 @@ def render_stems(client: Any, clips: List[Clip], out_dir: Path, settings: Settin
     """
     taken: set = set()
     paths = [_stem_path(out_dir, clip, taken) for clip in clips]
-    specs = [{"video": clip.video, "output_dir": str(out_dir), "name": path.name,
-              "start_s": clip.start_s, "end_s": clip.end_s,
-              "options": {**settings.options, "label": clip.name[:200]}} for clip, path in zip(clips, paths)]
+    specs = [clip.spec(out_dir, path.name, settings.options) for clip, path in zip(clips, paths)]
     prefixes = [f"FoleySpace: [{n}/{len(clips)}] {clip.name}:" for n, clip in enumerate(clips, 1)]
     watchers = [_Progress(log, prefix) for prefix in prefixes]
     stems: List[Stem] = []
@@ -390,7 +670,7 @@ def render_stems(client: Any, clips: List[Clip], out_dir: Path, settings: Settin
                 skipped.append((clip.name, f"the server reported {stem} but it is not there"))
                 return
             log(f"{prefix} done -> {stem}")
-            stems.append(Stem(clip, stem, float(result.get("duration_s") or (clip.end_s - clip.start_s))))
+            stems.append(Stem(clip, stem, float(result.get("duration_s") or clip.timeline_s)))
         elif state == "unsent":
             skipped.append((clip.name, f"not sent: {message}"))
         elif state == "refused":
@@ -433,10 +713,16 @@ def _on_track(timeline: Any, track: int, record_frame: int) -> Optional[Any]:
     return None
 
 
+def end_frame(first: int, frames: int) -> int:
+    """The clipInfo ``endFrame`` that places ``frames`` source frames from ``first``
+    (see END_FRAME_EXCLUSIVE)."""
+    return first + frames if END_FRAME_EXCLUSIVE else first + frames - 1
+
+
 def _append(media_pool: Any, timeline: Any, media: Any, track: int, record_frame: int,
             frames: int) -> Tuple[Optional[str], str]:
     """Append one stem; ``(how it was confirmed, "")`` or ``(None, why it failed)``."""
-    info = {"mediaPoolItem": media, "startFrame": 0, "endFrame": frames - 1, "mediaType": 2,
+    info = {"mediaPoolItem": media, "startFrame": 0, "endFrame": end_frame(0, frames), "mediaType": 2,
             "trackIndex": track, "recordFrame": record_frame}
     result = _call(media_pool, "AppendToTimeline", [info])
     if not result:
@@ -478,13 +764,16 @@ def place_stems(project: Any, timeline: Any, stems: List[Stem], log: Log) -> Rep
     if not _current_is(project, timeline):
         raise ScriptError("FoleySpace: the timeline changed while the stems were rendered and cannot be "
                           "made current again; the stems are in " + os.path.dirname(stems[0].path))
-    imported = _call(media_pool, "ImportMedia", [s.path for s in stems])
+    # clipInfo dicts: the form Resolve 21.1 prefers; plain paths for versions that lack it
+    imported = _call(media_pool, "ImportMedia", [{"FilePath": s.path} for s in stems])
+    if not isinstance(imported, (list, tuple)) or not imported:
+        imported = _call(media_pool, "ImportMedia", [s.path for s in stems])
     if not isinstance(imported, (list, tuple)) or not imported:
         report.skipped = [(s.clip.name, f"Resolve did not import {s.path}") for s in stems]
         return report
     by_path = {}
     for media in imported:
-        path = _call(media, "GetClipProperty", "File Path")
+        path = clip_property(media, clip_properties(media), "File Path")
         if isinstance(path, str) and path:
             by_path[_norm(path)] = media
     if not by_path and len(imported) == len(stems):  # hollow media items: trust the order
@@ -499,7 +788,7 @@ def place_stems(project: Any, timeline: Any, stems: List[Stem], log: Log) -> Rep
             report.skipped.append((clip.name, f"Resolve did not import {stem.path}"))
             continue
         frames = min(clip.frames, max(1, int(round(stem.duration_s * fps))))
-        available = _int(_call(media, "GetClipProperty", "Frames"))
+        available = _int(clip_property(media, clip_properties(media), "Frames"))
         if available:
             frames = min(frames, available)
         how, why = _append(media_pool, timeline, media, track, clip.record_frame, frames)
@@ -541,7 +830,10 @@ def spatialize_timeline(resolve: Any, client: Any, settings: Settings, log: Log 
         clips: List[Clip] = []
         for item in items_to_process(timeline, settings.track):
             try:
-                clips.append(clip_from_item(item, fps))
+                clip = clip_from_item(item, fps, settings)
+                for note in clip.notes:
+                    log(f"FoleySpace: {clip.name}: {note}")
+                clips.append(clip)
             except Skip as why:
                 report.skipped.append((item_name(item), str(why)))
         if not clips:
