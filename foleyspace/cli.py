@@ -40,6 +40,11 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-start", metavar="TIME", help="where in --audio the range starts (default: its start)")
     p.add_argument("--in", dest="in_point", metavar="TIME", help="range start: seconds, NNNf (frames) or [HH:]MM:SS")
     p.add_argument("--out", dest="out_point", metavar="TIME", help="range end, same forms as --in")
+    p.add_argument("--speed", type=float, metavar="K",
+                   help="the timeline plays the range at K× speed: 2 faster, 0.5 slower, -1 backwards, "
+                        "0 holds the --in frame (needs --hold); the stem lasts the range's timeline time and its "
+                        "sound plays varispeed (default 1)")
+    p.add_argument("--hold", metavar="TIME", help="with --speed 0: how long the frame at --in is held on the timeline")
     p.add_argument("--box", type=parse_box, metavar="X,Y,W,H[@TIME]",
                    help="track this box (source pixels) drawn at TIME (default: range start) instead of finding motion")
     p.add_argument("--label", metavar="TEXT", help="what makes the sound (for label-aware localizers; recorded)")
@@ -118,7 +123,8 @@ def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
 
 #: Job-spec fields and the spatialize flags that set them, for error messages.
-FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", "end_s": "--out", "audio": "--audio",
+FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", "end_s": "--out", "speed": "--speed",
+         "hold_s": "--hold", "audio": "--audio",
          "audio_start_s": "--audio-start", "box": "--box", "box_time_s": "--box", "scheme": "--scheme",
          "hrtf": "--hrtf", "segments_per_second": "--segments-per-second", "distance_delay": "--distance-delay",
          "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
@@ -150,6 +156,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         raise FoleySpaceError(f"{output}: is a directory; -o names the stem file (e.g. -o {output / default_name(video)})")
     return {"video": str(video.absolute()), "output_dir": str(output.parent), "name": output.name,
             "start_s": seconds("--in", args.in_point), "end_s": seconds("--out", args.out_point),
+            "speed": args.speed, "hold_s": seconds("--hold", args.hold),
             "audio": str(args.audio.absolute()) if args.audio else None,
             "audio_start_s": seconds("--audio-start", args.audio_start) or 0.0, "box": box, "box_time_s": box_time,
             "options": {"scheme": args.scheme, "hrtf": str(args.hrtf.absolute()) if args.hrtf else None,

@@ -28,10 +28,13 @@ class AnalysisConfig:
     Attributes:
         fps: analysis frame rate (paper: 25 fps).
         long_side: analysis frames are scaled so their long side has this many pixels (ours: 640).
+        freeze_context_s: a freeze frame is located by analysing this many seconds of source
+            either side of the held frame (ours: 0.5 s; motion needs more than one frame).
     """
 
     fps: float = 25.0
     long_side: int = 640
+    freeze_context_s: float = 0.5
 
     def __post_init__(self) -> None:
         lo, hi = LONG_SIDE_RANGE

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from foleyspace.config import SpatializeConfig
+from foleyspace.timewarp import TimeWarp
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,12 @@ class Job:
         video: the clip.
         output: the stem WAV to write; the sidecar goes beside it with suffix ``.json``.
         audio: a sound file to spatialize instead of the clip's own audio.
-        audio_start_s: where in ``audio`` the range starts, seconds (that point plays at ``start_s``).
-        start_s, end_s: the source range in clip seconds (``None`` = clip start / end).
+        audio_start_s: where in ``audio`` the range starts, seconds (that point plays at ``start_s``;
+            the file is taken in timeline time, so a retimed clip does not retime it).
+        start_s, end_s: the source range in clip seconds (``None`` = clip start / end); for a
+            freeze frame ``start_s`` is the held frame and ``end_s`` is ``None``.
+        warp: how the timeline plays that range (speed, reverse, freeze frame); the stem lasts
+            the range's timeline duration and follows the picture (:mod:`foleyspace.timewarp`).
         seed_box: a box to track instead of finding the object.
         hrtf: a SOFA file instead of the analytic spherical head.
         label: text naming the sounding object; handed to the localizer (label-aware backends
@@ -53,6 +58,7 @@ class Job:
     audio_start_s: float = 0.0
     start_s: float | None = None
     end_s: float | None = None
+    warp: TimeWarp = field(default_factory=TimeWarp)
     seed_box: SeedBox | None = None
     hrtf: Path | None = None
     label: str | None = None
@@ -71,7 +77,8 @@ class Result:
 
     Attributes:
         stem, sidecar: the files written (``sidecar`` is ``None`` without one).
-        start_s, end_s: the source range rendered, clip seconds.
+        start_s, end_s: the source range rendered, clip seconds (for a freeze frame the held
+            frame both).
         sample_rate, samples: of the stem.
         gain_db: peak-limiting gain applied (0 or negative).
         source_path: the analyzed path of the source (:class:`foleyspace.trajectory.SourcePath`).

@@ -5,7 +5,7 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
 ``docs/protocol.md``)::
 
     {"video": "/abs/clip.mov", "output_dir": "/abs/stems", "name": "clip_binaural.wav",
-     "start_s": 1.0, "end_s": 5.0, "audio": null, "audio_start_s": 0.0,
+     "start_s": 1.0, "end_s": 5.0, "speed": 1.0, "hold_s": null, "audio": null, "audio_start_s": 0.0,
      "box": [x, y, w, h] | null, "box_time_s": null,
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
@@ -28,6 +28,7 @@ from foleyspace.config import AUTO, LONG_SIDE_RANGE, MAX_SEGMENT_RATE_HZ, SCHEME
 from foleyspace.errors import FoleySpaceError, shown
 from foleyspace.job import Job, SeedBox
 from foleyspace.render import DspRendererConfig
+from foleyspace.timewarp import MAX_HOLD_S, SPEED_RANGE, TimeWarp
 
 OPTION_DEFAULTS: dict[str, Any] = {
     "scheme": "fine",
@@ -42,8 +43,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "renderer": AUTO,
     "overwrite": False,
 }
-SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "audio", "audio_start_s", "box", "box_time_s",
-             "options"}
+SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "speed", "hold_s", "audio", "audio_start_s", "box",
+             "box_time_s", "options"}
 MAX_LABEL_CHARS = 200
 #: The settings key of the DSP renderer, which the options ``segments_per_second`` and
 #: ``distance_delay`` configure.
@@ -187,6 +188,32 @@ def _seed(spec: dict[str, Any]) -> SeedBox | None:
     return SeedBox(x, y, w, h, box_time)  # type: ignore[arg-type]
 
 
+def _warp(spec: dict[str, Any]) -> TimeWarp:
+    """The time warp of a spec: ``speed`` (source seconds per timeline second; negative plays
+    backwards, 0 holds the frame at ``start_s`` for ``hold_s`` seconds)."""
+    speed = spec.get("speed")
+    speed = 1.0 if speed is None else speed
+    try:
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(float(speed)):
+            raise SpecError("must be a finite number", "speed")
+    except OverflowError:
+        raise SpecError("must be a finite number", "speed") from None
+    hold = _number(spec.get("hold_s"), "hold_s", positive=True)
+    lo, hi = SPEED_RANGE
+    if speed == 0:
+        if hold is None:
+            raise SpecError("a freeze frame (speed 0) needs it: how long the frame is held, seconds", "hold_s")
+        if hold > MAX_HOLD_S:
+            raise SpecError(f"must be at most {MAX_HOLD_S:g} s", "hold_s")
+        if spec.get("end_s") is not None:
+            raise SpecError("is not used by a freeze frame (speed 0), which holds the frame at start_s", "end_s")
+    elif not lo <= abs(speed) <= hi:
+        raise SpecError(f"must be 0 (a freeze frame) or from {lo:g} to {hi:g} in size (negative: backwards)", "speed")
+    elif hold is not None:
+        raise SpecError("is for freeze frames (speed 0) only", "hold_s")
+    return TimeWarp(float(speed), hold)
+
+
 def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
     """Build the job a spec describes; raise :class:`SpecError` if it is malformed."""
     if not isinstance(spec, dict):
@@ -209,6 +236,7 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
     output = output_dir / stem_name(spec, video)
     job = Job(video=video, output=output, audio=audio, audio_start_s=audio_start,
               start_s=_number(spec.get("start_s"), "start_s"), end_s=_number(spec.get("end_s"), "end_s"),
+              warp=_warp(spec),
               seed_box=_seed(spec), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
               config=_config(opts), write_sidecar=opts["sidecar"], overwrite=opts["overwrite"])
     registry = registry or default_registry()
@@ -257,6 +285,8 @@ def spec_from_job(job: Job) -> dict[str, Any]:
         "name": Path(job.output).name,
         "start_s": job.start_s,
         "end_s": job.end_s,
+        "speed": job.warp.speed,
+        "hold_s": job.warp.hold_s,
         "audio": str(Path(job.audio).resolve()) if job.audio else None,
         "audio_start_s": job.audio_start_s,
         "box": None if box is None else [box.x, box.y, box.w, box.h],

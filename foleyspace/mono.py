@@ -19,9 +19,15 @@ log = logging.getLogger(__name__)
 
 
 class MonoSource(Protocol):
-    """Where the mono signal comes from; built per job by its registry factory (``job`` → source)."""
+    """Where the mono signal comes from; built per job by its registry factory (``job`` → source).
+
+    ``timing``: ``"source"`` if the signal belongs to the clip's source time and so follows a
+    retimed clip (varispeed, reversed), ``"timeline"`` if it is already in timeline time (a
+    separate recording); a source without the attribute counts as ``"source"``.
+    """
 
     name: str
+    timing: str
 
     def mono(self, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
         """``(round((end_s − start_s)·sample_rate),)`` float mono samples for the clip range."""
@@ -62,6 +68,7 @@ class ClipAudio:
     """The clip's own audio track, downmixed to mono."""
 
     name = "clip audio"
+    timing = "source"
 
     def __init__(self, video: str | Path) -> None:
         self.video = Path(video)
@@ -78,6 +85,8 @@ class FileAudio:
 
     If the file ends before the range does the rest is silence (a warning is logged).
     """
+
+    timing = "timeline"
 
     def __init__(self, path: str | Path, start_s: float = 0.0) -> None:
         self.path = Path(path)

@@ -20,14 +20,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from foleyspace.backends import Backends
 from foleyspace.errors import Cancelled, FoleySpaceError, InputError
 from foleyspace.frames import FrameSource
 from foleyspace.job import Job, Result
 from foleyspace.localize.base import BoxTrack, LocalizeRequest
+from foleyspace.mono import MonoSource, fit_length
 from foleyspace.render import Waypoints
 from foleyspace.sidecar import sidecar_data
 from foleyspace.stem import atomic_outputs, check_replaceable, check_writable, encode_json, encode_wav, limit_peak
+from foleyspace.timewarp import TimeWarp, warp_path
 from foleyspace.trajectory import box_centers, source_path
 from foleyspace.video import VideoInfo, analysis_size, probe, resolve_range
 
@@ -129,6 +133,20 @@ def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
             shutil.rmtree(private, ignore_errors=True)
 
 
+def timeline_mono(mono: MonoSource, warp: TimeWarp, start_s: float, end_s: float, rate: int, n_out: int) -> np.ndarray:
+    """The mono signal of the clip as the timeline plays it: ``n_out`` samples at ``rate``.
+
+    A source that follows the picture (the clip's own sound; ``timing == "source"``, the default)
+    is read over the source range at ``rate/|speed|`` and played at ``rate`` — varispeed, pitch
+    following speed, reversed for a negative speed; one in timeline time (a separate sound file,
+    ``timing == "timeline"``) is read for the timeline duration as it is.
+    """
+    if getattr(mono, "timing", "source") == "timeline":
+        return fit_length(mono.mono(start_s, start_s + n_out / rate, rate), n_out)
+    x = mono.mono(start_s, end_s, warp.varispeed_rate(rate))
+    return fit_length(x[::-1] if warp.speed < 0 else x, n_out)
+
+
 class _Reporter:
     """Progress + cancel in one object passed down the stages."""
 
@@ -187,19 +205,31 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
         check_writable(target)
         check_replaceable(target, job.overwrite)
     info = probe(opened.video)
-    start, end = resolve_range(info, job.start_s, job.end_s)
+    warp = job.warp
+    if warp.is_freeze:
+        start, _ = resolve_range(info, job.start_s, None)
+        end = start
+    else:
+        start, end = resolve_range(info, job.start_s, job.end_s)
+    span = warp.analysis_range(start, end, info.duration_s, cfg.analysis.freeze_context_s)
+    n_out = int(round(warp.timeline_duration(start, end) * rate))
+    if n_out < 1:
+        raise InputError(f"{job.video}: the range lasts less than one sample on the timeline")
+    if opened.audio is None and warp.is_freeze:
+        raise InputError(f"{job.video}: a freeze frame plays none of the clip's sound; "
+                         "pass --audio FILE to give the sound to place there")
     if opened.audio is None and not info.has_audio:
         raise InputError(f"{job.video}: the clip has no audio track; pass --audio FILE to give a sound")
     stages = (backends or Backends("cpu")).for_job(opened)
     size = analysis_size(info.width, info.height, cfg.analysis.long_side)
-    source = FrameSource(opened.video, start, end, cfg.analysis.fps, size, check=report.check)
+    source = FrameSource(opened.video, span[0], span[1], cfg.analysis.fps, size, check=report.check)
     form = stages.localizer.frame_form
     form_size = source.size_of(form)  # the localizer works in its own pixels; boxes come back to analysis pixels
-    request = localize_request(job, info, form_size, start, source.n_frames)
+    request = localize_request(job, info, form_size, span[0], source.n_frames)
     t0 = time.perf_counter()
 
-    log.info("analyzing %d frames of %s (%.3f–%.3f s) with %s", source.n_frames, job.video, start, end,
-             stages.described["localizer"]["name"])
+    log.info("analyzing %d frames of %s (%.3f–%.3f s, %s) with %s", source.n_frames, job.video, span[0], span[1],
+             "no retime" if warp.is_identity else warp.describe(), stages.described["localizer"]["name"])
     depth_run = stages.depth.start(source.n_frames)
     depth_form = stages.depth.frame_form
     depth_size = size if depth_form is None else source.size_of(depth_form)
@@ -216,17 +246,20 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
                            cfg.analysis.fps, cfg.trajectory)
     except ValueError as exc:
         raise InputError(
-            f"{job.video}: no sounding object was found in {start:.2f}–{end:.2f} s; "
+            f"{job.video}: no sounding object was found in {span[0]:.2f}–{span[1]:.2f} s; "
             "draw one with --box X,Y,W,H[@T]"
         ) from exc
     analysis_s = time.perf_counter() - t0
 
     report("audio", 0.0)
-    mono = stages.mono.mono(start, end, rate)
+    mono = timeline_mono(stages.mono, warp, start, end, rate, n_out)
     report("audio", 1.0)
     report("render", 0.0)
     t1 = time.perf_counter()
-    stereo = stages.renderer.render(mono, Waypoints(path.render_times_s, path.render_xyz), rate)
+    times, xyz = path.render_times_s, path.render_xyz
+    if not warp.is_identity:
+        times, xyz = warp_path(warp, times, xyz, start, end, span[0])
+    stereo = stages.renderer.render(mono, Waypoints(times, xyz), rate)
     render_s = time.perf_counter() - t1
     stereo, gain_db = limit_peak(stereo, cfg.output.peak_dbfs)
     if gain_db:
@@ -240,7 +273,8 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
         encode_wav(temps[0], stereo, rate, cfg.output.subtype)
         if job.write_sidecar:
             encode_json(temps[1], sidecar_data(job, info, (start, end), size, track, path, stereo.shape[1], gain_db,
-                                               stages.described, {"analysis_s": analysis_s, "render_s": render_s}))
+                                               stages.described, {"analysis_s": analysis_s, "render_s": render_s},
+                                               analysed=None if span == (start, end) else span))
         report.check()  # the last moment a cancel stops the job
     report("write", 1.0)
     return Result(stem=Path(job.output), sidecar=job.sidecar_path if job.write_sidecar else None,

@@ -28,7 +28,9 @@ class SynthSpec:
         motion: ``"cross_lr"``, ``"cross_rl"``, ``"bob_right"``, ``"bob_left"``, ``"bob_center"``.
         radius: object radius as a fraction of the frame height.
         pan_px_per_s: horizontal camera pan speed of the background in pixels per second.
-        audio: ``"engine"`` (harmonic buzz with noise), or ``None`` for a clip without audio.
+        audio: ``"engine"`` (harmonic buzz with noise), ``"chirp"`` (a sine sweeping linearly
+            over :data:`CHIRP_HZ` across the clip, so a sample's pitch tells which source second
+            it came from), or ``None`` for a clip without audio.
         audio_rate: audio sample rate in Hz.
         audio_channels: number of audio channels (the same signal in each).
         seed: seed of the textures and noise.
@@ -87,6 +89,24 @@ def render_frame(spec: SynthSpec, t: float, background: np.ndarray, sprite: np.n
     return frame
 
 
+#: Start and end frequency of the ``"chirp"`` audio, Hz.
+CHIRP_HZ = (200.0, 4200.0)
+
+
+def chirp_sound(duration_s: float, sample_rate: int) -> np.ndarray:
+    """A sine whose frequency rises linearly from ``CHIRP_HZ[0]`` at 0 s to ``CHIRP_HZ[1]`` at
+    ``duration_s`` (see :func:`chirp_time`); mono float32, amplitude 0.5."""
+    f0, f1 = CHIRP_HZ
+    t = np.arange(int(round(duration_s * sample_rate))) / sample_rate
+    return (0.5 * np.sin(2 * np.pi * (f0 * t + 0.5 * (f1 - f0) / duration_s * t**2))).astype(np.float32)
+
+
+def chirp_time(frequency_hz: np.ndarray, duration_s: float) -> np.ndarray:
+    """The clip second at which :func:`chirp_sound` has ``frequency_hz`` (the inverse of its sweep)."""
+    f0, f1 = CHIRP_HZ
+    return (np.asarray(frequency_hz, float) - f0) * duration_s / (f1 - f0)
+
+
 def engine_sound(duration_s: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     """A bright engine-like buzz: 110 Hz with harmonics to ~9 kHz (amplitude 1/√k) plus as much
     broadband noise, so that level and time cues both carry; mono float32 in [-0.5, 0.5]."""
@@ -125,7 +145,8 @@ def make_clip(path: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
         for packet in vstream.encode():
             container.mux(packet)
         if astream is not None:
-            mono = engine_sound(spec.duration_s, spec.audio_rate, spec.seed)
+            mono = (chirp_sound(spec.duration_s, spec.audio_rate) if spec.audio == "chirp"
+                    else engine_sound(spec.duration_s, spec.audio_rate, spec.seed))
             pcm = np.repeat(mono[None, :], spec.audio_channels, axis=0)
             block = 1024
             for start in range(0, pcm.shape[1], block):

@@ -87,3 +87,28 @@ def right_ear_lead_s(stereo: np.ndarray, rate: int, max_lag_s: float = 0.0015) -
     lags = np.concatenate([np.arange(0, m + 1), np.arange(-m, 0)])
     values = np.concatenate([xc[: m + 1], xc[-m:]])
     return float(lags[np.argmax(values)] / rate)
+
+
+def chirp_source_times(stereo: np.ndarray, rate: int, speed: float, clip_s: float,
+                       window: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Which source second each part of a stem of the ``"chirp"`` clip came from.
+
+    The stem's pitch in windows of ``window`` samples (peak of the spectrum, refined by a
+    parabola) divided by ``|speed|`` (varispeed scales pitch) gives the chirp's frequency, hence
+    the clip second (:func:`foleyspace.synth.chirp_time`). Returns ``(t, s)``: window centres in
+    stem seconds and the source seconds heard there.
+    """
+    from foleyspace.synth import chirp_time
+
+    mono = np.asarray(stereo, float).sum(axis=0)
+    hop = window // 2
+    taper = np.hanning(window)
+    centres, freqs = [], []
+    for at in range(0, len(mono) - window + 1, hop):
+        spectrum = np.abs(np.fft.rfft(mono[at:at + window] * taper))
+        k = int(np.argmax(spectrum[1:-1])) + 1
+        a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
+        k += 0.5 * (a - c) / (a - 2 * b + c)
+        centres.append((at + window / 2) / rate)
+        freqs.append(k * rate / window)
+    return np.array(centres), chirp_time(np.array(freqs) / abs(speed), clip_s)

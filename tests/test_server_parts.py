@@ -352,7 +352,8 @@ class TestJobSpec:
         base = tmp_path.resolve()
         original = {
             "video": str(base / "media" / "clip.mov"), "output_dir": str(base / "stems"), "name": "dog.wav",
-            "start_s": 0.5, "end_s": 4.0, "audio": str(base / "media" / "bark.wav"), "audio_start_s": 0.75,
+            "start_s": 0.5, "end_s": 4.0, "speed": -2.0, "hold_s": None,
+            "audio": str(base / "media" / "bark.wav"), "audio_start_s": 0.75,
             "box": [12.0, 30.5, 64.0, 48.0], "box_time_s": 1.25,
             "options": {"scheme": "coarse", "hrtf": str(base / "hrtf" / "ku100.sofa"), "segments_per_second": 3.0,
                         "distance_delay": True, "long_side": 1280, "sidecar": False, "label": "dog",
