@@ -217,7 +217,7 @@ def case_sound_with_video(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 def case_no_server(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     """Nothing listens at the configured address."""
-    _, ed = new_scene(None)
+    _, ed = new_scene(args["project"])
     movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
     ed.active_strip = movie
     count = len(ed.strips)
@@ -294,6 +294,12 @@ def case_start_server(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     out["second_start_error"] = run_operator(bpy.ops.foleyspace.start_server)
     movie = ed.strips.new_movie("shot", args["clip"], 1, 1)
     ed.active_strip = movie
+    out["unsaved_error"] = run_operator(bpy.ops.foleyspace.spatialize_strip)  # "//" needs a saved .blend
+    out["unsaved_pending"] = len(session.jobs)
+    os.makedirs(args["project"], exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.join(args["project"], "edit.blend"))
+    ed = bpy.context.scene.sequence_editor
+    ed.active_strip = ed.strips["shot"]
     out.update(spatialize_and_wait(pkg))
     out["added"] = [strip_info(s) for s in ed.strips if s.name != "shot"]
     proc = session.server_proc
@@ -313,7 +319,6 @@ def case_server_dies(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     """The server is killed while the job is queued or running: the job is given up, not hung."""
     _, ed = new_scene(args["project"])
     pkg.jobs.GIVE_UP_AFTER_S = 3.0
-    pkg.jobs.STATUS_EVERY_S = 0.5
     movie = ed.strips.new_movie("shot", args["clip"], 1, 1)
     ed.active_strip = movie
     out: dict[str, Any] = {"submit_error": run_operator(bpy.ops.foleyspace.spatialize_strip)}
@@ -357,8 +362,12 @@ def case_placement(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     source = pkg.source.describe(scene, movie)
     out: dict[str, Any] = {"source": [source.start_s, source.end_s, source.span.left, source.span.right]}
 
+    strip_id = pkg.binding.strip_identity(movie)
+    count = iter(range(100))
+
     def place(stem: str) -> dict[str, Any]:
-        return strip_info(pkg.stems.place_stem(pkg.jobs.StripJob("j", scene.name, "shot", source, stem, False), stem))
+        job = pkg.jobs.StripJob(f"j{next(count)}", scene.name, "shot", source, stem, False, strip_id=strip_id)
+        return strip_info(pkg.stems.place_stem(job, stem))
 
     out["short"] = place(args["short_wav"])  # 69.4 frames of audio
     ed.channels[4].lock = True

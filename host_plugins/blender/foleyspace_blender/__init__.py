@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, prefs, session, ui
+from . import handlers, operators, prefs, session, ui
 
 _CLASSES = (*operators.CLASSES, *ui.CLASSES)
 
@@ -21,11 +21,13 @@ def register() -> None:
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.SEQUENCER_MT_context_menu.append(ui.draw_context_menu)
+    handlers.register()
 
 
 def unregister() -> None:
     """Undo :func:`register`; the session stops its timers and closes the client (a started server
     keeps running) and is dropped."""
+    handlers.unregister()
     session.end()
     bpy.types.SEQUENCER_MT_context_menu.remove(ui.draw_context_menu)
     for cls in reversed(_CLASSES):

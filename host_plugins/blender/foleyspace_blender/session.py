@@ -9,8 +9,8 @@ timers (``bpy.app.timers``) are bound to it with :func:`functools.partial` by
 from __future__ import annotations
 
 import functools
+import logging
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING
 import bpy
 
 if TYPE_CHECKING:
-    from .server import Client
     from .jobs import StripJob
+    from .poller import Poller
+    from .server import Client
+
+log = logging.getLogger(__name__)
 
 #: A timer function of the session: returns the next interval in seconds, or None to stop.
 TimerFn = Callable[["Session"], "float | None"]
@@ -30,7 +33,14 @@ class Session:
     """State shared by the operators, the panel and the timers."""
 
     client: Client | None = None
+    #: Jobs of the open .blend (``file_key``), polled and placed.
     jobs: dict[str, StripJob] = field(default_factory=dict)
+    #: Jobs of other files, by file key: not polled, taken back when that file is opened again.
+    parked: dict[str, dict[str, StripJob]] = field(default_factory=dict)
+    #: The open file's key (``binding.file_key``); set when the add-on registers and on each load.
+    file_key: str = ""
+    #: The thread that talks to the server for the timer (made with the first job).
+    poller: Poller | None = None
     message: str = ""
     message_is_error: bool = False
     server_text: str = "not checked"
@@ -42,10 +52,9 @@ class Session:
     timers: dict[TimerFn, Callable[[], float | None]] = field(default_factory=dict)
 
     def set_message(self, text: str, error: bool = False) -> None:
-        """Show one line in the panel (and on the console for errors from timers)."""
+        """Show one line in the panel (and in the log: errors as warnings)."""
         self.message, self.message_is_error = text, error
-        if error:
-            print(f"FoleySpace: {text}", file=sys.stderr)
+        (log.warning if error else log.info)("FoleySpace: %s", text)
         redraw()
 
     def start_timer(self, fn: TimerFn, first_interval: float) -> None:
@@ -65,10 +74,14 @@ class Session:
             if bpy.app.timers.is_registered(timer):
                 bpy.app.timers.unregister(timer)
         self.timers.clear()
+        if self.poller is not None:
+            self.poller.stop()  # a daemon thread: it ends within one request timeout, unwaited
+        self.poller = None
         if self.client is not None:
             self.client.close()
         self.client = None
         self.jobs.clear()
+        self.parked.clear()
 
 
 _current: Session | None = None

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,13 +90,14 @@ def same_file(a: str, b: str) -> bool:
 def output_folder(setting: str) -> str:
     """The stem folder: ``setting`` made absolute (``//`` = next to the .blend), created.
 
-    With an unsaved .blend a ``//`` path has no anchor; the temp folder is used instead.
+    With an unsaved .blend a ``//`` folder has no anchor: :class:`PlacementError` asks to save
+    first (stems in a temp folder would be lost when it is cleaned).
     """
     setting = setting.strip() or "//foleyspace_stems"
     if setting.startswith("//") and not bpy.data.filepath:
-        path = os.path.join(tempfile.gettempdir(), setting[2:].strip("/\\") or "foleyspace_stems")
-    else:
-        path = bpy.path.abspath(setting)
+        raise PlacementError(f"Save the .blend first: stems are kept beside it (in {setting}); "
+                             "or set an absolute Output folder in the FoleySpace preferences")
+    path = bpy.path.abspath(setting)
     path = os.path.abspath(os.path.expanduser(path))
     try:
         os.makedirs(path, exist_ok=True)
