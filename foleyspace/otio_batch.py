@@ -25,6 +25,7 @@ import opentimelineio as otio
 from foleyspace import __version__
 from foleyspace.errors import FoleySpaceError, InputError, OutputError
 from foleyspace.stem import atomic_path
+from foleyspace.timewarp import SPEED_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ class ClipTask:
     spec: dict[str, Any]
     result: dict[str, Any] | None = None
     job: str | None = None
-    head_s: float = 0.0  # extra source rendered before the used range (a handle), seconds
+    head_s: float = 0.0  # the stem's extra before the used range (a handle), timeline seconds
     tail_s: float = 0.0  # ... and after it
+    speed: float = 1.0  # how the clip plays its media (source seconds per timeline second)
 
 
 @dataclass
@@ -151,25 +153,37 @@ def collect(timeline: otio.schema.Timeline, base: Path, stems_dir: Path,
             if not video.is_file():
                 skipped.append(Skipped(track_name, name, f"media file not found: {video}"))
                 continue
-            retimed = time_warp(item) or time_warp(track)
-            if retimed:
-                skipped.append(Skipped(track_name, name, f"{retimed}: time warps are not handled yet, so the stem "
-                                                         "would not follow the picture; render it at 100 % speed"))
+            try:
+                retimed = track_retime(track)
+                if retimed:
+                    raise ValueError(f"{retimed}; move the retime onto its clips")
+                speed = clip_speed(item)
+            except ValueError as exc:
+                skipped.append(Skipped(track_name, name, f"{exc}: skipped, so no stem plays against the picture"))
                 continue
-            start_s, end_s = source_range_seconds(item)
-            head, tail = _handles(video, start_s, end_s, handles_s)
+            if speed == 0:
+                skipped.append(Skipped(track_name, name, "a freeze frame: editors play none of a clip's sound under a "
+                                                         "held frame, so it needs no stem (the stem track has a gap)"))
+                continue
+            start_s, used_s = source_range_seconds(item)
+            end_s = start_s + abs(speed) * (used_s - start_s)  # the media the retimed picture shows
+            before, after = _handles(video, start_s, end_s, handles_s * abs(speed))
+            head, tail = (before, after) if speed > 0 else (after, before)  # source → timeline side
             index = len(tasks) + 1
             spec = {"video": str(video.resolve()), "output_dir": str(stems_dir.resolve()),
                     "name": _free_name(stems_dir, f"{index:03d}_{safe_name(name)}", overwrite),
-                    "start_s": max(start_s - head, 0.0), "end_s": end_s + tail,
+                    "start_s": max(start_s - before, 0.0), "end_s": end_s + after,
                     "options": {**options, "overwrite": overwrite} if overwrite else dict(options)}
+            if speed != 1:
+                spec["speed"] = speed
             tasks.append(ClipTask(t_index, track_name, name, video, start_s, end_s, item.range_in_parent(), spec,
-                                  head_s=head, tail_s=tail))
+                                  head_s=round(head / abs(speed), 6), tail_s=round(tail / abs(speed), 6),
+                                  speed=speed))
     return tasks, skipped
 
 
 def _handles(video: Path, start_s: float, end_s: float, handles_s: float) -> tuple[float, float]:
-    """Handles before and after a used range, clamped to the media (whole 1/1000 s)."""
+    """Handles before and after a used source range, clamped to the media (whole 1/1000 s; source seconds)."""
     if handles_s <= 0:
         return 0.0, 0.0
     from foleyspace.video import probe
@@ -194,16 +208,32 @@ def _free_name(stems_dir: Path, base: str, overwrite: bool) -> str:
     return name
 
 
-def time_warp(item: otio.core.Item) -> str | None:
-    """What retimes ``item`` (a clip or a track), in words, or ``None``: any OTIO time effect
-    (``LinearTimeWarp`` ×k including reverse, ``FreezeFrame``)."""
-    for effect in getattr(item, "effects", []):
-        if isinstance(effect, otio.schema.FreezeFrame):
-            return "a freeze frame"
-        if isinstance(effect, otio.schema.LinearTimeWarp):
-            return f"retimed to {effect.time_scalar:g}× speed"
+def clip_speed(clip: otio.schema.Clip) -> float:
+    """The constant speed a clip's time effects play its media at (source seconds per timeline
+    second; 0 for a freeze frame); :class:`ValueError` saying why for anything else.
+
+    OTIO's convention (as its viewer Raven draws it): the clip's ``source_range`` starts where
+    the media starts being read and lasts the clip's time on the track; a ``LinearTimeWarp``
+    with scalar k then reads ``|k|·duration`` of media from that start — backwards from its far
+    end when k < 0 — and a ``FreezeFrame`` holds the first frame.
+    """
+    speed = 1.0
+    for effect in clip.effects:
+        if isinstance(effect, otio.schema.LinearTimeWarp):  # FreezeFrame is one with scalar 0
+            speed *= float(effect.time_scalar)
+        elif isinstance(effect, otio.schema.TimeEffect):
+            raise ValueError(f"retimed by a {effect.effect_name or effect.schema_name()} effect, which is not a "
+                             "constant speed; render it at a constant speed")
+    if speed != 0 and not SPEED_RANGE[0] <= abs(speed) <= SPEED_RANGE[1]:
+        raise ValueError(f"retimed to {speed:g}× speed, outside the {SPEED_RANGE[0]:g}–{SPEED_RANGE[1]:g}× handled")
+    return speed
+
+
+def track_retime(track: otio.schema.Track) -> str | None:
+    """What retimes a whole track, in words, or ``None`` (track-level time effects are not followed)."""
+    for effect in track.effects:
         if isinstance(effect, otio.schema.TimeEffect):
-            return f"retimed ({effect.effect_name or effect.schema_name()})"
+            return f"its track is retimed ({effect.effect_name or effect.schema_name()})"
     return None
 
 
@@ -239,7 +269,7 @@ def stem_tracks(tasks: list[ClipTask]) -> list[otio.schema.Track]:
                 source_range=otio.opentime.TimeRange(head, placed.duration))
             stem.metadata["foleyspace"] = {
                 "version": __version__, "source_clip": task.clip_name, "video": str(task.video),
-                "source_start_s": task.start_s, "source_end_s": task.end_s,
+                "source_start_s": task.start_s, "source_end_s": task.end_s, "speed": task.speed,
                 "sidecar": task.result.get("sidecar"), "sample_rate": task.result.get("sample_rate"),
                 "handles_s": [task.head_s, task.tail_s],
                 "job": task.job, "options": task.spec.get("options", {})}
@@ -281,6 +311,43 @@ def stem_urls(timeline: otio.schema.Timeline) -> set[str]:
     """The media URLs of every clip of ``timeline``."""
     return {clip.media_reference.target_url for clip in timeline.find_clips()
             if isinstance(clip.media_reference, otio.schema.ExternalReference)}
+
+
+#: Adapters that keep every clip of a timeline as it is (OTIO's own formats): not probed.
+NATIVE_ADAPTERS = frozenset({"otio_json", "otioz", "otiod"})
+
+
+def check_keeps_stems(timeline: otio.schema.Timeline, tasks: list[ClipTask], path: Path,
+                      adapter_args: dict[str, Any] | None = None) -> None:
+    """Before anything is rendered: write the output timeline as it will be (the stems under the
+    names they will get, not yet rendered) with ``path``'s adapter to a scratch file, read it
+    back and check every stem survived; :class:`OutputError` naming the adapter and what to do
+    if the adapter fails or drops them (an EDL keeps no audio, AAF needs its mob-id option)."""
+    import dataclasses
+    import tempfile
+
+    adapter = timeline_writer(path)
+    if adapter in NATIVE_ADAPTERS or not tasks:
+        return
+    planned = [dataclasses.replace(t, result={"stem": t.spec["output_dir"] + "/" + t.spec["name"]}) for t in tasks]
+    probe = timeline.deepcopy()
+    for track in stem_tracks(planned):
+        probe.tracks.append(track)
+    stems = {file_url(Path(t.result["stem"])) for t in planned}  # type: ignore[index]
+    with tempfile.TemporaryDirectory(prefix="foleyspace-probe-") as scratch:
+        target = Path(scratch) / f"probe{path.suffix}"
+        try:
+            otio.adapters.write_to_file(probe, str(target), adapter_name=adapter, **(adapter_args or {}))
+            kept = stem_urls(otio.adapters.read_from_file(str(target), adapter_name=adapter))
+        except Exception as exc:  # adapters raise many types
+            hint = ("; try --adapter-arg use_empty_mob_ids=true" if adapter == "AAF" and "mob" in str(exc).lower()
+                    else "")
+            raise OutputError(f"{path}: the {adapter} adapter cannot write this timeline with its stems "
+                              f"({exc.__class__.__name__}: {exc}){hint}; nothing was rendered") from exc
+    lost = stems - kept
+    if lost:
+        raise OutputError(f"{path}: the {adapter} adapter would drop {len(lost)} of {len(stems)} stem(s) (it keeps "
+                          "no audio clips); nothing was rendered — write an .otio, .otioz or FCP .xml file instead")
 
 
 def write_timeline(timeline: otio.schema.Timeline, path: Path, adapter_args: dict[str, Any] | None = None,
@@ -399,6 +466,7 @@ def render_otio(source: Path, output: Path, stems_dir: Path | None = None, serve
     if not tasks:
         raise InputError(f"{source}: no video clip with a media file to spatialize"
                          + (": " + "; ".join(f"{s.name}: {s.reason}" for s in skipped[:3]) if skipped else ""))
+    check_keeps_stems(timeline, tasks, output, adapter_args)
     before = len(skipped)
     if use_server or server:
         render_on_server(tasks, skipped, server, progress)

@@ -13,6 +13,7 @@ from foleyspace.cli import main
 from foleyspace.jobspec import job_from_spec
 from foleyspace.otio_batch import media_path, render_otio, source_range_seconds
 from foleyspace.pipeline import spatialize
+from conftest import chirp_source_times
 from serverproc import ServerProcess
 
 RATE = 25
@@ -200,18 +201,87 @@ def single_clip_timeline(path: Path, clip: Path, effect=None) -> Path:
     return path
 
 
-@pytest.mark.parametrize("effect, words", [
-    (otio.schema.LinearTimeWarp(time_scalar=2.0), "retimed to 2× speed"),
-    (otio.schema.LinearTimeWarp(time_scalar=-1.0), "retimed to -1× speed"),
-    (otio.schema.FreezeFrame(), "a freeze frame"),
-])
-def test_retimed_clips_are_refused_not_rendered_wrong(clip_factory, tmp_path, capsys, effect, words):
+def test_retimed_clips_play_the_source_the_picture_shows(clip_factory, tmp_path):
+    """×2, ×0.5 and reversed clips of a chirp clip: each stem lasts its clip's time on the track,
+    and the chirp's pitch in it says which source second each part came from — the second the
+    picture shows there, by OTIO's convention (source_range.start + k·t; reversed from its far end)."""
+    from foleyspace.timewarp import TimeWarp
+
+    clip = clip_factory(motion="cross_lr", duration_s=6.0, size=(160, 96), audio="chirp")
+    ref = otio.schema.ExternalReference(target_url=clip.resolve().as_uri(), available_range=TR(frames(0), frames(150)))
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    shots = {"fast": (25, 25, 2.0), "slow": (25, 50, 0.5), "back": (50, 38, -1.0), "held": (75, 20, 0.0)}
+    for name, (start, duration, speed) in shots.items():
+        item = otio.schema.Clip(name=name, media_reference=ref.clone(), source_range=TR(frames(start), frames(duration)))
+        item.effects.append(otio.schema.FreezeFrame() if speed == 0 else otio.schema.LinearTimeWarp(time_scalar=speed))
+        track.append(item)
+    timeline = otio.schema.Timeline(name="t")
+    timeline.tracks.append(track)
+    source = tmp_path / "in.otio"
+    otio.adapters.write_to_file(timeline, str(source))
+    report = render_otio(source, tmp_path / "out.otio", stems_dir=tmp_path / "stems")
+    assert [s.name for s in report.skipped] == ["held"] and "freeze frame" in report.skipped[0].reason
+    written = otio.adapters.read_from_file(str(tmp_path / "out.otio"))  # kept: clips need their parents
+    out = stems_by_source(written)
+    assert sorted(out) == ["back", "fast", "slow"]
+    for name, (start, duration, speed) in shots.items():
+        if speed == 0:
+            continue
+        stem = out[name]
+        placed = next(c for c in timeline.find_clips() if c.name == name).range_in_parent()
+        assert stem.range_in_parent() == placed and stem.metadata["foleyspace"]["speed"] == speed
+        stereo, rate = sf.read(str(media_path(stem.media_reference.target_url, tmp_path)), always_2d=True)
+        assert len(stereo) == round(duration / RATE * rate), name  # the clip's time on the track, to the sample
+        t, heard = chirp_source_times(stereo.T, rate, speed, 6.0)
+        media_start = start / RATE
+        shown = TimeWarp(speed).source_time(t, media_start, media_start + abs(speed) * duration / RATE)
+        inner = (t > 0.05) & (t < t[-1] - 0.05)
+        err = np.abs(heard[inner] - shown[inner])
+        assert err.max() < 0.04, f"{name}: source second heard vs shown differ by up to {err.max():.3f} s"
+
+
+@pytest.mark.parametrize("where, words", [("clip", "not a constant speed"), ("track", "its track is retimed")])
+def test_retimes_that_are_not_a_constant_clip_speed_are_refused(clip_factory, tmp_path, capsys, where, words):
     clip = clip_factory(motion="cross_lr", duration_s=2.0, size=(160, 96))
-    source = single_clip_timeline(tmp_path / "in.otio", clip, effect)
+    source = single_clip_timeline(tmp_path / "in.otio", clip)
+    timeline = otio.adapters.read_from_file(str(source))
+    ramp = otio.schema.TimeEffect(name="ramp", effect_name="SpeedRamp")
+    (timeline.find_clips()[0] if where == "clip" else timeline.tracks[0]).effects.append(ramp)
+    otio.adapters.write_to_file(timeline, str(source))
     code = main(["-q", "render-otio", str(source), "-o", str(tmp_path / "out.otio")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and words in err[0] and "time warps are not handled" in err[0], err
+    assert code == 2 and len(err) == 1 and words in err[0] and "shot" in err[0], err
     assert not (tmp_path / "out.otio").exists()
+
+
+def test_handles_of_a_retimed_clip_are_in_timeline_time(clip_factory, tmp_path):
+    """A reversed clip's head handle is source *after* its range; ×2 reads handles twice as fast."""
+    clip = clip_factory(motion="cross_lr", duration_s=4.0, size=(160, 96))
+    ref = otio.schema.ExternalReference(target_url=clip.resolve().as_uri(), available_range=TR(frames(0), frames(100)))
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for name, start, speed in (("fast", 40, 2.0), ("back", 80, -1.0)):
+        item = otio.schema.Clip(name=name, media_reference=ref.clone(), source_range=TR(frames(start), frames(10)))
+        item.effects.append(otio.schema.LinearTimeWarp(time_scalar=speed))
+        track.append(item)
+    timeline = otio.schema.Timeline(name="t")
+    timeline.tracks.append(track)
+    source = tmp_path / "in.otio"
+    otio.adapters.write_to_file(timeline, str(source))
+    report = render_otio(source, tmp_path / "out.otio", stems_dir=tmp_path / "stems", handles_s=0.4)
+    tasks = {t.clip_name: t for t in report.rendered}
+    fast, back = tasks["fast"], tasks["back"]
+    # fast: media 1.6–2.4 s, handles of 0.8 s of source = 0.4 s of timeline each side
+    assert (fast.spec["start_s"], fast.spec["end_s"], fast.spec["speed"]) == (pytest.approx(0.8), pytest.approx(3.2), 2.0)
+    assert (fast.head_s, fast.tail_s) == (pytest.approx(0.4), pytest.approx(0.4))
+    # back: media 3.2–3.6 s, 0.4 s before the range but only 0.4 s of media after it (to 4.0 s)
+    assert (back.spec["start_s"], back.spec["end_s"]) == (pytest.approx(2.8), pytest.approx(4.0))
+    assert (back.head_s, back.tail_s) == (pytest.approx(0.4), pytest.approx(0.4))
+    out = stems_by_source(otio.adapters.read_from_file(str(tmp_path / "out.otio")))
+    for name in ("fast", "back"):
+        stem = out[name]
+        info = sf.info(str(media_path(stem.media_reference.target_url, tmp_path)))
+        assert info.frames == round((0.4 + 0.4 + 0.4) * info.samplerate)  # 10 frames + two handles, timeline time
+        assert stem.source_range == TR(frames(10), frames(10))
 
 
 def test_an_output_format_that_drops_the_stems_fails_and_writes_nothing(clip_factory, tmp_path):
@@ -228,9 +298,11 @@ def test_an_output_format_that_drops_the_stems_fails_and_writes_nothing(clip_fac
         return subprocess.run([sys.executable, "-m", "foleyspace", "-q", "render-otio", str(source), *extra],
                               capture_output=True, text=True, env=env, timeout=120)
 
-    done = render("-o", str(tmp_path / "out.vonly"))
+    done = render("-o", str(tmp_path / "out.vonly"), "--stems", str(tmp_path / "stems"))
     lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1 and "video_only adapter dropped 1 of 1 stem(s)" in lines[0], done.stderr
+    assert done.returncode == 2 and len(lines) == 1 and "video_only adapter would drop 1 of 1 stem(s)" in lines[0], \
+        done.stderr
+    assert "nothing was rendered" in lines[0] and not list((tmp_path / "stems").glob("*.wav"))
     assert not (tmp_path / "out.vonly").exists()
     # the adapter's own option keeps them: --adapter-arg reaches it
     done = render("-o", str(tmp_path / "out.vonly"), "--adapter-arg", "keep_audio=true")
@@ -240,6 +312,31 @@ def test_an_output_format_that_drops_the_stems_fails_and_writes_nothing(clip_fac
     # a format no adapter writes fails before anything is rendered
     done = render("-o", str(tmp_path / "out.nosuchformat"), "--stems", str(tmp_path / "never"))
     assert done.returncode == 2 and "no OTIO adapter" in done.stderr and not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("suffix, extra, outcome", [
+    (".edl", [], "would drop 1 of 1 stem(s)"),  # CMX 3600 keeps no audio clips
+    (".aaf", [], "use_empty_mob_ids=true"),  # AAF needs mob ids for media it did not make
+    (".aaf", ["--adapter-arg", "use_empty_mob_ids=true"], None),
+    (".xml", [], None),  # FCP 7 XML keeps audio tracks
+])
+def test_interchange_formats_keep_every_stem_or_fail_before_rendering(clip_factory, tmp_path, capsys,
+                                                                       suffix, extra, outcome):
+    """The real EDL, AAF and FCP XML adapters (otio-cmx3600-adapter, otio-aaf-adapter, otio-fcp-adapter)."""
+    clip = clip_factory(motion="cross_lr", duration_s=2.0, size=(160, 96))
+    source = single_clip_timeline(tmp_path / "in.otio", clip)
+    out, stems = tmp_path / f"out{suffix}", tmp_path / "stems"
+    code = main(["-q", "render-otio", str(source), "-o", str(out), "--stems", str(stems), *extra])
+    err = capsys.readouterr().err.strip()
+    if outcome is not None:
+        assert code == 2 and outcome in err and "nothing was rendered" in err and len(err.splitlines()) == 1, err
+        assert not out.exists() and not list(stems.glob("*.wav"))
+        return
+    assert code == 0, err
+    back = otio.adapters.read_from_file(str(out))
+    stem_files = [media_path(c.media_reference.target_url, tmp_path) for c in back.find_clips()
+                  if c.media_reference.target_url.endswith(".wav")]
+    assert len(stem_files) == 1 and stem_files[0].is_file() and sf.info(str(stem_files[0])).frames == 48000
 
 
 def test_handles_give_the_mixer_extra_source_and_reruns_keep_earlier_stems(clip_factory, tmp_path):
