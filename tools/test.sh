@@ -10,5 +10,10 @@ python3 -m venv .venv
 .venv/bin/pip install -q -e ".[test]"
 python3 -m venv .venv-blender
 .venv-blender/bin/pip install -q -r host_plugins/blender/requirements-test.txt
+# LuaJIT (Debian) runs the Resolve Lua script's tests; apt's lists are refreshed only if needed
+command -v luajit >/dev/null || apt-get install -y -qq luajit >/dev/null 2>&1 \
+  || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq luajit >/dev/null 2>&1; } \
+  || echo "tools/test.sh: could not install luajit; the Lua tests will fail" >&2
+export FOLEYSPACE_REQUIRE_LUA=1
 export FOLEYSPACE_REQUIRE_BLENDER=1 FOLEYSPACE_BLENDER_PYTHON="$PWD/.venv-blender/bin/python"
 exec .venv/bin/python -m pytest -q "$@"

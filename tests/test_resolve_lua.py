@@ -1,0 +1,265 @@
+"""The Lua twin of the Resolve script (Resolve Free 21.1+) under LuaJIT, against the Lua fake of
+Resolve's API (tests/fake_resolve/fake_resolve.lua), the real ``foleyspace`` command and a real
+server.
+
+LuaJIT is Debian's ``luajit`` package (tools/test.sh installs it). Without it these tests skip,
+unless FOLEYSPACE_REQUIRE_LUA=1 (set by tools/test.sh), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_server import ServerProcess
+
+from foleyspace.jobspec import job_from_spec
+from foleyspace.pipeline import spatialize
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "host_plugins" / "resolve" / "foleyspace_resolve.lua"
+FAKE_DIR = Path(__file__).resolve().parent / "fake_resolve"
+CLI = Path(sys.executable).with_name("foleyspace")
+START = 86400
+SMALL = (160, 96)
+MARK = "@@RESULT@@"
+
+
+@pytest.fixture(scope="module")
+def luajit() -> str:
+    path = shutil.which("luajit")
+    if path is None:
+        message = "luajit is not installed (Debian: apt-get install luajit)"
+        if os.environ.get("FOLEYSPACE_REQUIRE_LUA") == "1":
+            pytest.fail(message + "; FOLEYSPACE_REQUIRE_LUA=1")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("resolve_lua_server")
+    (base / "home").mkdir()
+    srv = ServerProcess(base / "home", tmp_path_factory.getbasetemp(), workers=2).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def clips(clip_factory) -> dict[str, Path]:
+    return {"lr": clip_factory(motion="cross_lr", duration_s=2.0, size=SMALL),
+            "rl": clip_factory(motion="cross_rl", duration_s=1.0, size=SMALL)}
+
+
+def lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def run_lua(luajit: str, tmp_path: Path, body: str, env: dict[str, str] | None = None) -> dict:
+    """Run ``body`` after loading the fake and the script (``fs``, ``fake``, ``out`` in scope);
+    returns the table ``out`` the body fills, decoded from JSON."""
+    prelude = f"""
+package.path = {lua_string(str(FAKE_DIR))} .. "/?.lua;" .. package.path
+fake = require("fake_resolve")
+FOLEYSPACE_LIBRARY = true
+fs = dofile({lua_string(str(SCRIPT))})
+out = {{}}
+lines = {{}}
+function capture(line) lines[#lines + 1] = line print(line) end
+fs.log = capture
+function try_clip(item, fps, settings)
+  local ok, r = pcall(fs.clip_from_item, item, fps, settings or fs.settings(function() return nil end))
+  if ok then return r end
+  return {{skip = type(r) == "table" and r.skip or tostring(r)}}
+end
+"""
+    epilogue = f'\nout.lines = lines\nprint("{MARK}" .. fake.json_encode(out))\n'
+    script = tmp_path / "scenario.lua"
+    script.write_text(prelude + body + epilogue, encoding="utf-8")
+    run = subprocess.run([luajit, str(script)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **(env or {})}, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    line = next(line for line in run.stdout.splitlines() if line.startswith(MARK))
+    return json.loads(line[len(MARK):])
+
+
+def cli_env(server, tmp_path: Path) -> dict[str, str]:
+    return {"FOLEYSPACE_CLI": str(CLI), "FOLEYSPACE_HOME": str(server.home), "FOLEYSPACE_SERVER": server.address,
+            "FOLEYSPACE_RESOLVE_OUTPUT": str(tmp_path / "stems"), "FOLEYSPACE_RESOLVE_TRACK": ""}
+
+
+def direct(spec: dict, tmp_path: Path) -> np.ndarray:
+    data, _ = sf.read(str(spatialize(job_from_spec({"output_dir": str(tmp_path), "name": "direct.wav", **spec})).stem),
+                      dtype="int32")
+    return data
+
+
+# ------------------------------------------------------------------ clip facts → spec
+def test_lua_gathers_the_same_clip_facts(luajit, tmp_path):
+    recording = tmp_path / "zoom.wav"
+    sf.write(str(recording), np.zeros((48000 * 4, 1)), 48000)
+    # one scenario per case keeps the items apart
+    cases = {
+        "normal": "tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 5}",
+        "subclip": "tl:place{track = 1, media = sub, offset = 0, duration = 20, left_offset = 5}",
+        "double": "tl:place{track = 1, media = m, offset = 0, duration = 10, left_offset = 4, speed = 2}",
+        "reverse": "tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 39, speed = -1}",
+        "freeze": "tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 10, speed = 0}",
+        "ramp": "tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 2, ramp_span = 30}",
+        "linked": ("local v = tl:place{track = 1, media = m, offset = 10, duration = 25, left_offset = 5}\n"
+                   "local a = tl:place_audio{track = 1, media = wav, offset = 0, duration = 60, left_offset = 30}\n"
+                   "fake.link(v, a)"),
+    }
+    body = ""
+    for name, scenario in cases.items():
+        body += f"""
+do
+  local app = fake.make_resolve{{fps = "25"}}
+  local pool, tl = app.media_pool, app.timeline
+  local m = pool:add_media{{path = "/media/a.mp4", fps = 25, frames = 50}}
+  local sub = pool:add_media{{path = "/media/a.mp4", fps = 25, frames = 30, start = 15, name = "sub"}}
+  local wav = pool:add_media{{path = {lua_string(str(recording))}, fps = 25, frames = 100, video = false, audio_channels = 1}}
+  {scenario}
+  local item = tl:GetItemListInTrack("video", 1)[1]
+  out.{name} = try_clip(item, 25)
+  if not out.{name}.skip then out.{name}.args = fs.submit_args(out.{name}, "/stems/x.wav") end
+end
+"""
+    body += """
+do  -- before 21.1 a retime cannot be confirmed
+  local app = fake.make_resolve{fps = "25", version = {21, 0, 4, 5}}
+  local m = app.media_pool:add_media{path = "/media/a.mp4", fps = 25, frames = 50}
+  app.timeline:place{track = 1, media = m, offset = 0, duration = 10, speed = 2}
+  out.old = try_clip(app.timeline:GetCurrentVideoItem(), 25)
+end
+"""
+    out = run_lua(luajit, tmp_path, body)
+    assert (out["normal"]["start_s"], out["normal"]["end_s"], out["normal"]["speed"]) == (0.2, 1.0, 1)
+    assert out["normal"]["args"] == ["submit", "/media/a.mp4", "-o", "/stems/x.wav", "--in", "0.2", "--label", "a.mp4",
+                                     "--out", "1", "--wait", "-q"]
+    assert (out["subclip"]["start_s"], out["subclip"]["end_s"]) == pytest.approx((0.8, 1.6))
+    assert (out["double"]["speed"], out["double"]["start_s"], out["double"]["end_s"]) == pytest.approx((2, 0.16, 0.96))
+    assert "--speed=2" in out["double"]["args"]
+    assert (out["reverse"]["speed"], out["reverse"]["start_s"], out["reverse"]["end_s"]) == pytest.approx((-1, 0.8, 1.6))
+    assert "--speed=-1" in out["reverse"]["args"]
+    assert out["freeze"]["hold_s"] == pytest.approx(0.8) and "end_s" not in out["freeze"]
+    assert out["freeze"]["args"][-5:] == ["--speed=0", "--hold", "0.8", "--wait", "-q"]
+    assert "variable speed (a speed ramp?)" in out["ramp"]["skip"]
+    assert "Resolve 21.1 or later" in out["old"]["skip"]
+    assert out["linked"]["audio"] == str(recording) and out["linked"]["audio_start_s"] == pytest.approx(30 / 25 + 10 / 25)
+    assert out["linked"]["args"][-6:-2] == ["--audio", str(recording), "--audio-start", "1.6"]
+
+
+def test_lua_fake_enforces_the_same_rules(luajit, tmp_path):
+    stem = tmp_path / "s.wav"
+    sf.write(str(stem), np.zeros((48000, 2)), 48000, subtype="PCM_24")
+    body = f"""
+local app = fake.make_resolve{{}}
+local pool, tl = app.media_pool, app.timeline
+local s = pool:ImportMedia({{{{FilePath = {lua_string(str(stem))}}}}})[1]
+out.frames = s:GetClipProperty("Frames")
+local good = {{mediaPoolItem = s, startFrame = 0, endFrame = 24, mediaType = 2, trackIndex = 1, recordFrame = {START}}}
+local function with(k, v) local t = {{}} for a, b in pairs(good) do t[a] = b end t[k] = v return t end
+out.bad = {{#pool:AppendToTimeline({{with("endFrame", 25)}}), #pool:AppendToTimeline({{with("recordFrame", 0)}}),
+           #pool:AppendToTimeline({{with("trackIndex", 0)}}), #pool:AppendToTimeline({{with("mediaType", 1)}}),
+           #pool:AppendToTimeline({{with("recordFrame", {START} + 0.5)}})}}
+local item = pool:AppendToTimeline({{good}})[1]
+out.placed = {{item:GetStart(), item:GetEnd(), item:GetDuration(), item:GetStart(true), item:GetStart("x")}}
+out.occupied = #pool:AppendToTimeline({{with("recordFrame", {START} + 23)}})
+local batch = pool:AppendToTimeline({{with("recordFrame", {START} + 100), with("recordFrame", {START} + 110),
+                                     with("recordFrame", {START} + 200)}})
+out.batch = {{batch[1]:GetStart(), batch[2]:GetStart(), #batch}}
+out.product = {{app:GetProduct() == nil, app:GetProductName(), app:GetVersionString()}}
+"""
+    out = run_lua(luajit, tmp_path, body)
+    assert out["frames"] == "24" and out["bad"] == [0, 0, 0, 0, 0]
+    assert out["placed"] == [START, START + 24, 24, START]  # the malformed precision argument: nil
+    assert out["occupied"] == 0 and out["batch"] == [START + 100, START + 200, 2]
+    assert out["product"] == [True, "DaVinci Resolve Studio", "21.1.1.3"]
+
+
+# ------------------------------------------------------------------ whole runs: real CLI, real server
+def scenario_run(clip_setup: str) -> str:
+    return f"""
+local app = fake.make_resolve{{fps = "25"}}
+local pool, tl = app.media_pool, app.timeline
+{clip_setup}
+fs.FOLEYSPACE_CLI = "unused"  -- FOLEYSPACE_CLI from the environment wins
+local report = fs.spatialize_timeline(app, fs.settings())
+out.placed, out.skipped, out.error = report.placed, report.skipped, report.error
+out.audio = fake.audio_state(app)
+"""
+
+
+def test_lua_run_renders_through_the_cli_and_places_every_frame(luajit, server, clips, tmp_path):
+    body = scenario_run(f"""
+local m = pool:add_media{{path = {lua_string(str(clips["lr"]))}, fps = 25, frames = 50}}
+tl:place{{track = 1, media = m, offset = 30, duration = 20, left_offset = 5}}
+tl.playhead = {START} + 35
+""")
+    out = run_lua(luajit, tmp_path, body, cli_env(server, tmp_path))
+    assert out.get("error") is None and not out["skipped"], out["lines"]
+    (placed,) = out["placed"]
+    assert (placed["track"], placed["record_frame"], placed["frames"]) == (2, START + 30, 20)
+    track = out["audio"][1]
+    assert (track["name"], track["subtype"]) == ("FoleySpace", "stereo")
+    assert [(c["start"], c["duration"]) for c in track["clips"]] == [(START + 30, 20)]  # endFrame exclusive: all 20
+    ours, rate = sf.read(placed["path"], dtype="int32")
+    assert rate == 48000 and np.array_equal(ours, direct({"video": str(clips["lr"]), "start_s": 0.2, "end_s": 1.0},
+                                                         tmp_path))
+
+
+def test_lua_run_uses_the_linked_recording(luajit, server, clips, tmp_path):
+    recording = tmp_path / "zoom0001.wav"
+    t = np.arange(48000 * 4) / 48000
+    sf.write(str(recording), 0.3 * np.sin(2 * np.pi * (200 + 400 * t) * t), 48000, subtype="PCM_24")
+    body = scenario_run(f"""
+local m = pool:add_media{{path = {lua_string(str(clips["lr"]))}, fps = 25, frames = 50}}
+local wav = pool:add_media{{path = {lua_string(str(recording))}, fps = 25, frames = 100, video = false, audio_channels = 1}}
+local v = tl:place{{track = 1, media = m, offset = 10, duration = 25, left_offset = 5}}
+local a = tl:place_audio{{track = 1, media = wav, offset = 0, duration = 60, left_offset = 30}}
+fake.link(v, a)
+tl.playhead = {START} + 12
+""")
+    out = run_lua(luajit, tmp_path, body, cli_env(server, tmp_path))
+    assert out.get("error") is None and len(out["placed"]) == 1, out["lines"]
+    assert any("sound from the linked audio zoom0001.wav from 1.600 s" in line for line in out["lines"])
+    ours, _ = sf.read(out["placed"][0]["path"], dtype="int32")
+    assert np.array_equal(ours, direct({"video": str(clips["lr"]), "start_s": 0.2, "end_s": 1.2,
+                                        "audio": str(recording), "audio_start_s": 1.6}, tmp_path))
+
+
+def test_lua_run_renders_a_constant_retime_and_refuses_a_ramp(luajit, server, clips, tmp_path):
+    helptext = subprocess.run([str(CLI), "submit", "--help"], capture_output=True, text=True, check=False).stdout
+    if "--speed" not in helptext:
+        pytest.skip("this foleyspace command has no --speed yet")
+    body = scenario_run(f"""
+local m = pool:add_media{{path = {lua_string(str(clips["lr"]))}, fps = 25, frames = 50}}
+tl:place{{track = 1, media = m, offset = 0, duration = 10, left_offset = 4, speed = 2, name = "fast"}}
+tl:place{{track = 1, media = m, offset = 20, duration = 10, left_offset = 2, ramp_span = 30, name = "ramp"}}
+""")
+    env = {**cli_env(server, tmp_path), "FOLEYSPACE_RESOLVE_TRACK": "1"}
+    out = run_lua(luajit, tmp_path, body, env)
+    assert [p["name"] for p in out["placed"]] == ["fast"], out["lines"]
+    assert [(c["start"], c["duration"]) for c in out["audio"][1]["clips"]] == [(START, 10)]
+    (name, reason), = out["skipped"]
+    assert name == "ramp" and "variable speed" in reason
+    assert sf.info(out["placed"][0]["path"]).frames == 48000 * 10 // 25
+
+
+def test_lua_run_without_the_command_says_how_to_fix_it(luajit, server, clips, tmp_path):
+    body = scenario_run(f"""
+local m = pool:add_media{{path = {lua_string(str(clips["rl"]))}, fps = 25, frames = 25}}
+tl:place{{track = 1, media = m, offset = 0, duration = 20}}
+""")
+    env = {**cli_env(server, tmp_path), "FOLEYSPACE_CLI": str(tmp_path / "no-such-foleyspace")}
+    out = run_lua(luajit, tmp_path, body, env)
+    assert out["placed"] == [] and "set FOLEYSPACE_CLI" in out["skipped"][0][1]
+    assert len(out["audio"]) == 1  # no track added
