@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tomllib
@@ -139,7 +140,7 @@ def run_case(blender_python: Path, installed: dict, workdir: Path, name: str, ho
     """One scenario of ``tests/blender/run_case.py`` in a fresh Blender process."""
     tmp = workdir / f"tmp-{name}"
     tmp.mkdir(exist_ok=True)
-    args = {"case": name, "addon": ADDON, "project": str(workdir / f"project-{name}"), **fields}
+    args = {"case": fields.pop("case_name", name), "addon": ADDON, "project": str(workdir / f"project-{name}"), **fields}
     args_file = workdir / f"{name}.json"
     args_file.write_text(json.dumps(args))
     env = {"BLENDER_USER_RESOURCES": str(installed["resources"]), "FOLEYSPACE_HOME": str(home),
@@ -428,3 +429,89 @@ def test_cancel_all(blender_python, installed, server, workdir, clip_factory):
     cancelled = [m for m in r["messages"] if m.endswith("cancelled")]
     assert cancelled, r["messages"]  # with two workers the third job is still queued
     assert len(placed) + len(cancelled) == 3 and r["added"] == len(placed)
+
+
+# ----------------------------------------------------------------------------- files, restarts, stalls
+def test_stem_goes_only_to_the_file_it_was_submitted_from(blender_python, installed, server, workdir, clip_factory):
+    clip = clip_factory(**CLIP)
+    r = run_case(blender_python, installed, workdir, "two_files", server.home, server=server.address, clip=str(clip))
+    assert r["submit_error"] is None and r["server_state"] == "done", r
+    assert r["strip_id"] and len(r["strip_id"]) == 32  # the identity stored on the strip at submit
+    # b.blend: the same scene and strip names, but not the strip the job was submitted from
+    assert r["b_file"].endswith("b.blend") and r["b_scene"] == "Scene" and "shot" in r["b_strips"]
+    assert r["b_followed"] == 0 and r["b_stems"] == [] and r["b_strips"] == ["shot"] and r["b_shot_id"] is None
+    # back in a.blend: the parked job is followed again and its stem placed there
+    assert r["a_followed"] == 1 and not r["timed_out"] and r["pending"] == 0 and not r["message_is_error"], r
+    (stem,) = r["a_stems"]
+    assert stem["job"] == r["job"] and (stem["left"], stem["right"], stem["channel"]) == (1, 101, 3)
+
+
+def test_pending_job_survives_a_restart(blender_python, installed, server, workdir, clip_factory):
+    clip = clip_factory(**CLIP)
+    first = run_case(blender_python, installed, workdir, "restart", server.home, server=server.address,
+                     clip=str(clip), phase="submit")
+    assert first["submit_error"] is None and len(first["jobs"]) == 1, first
+    (job,) = first["jobs"]
+    stored = json.loads(first["store"])  # the pending job is stored in the saved .blend
+    assert [s["id"] for s in stored] == [job] and stored[0]["strip"] == "renamed later"
+    with server.client() as c:  # it ends while no Blender runs
+        assert c.wait(job, timeout=90)["state"] == "done"
+    second = run_case(blender_python, installed, workdir, "restart", server.home, server=server.address,
+                      clip=str(clip), phase="reopen")
+    assert second["followed"] == 1 and second["timer_registered"], second
+    assert not second["timed_out"] and second["pending"] == 0 and not second["message_is_error"], second["message"]
+    assert "shot 2" in second["message"] and "stem placed" in second["message"]  # the renamed strip
+    (stem,) = second["stems"]
+    assert stem["job"] == job and (stem["left"], stem["right"]) == (1, 101) and stem["channel"] == 3
+    assert second["store"] is None  # nothing pending any more
+
+
+@pytest.mark.parametrize("mode", ["dead", "hung"])
+def test_timer_never_waits_for_a_stalled_server(mode, blender_python, installed, workdir, clip_factory,
+                                                 tmp_path_factory):
+    """Eight jobs in flight; the server is killed (dead) or SIGSTOPped (hung). Every tick of the
+    job timer is timed with time.perf_counter around the timer function."""
+    clip = clip_factory(duration_s=8.0, size=(160, 96), motion="cross_lr")
+    home = workdir / f"home-{mode}"
+    home.mkdir()
+    srv = ServerProcess(home, tmp_path_factory.getbasetemp(), workers=1).start()
+    try:
+        r = run_case(blender_python, installed, workdir, f"stalled_{mode}", srv.home, server=srv.address,
+                     clip=str(clip), server_pid=srv.proc.pid, mode=mode, case_name="stalled_server")
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.send_signal(signal.SIGCONT)
+        srv.stop()
+    print(f"{mode} server: {r['ticks']} ticks, longest {r['max_tick_s'] * 1000:.2f} ms, "
+          f"mean {r['mean_tick_s'] * 1000:.3f} ms")
+    assert r["submit_errors"] == [None] * 8 and r["in_flight"] == 8, r
+    assert r["ticks"] > 50 and r["max_tick_s"] <= 0.020, r
+    assert r["pending"] == 0 and r["added"] == 0, r
+    if mode == "dead":
+        assert r["message_is_error"] and "the FoleySpace server stopped answering" in r["message"], r["message"]
+    else:
+        assert r["cancel_error"] is None and r["cancel_s"] <= 0.020, r
+        assert "cancelled here; the server did not answer" in r["message"], r["message"]
+
+
+def test_stem_path_is_relative_and_placement_is_one_undo_step(blender_python, installed, server, workdir,
+                                                               clip_factory):
+    clip = clip_factory(**CLIP)
+    moved = workdir / "elsewhere" / "project"
+    moved.parent.mkdir()
+    r = run_case(blender_python, installed, workdir, "relative_and_undo", server.home, server=server.address,
+                 clip=str(clip), moved=str(moved))
+    assert r["submit_error"] is None and not r["timed_out"] and not r["message_is_error"], r["message"]
+    assert r["raw_filepath"] == ["//foleyspace_stems/shot_21-121_binaural.wav"]
+    # undo removes the placed stem (and nothing else); redo brings it back
+    assert r["undo_poll"] and r["after_undo"] == ["shot"], r
+    assert r["after_redo"] == ["shot", "shot binaural"]
+    assert not (workdir / "project-relative_and_undo").exists()
+    (stem,) = r["moved_stems"]
+    assert stem["raw"] == "//foleyspace_stems/shot_21-121_binaural.wav" and stem["exists"]
+    assert Path(stem["filepath"]) == moved / "foleyspace_stems" / "shot_21-121_binaural.wav"
+    # Blender plays the stem from the moved folder
+    expected = sf.read(stem["filepath"], dtype="float64")[0]
+    mix = sf.read(r["mixdown"], dtype="float64")[0]
+    pad = r["mixdown_pad"] * 48000 // FPS
+    assert np.abs(mix[pad: pad + len(expected)] - expected).max() < 1e-6 and np.abs(expected).max() > 0.01

@@ -380,6 +380,160 @@ def case_placement(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def stems_of(ed: Any) -> list[dict[str, Any]]:
+    """The placed FoleySpace stems among ``ed``'s strips."""
+    return [strip_info(s) for s in ed.strips if s.get("foleyspace_job")]
+
+
+def wait_done(pkg: Any, job_id: str, timeout_s: float = 90.0) -> str:
+    """Block (a test, not the add-on) until the server says the job ended; its state."""
+    c = pkg.server.Client(pkg.session.current().client.address, timeout=2.0, retries=1)
+    try:
+        return c.wait(job_id, timeout=timeout_s)["state"]
+    finally:
+        c.close()
+
+
+def case_two_files(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Spatialize in a.blend; open b.blend (same scene and strip names): nothing placed there;
+    reopen a.blend: placed there."""
+    project = args["project"]
+    scene, ed = new_scene(None)
+    os.makedirs(project, exist_ok=True)
+    a, b = os.path.join(project, "a.blend"), os.path.join(project, "b.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=a)
+    movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
+    ed.active_strip = movie
+    bpy.ops.wm.save_as_mainfile(filepath=b, copy=True)  # the same scene and strip names, no job
+    session = pkg.session.current()
+    out: dict[str, Any] = {"submit_error": run_operator(bpy.ops.foleyspace.spatialize_strip)}
+    (job_id,) = list(session.jobs)
+    out["strip_id"] = movie.get("foleyspace_id")
+    bpy.ops.wm.save_mainfile()
+    bpy.ops.wm.open_mainfile(filepath=b)
+    out["b_followed"] = len(session.jobs)
+    out["server_state"] = wait_done(pkg, job_id)
+    ticks, _ = drive(lambda: pkg.jobs.poll_jobs(session), 2.0)
+    ed = bpy.context.scene.sequence_editor
+    out.update(b_file=bpy.data.filepath, b_scene=bpy.context.scene.name, b_strips=[s.name for s in ed.strips],
+               b_stems=stems_of(ed), b_shot_id=ed.strips["shot"].get("foleyspace_id"), b_ticks=ticks)
+    bpy.ops.wm.open_mainfile(filepath=a)
+    out["a_followed"] = len(session.jobs)
+    _, last = drive(lambda: pkg.jobs.poll_jobs(session), 30.0)
+    ed = bpy.context.scene.sequence_editor
+    out.update(timed_out=last == -1.0, message=session.message, message_is_error=session.message_is_error,
+               a_stems=stems_of(ed), pending=len(session.jobs), job=job_id)
+    return out
+
+
+def case_restart(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Phase "submit": submit, save, quit without waiting. Phase "reopen" (a new process, after
+    the job ended): open the file; its stored job is adopted and its stem placed."""
+    path = os.path.join(args["project"], "edit.blend")
+    session = pkg.session.current()
+    if args["phase"] == "submit":
+        _, ed = new_scene(args["project"])
+        movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
+        movie.name = "renamed later"
+        ed.active_strip = movie
+        out: dict[str, Any] = {"submit_error": run_operator(bpy.ops.foleyspace.spatialize_strip)}
+        movie.name = "shot 2"  # renamed after the submit: found by its identity
+        bpy.ops.wm.save_mainfile()
+        out.update(jobs=list(session.jobs), store=bpy.context.scene.get("foleyspace_jobs"))
+        return out
+    bpy.ops.wm.open_mainfile(filepath=path)
+    out = {"followed": len(session.jobs), "timer_registered": timer_registered(session, pkg.jobs.poll_jobs)}
+    _, last = drive(lambda: pkg.jobs.poll_jobs(session), 30.0)
+    ed = bpy.context.scene.sequence_editor
+    out.update(timed_out=last == -1.0, message=session.message, message_is_error=session.message_is_error,
+               stems=stems_of(ed), pending=len(session.jobs), store=bpy.context.scene.get("foleyspace_jobs"),
+               movie=strip_info(ed.strips["shot 2"]))
+    return out
+
+
+def timed_drive(fn: Any, seconds: float) -> tuple[list[float], int]:
+    """Call the timer function every 20 ms for ``seconds`` (or until it returns None); the
+    duration of each call in seconds (``time.perf_counter``) and the number of calls."""
+    ticks: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        interval = fn()
+        ticks.append(time.perf_counter() - t0)
+        if interval is None:
+            break
+        time.sleep(0.02)
+    return ticks, len(ticks)
+
+
+def case_stalled_server(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Eight jobs in flight, then the server is killed ("dead") or stopped with SIGSTOP ("hung"):
+    every timer tick is timed; in the hung case Cancel is timed too."""
+    _, ed = new_scene(args["project"])
+    pkg.jobs.GIVE_UP_AFTER_S = 4.0
+    session = pkg.session.current()
+    movie = ed.strips.new_movie("shot", args["clip"], 1, 1)
+    ed.active_strip = movie
+    errors = [run_operator(bpy.ops.foleyspace.spatialize_strip) for _ in range(8)]
+    out: dict[str, Any] = {"submit_errors": errors, "in_flight": len(session.jobs)}
+    drive(lambda: pkg.jobs.poll_jobs(session), 0.5)  # the poller is following them
+    os.kill(args["server_pid"], signal.SIGKILL if args["mode"] == "dead" else signal.SIGSTOP)
+    ticks, _ = timed_drive(lambda: pkg.jobs.poll_jobs(session), 2.5)
+    if args["mode"] == "hung":
+        t0 = time.perf_counter()
+        out["cancel_error"] = run_operator(bpy.ops.foleyspace.cancel)
+        out["cancel_s"] = time.perf_counter() - t0
+    more, _ = timed_drive(lambda: pkg.jobs.poll_jobs(session), 8.0)
+    ticks += more
+    out.update(ticks=len(ticks), max_tick_s=max(ticks), mean_tick_s=sum(ticks) / len(ticks),
+               pending=len(session.jobs), message=session.message, message_is_error=session.message_is_error,
+               added=len(ed.strips) - 1)
+    return out
+
+
+def case_relative_and_undo(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """A stem placed in a saved project is stored as //…; the placement is one undo step; the
+    project folder moved elsewhere still plays the stem."""
+    project = args["project"]
+    scene, ed = new_scene(project)
+    clip = os.path.join(project, "media", "clip.mp4")
+    os.makedirs(os.path.dirname(clip))
+    with open(args["clip"], "rb") as src, open(clip, "wb") as dst:
+        dst.write(src.read())
+    movie = ed.strips.new_movie("shot", clip, 2, 21)  # mixdown() starts PAD frames before: not below 0
+    movie.filepath = bpy.path.relpath(clip)
+    ed.active_strip = movie
+    bpy.ops.ed.undo_push(message="set up")  # Blender pushes one after each operator
+    out: dict[str, Any] = spatialize_and_wait(pkg)
+    ed = bpy.context.scene.sequence_editor
+    out["placed"] = stems_of(ed)
+    out["raw_filepath"] = [s.sound.filepath for s in ed.strips if s.get("foleyspace_job")]
+    out["undo_poll"] = bpy.ops.ed.undo.poll()
+    if out["undo_poll"]:
+        bpy.ops.ed.undo()
+        out["after_undo"] = sorted(s.name for s in bpy.context.scene.sequence_editor.strips)
+        bpy.ops.ed.redo()
+    ed = bpy.context.scene.sequence_editor
+    out["after_redo"] = sorted(s.name for s in ed.strips)
+    bpy.ops.wm.save_mainfile()
+    moved = args["moved"]
+    bpy.ops.wm.read_homefile()  # close the project before moving it
+    import shutil
+
+    shutil.move(project, moved)
+    bpy.ops.wm.open_mainfile(filepath=os.path.join(moved, "edit.blend"))
+    scene = bpy.context.scene
+    ed = scene.sequence_editor
+    stems = [s for s in ed.strips if s.get("foleyspace_job")]
+    out["moved_stems"] = [strip_info(s) | {"raw": s.sound.filepath, "exists": os.path.isfile(
+        bpy.path.abspath(s.sound.filepath))} for s in stems]
+    if len(stems) == 1:
+        out["mixdown_pad"] = PAD
+        out["mixdown"] = mixdown(scene, ed, stems[0], stems[0].frame_final_start, stems[0].frame_final_end,
+                                 os.path.join(moved, "mixdown.wav"))
+    return out
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -146,7 +146,9 @@ def _poll_once(s: Session) -> None:
             _on_answer(s, answer)
     now = time.monotonic()
     for job in list(s.jobs.values()):
-        if now - job.last_heard > GIVE_UP_AFTER_S:
+        if now - job.last_heard > GIVE_UP_AFTER_S and job.cancelling:
+            _end(s, job, f"{_name(job)}: cancelled here; the server did not answer (it may still write the stem)")
+        elif now - job.last_heard > GIVE_UP_AFTER_S:
             _end(s, job, f"{_name(job)}: the FoleySpace server stopped answering {GIVE_UP_AFTER_S:.0f} s ago; "
                          f"job {job.id} given up (start the server, then spatialize the strip again)", error=True)
 

@@ -90,8 +90,11 @@ class Poller(threading.Thread):
 
     def _round(self, client: Client) -> None:
         cancels = self._take_commands()
-        for job_id in cancels:
-            self._ask(client, "cancel", job_id, lambda j: client.cancel(j))
+        for i, job_id in enumerate(cancels):
+            if not self._ask(client, "cancel", job_id, lambda j: client.cancel(j)):
+                for other in cancels[i + 1:]:  # no server now: do not wait once per job
+                    self.answers.put(("unavailable", other, "skipped: no server answered"))
+                break
         for event in client.poll_events(IDLE_WAIT_S if not cancels else 0.0):
             self.answers.put(("event", event))
         now = time.monotonic()
