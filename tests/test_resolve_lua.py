@@ -111,7 +111,9 @@ def test_lua_gathers_the_same_clip_facts(luajit, tmp_path):
         "subclip": "tl:place{track = 1, media = sub, offset = 0, duration = 20, left_offset = 5}",
         "double": "tl:place{track = 1, media = m, offset = 0, duration = 10, left_offset = 4, speed = 2}",
         "reverse": "tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 39, speed = -1}",
-        "freeze": "tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 10, speed = 0}",
+        "freeze": ("local v = tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 10, speed = 0}\n"
+                   "fake.link(v, tl:place_audio{track = 1, media = wav, offset = 0, duration = 20})"),
+        "silent_freeze": "tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 10, speed = 0}",
         "ramp": "tl:place{track = 1, media = m, offset = 0, duration = 20, left_offset = 2, ramp_span = 30}",
         "linked": ("local v = tl:place{track = 1, media = m, offset = 10, duration = 25, left_offset = 5}\n"
                    "local a = tl:place_audio{track = 1, media = wav, offset = 0, duration = 60, left_offset = 30}\n"
@@ -150,7 +152,8 @@ end
     assert (out["reverse"]["speed"], out["reverse"]["start_s"], out["reverse"]["end_s"]) == pytest.approx((-1, 0.8, 1.6))
     assert "--speed=-1" in out["reverse"]["args"]
     assert out["freeze"]["hold_s"] == pytest.approx(0.8) and "end_s" not in out["freeze"]
-    assert out["freeze"]["args"][-5:] == ["--speed=0", "--hold", "0.8", "--wait", "-q"]
+    assert out["freeze"]["args"][-9:-4] == ["--speed=0", "--hold", "0.8", "--audio", str(recording)]
+    assert "freeze frame plays none of the clip's sound" in out["silent_freeze"]["skip"]
     assert "variable speed (a speed ramp?)" in out["ramp"]["skip"]
     assert "Resolve 21.1 or later" in out["old"]["skip"]
     assert out["linked"]["audio"] == str(recording) and out["linked"]["audio_start_s"] == pytest.approx(30 / 25 + 10 / 25)

@@ -456,6 +456,10 @@ function M.clip_from_item(item, fps, settings)
   local clip = {name = name, video = video, start_s = start_s, end_s = end_s, hold_s = hold_s, speed = speed,
                 record_frame = start, frames = frames, fps = fps, notes = {}}
   if settings.use_linked_audio then M.linked_audio(clip, item, media, fps) end
+  if hold_s and not clip.audio then
+    skip("a freeze frame plays none of the clip's sound; link a separate recording to it on the timeline "
+         .. "to spatialize that sound")
+  end
   return clip
 end
 

@@ -612,6 +612,9 @@ def clip_from_item(item: Any, fps: float, settings: Optional[Settings] = None) -
                 speed=speed, hold_s=hold_s)
     if settings.use_linked_audio:
         linked_audio(clip, item, media, fps)
+    if hold_s is not None and not clip.audio:
+        raise Skip("a freeze frame plays none of the clip's sound; link a separate recording to it on the "
+                   "timeline to spatialize that sound")
     return clip
 
 
