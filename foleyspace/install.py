@@ -4,6 +4,9 @@
 per-user ``Fusion/Scripts/Utility`` folder (it then appears under Workspace > Scripts) and writes
 into its ``FOLEYSPACE_PATHS`` the folders from which Resolve's own Python can import
 ``foleyspace.client`` and its two dependencies (pyzmq, msgpack) from this installation.
+Beside it goes the Lua twin (``foleyspace_resolve.lua``, for Resolve Free 21.1+, which runs Lua
+but no Python scripts), with its ``M.FOLEYSPACE_CLI`` set to this installation's ``foleyspace``
+command.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from foleyspace.errors import FoleySpaceError
 #: The script in the source tree, and the name it gets in Resolve's menu.
 SCRIPT_NAME = "foleyspace_resolve.py"
 INSTALLED_NAME = "FoleySpace Spatialize.py"
+LUA_NAME = "foleyspace_resolve.lua"
+LUA_INSTALLED_NAME = "FoleySpace Spatialize (Lua).lua"
+_CLI_LINE = re.compile(r'^M\.FOLEYSPACE_CLI = ".*"$', re.MULTILINE)
 _UTILITY = ("Fusion", "Scripts", "Utility")
 _PATHS_LINE = re.compile(r"^FOLEYSPACE_PATHS: List\[str\] = \[.*\]$", re.MULTILINE)
 _PYTHON_LINE = re.compile(r'^FOLEYSPACE_PYTHON = ".*"$', re.MULTILINE)
@@ -49,17 +55,35 @@ def resolve_scripts_dir(platform: str | None = None, env: Mapping[str, str] = os
     return Path(str(PurePosixPath(home, *parts, *_UTILITY)))
 
 
-def script_source() -> Path:
-    """The Resolve script shipped with this installation (package ``foleyspace.resolve_plugin``)."""
+def script_source(name: str = SCRIPT_NAME) -> Path:
+    """A Resolve script shipped with this installation (package ``foleyspace.resolve_plugin``)."""
     try:
         package = importlib.import_module("foleyspace.resolve_plugin")
     except ImportError:
         package = None
-    candidate = Path(package.__file__).resolve().parent / SCRIPT_NAME if package and package.__file__ else None
+    candidate = Path(package.__file__).resolve().parent / name if package and package.__file__ else None
     if candidate is None or not candidate.is_file():
-        raise FoleySpaceError(f"the Resolve script ({SCRIPT_NAME}) is not part of this installation; "
+        raise FoleySpaceError(f"the Resolve script ({name}) is not part of this installation; "
                               "reinstall FoleySpace")
     return candidate
+
+
+def cli_command() -> str:
+    """The absolute path of this installation's ``foleyspace`` command (beside its Python, as pip
+    installs it), or plain ``foleyspace`` to be found on Resolve's PATH."""
+    folder = Path(sys.executable).parent
+    for name in ("foleyspace", "foleyspace.exe"):
+        if (folder / name).is_file():
+            return str(folder / name)
+    return "foleyspace"
+
+
+def render_lua_script(source: str, cli: str) -> str:
+    """The Lua script text with ``M.FOLEYSPACE_CLI`` set to ``cli``."""
+    if len(_CLI_LINE.findall(source)) != 1:
+        raise FoleySpaceError("the Lua script has no single M.FOLEYSPACE_CLI line to fill in")
+    quoted = cli.replace("\\", "\\\\").replace('"', '\\"')
+    return _CLI_LINE.sub(lambda _: f'M.FOLEYSPACE_CLI = "{quoted}"', source)
 
 
 def client_paths() -> list[str]:
@@ -85,16 +109,10 @@ def render_script(source: str, paths: list[str]) -> str:
     return _PYTHON_LINE.sub(lambda _: f"FOLEYSPACE_PYTHON = \"{python}\"", text)
 
 
-def install_resolve(dest: Path | None = None) -> Path:
-    """Copy the Resolve script into ``dest`` (default :func:`resolve_scripts_dir`); returns the file.
-
-    The folder is created if missing; the file is written to a temporary name and renamed.
-    Raises :class:`FoleySpaceError` with a one-line message on failure.
-    """
-    folder = Path(dest).expanduser() if dest is not None else resolve_scripts_dir()
-    text = render_script(script_source().read_text(encoding="utf-8"), client_paths())
-    target = folder / INSTALLED_NAME
-    tmp = folder / f".{INSTALLED_NAME}.{os.getpid()}.tmp"
+def _write(folder: Path, name: str, text: str) -> Path:
+    """Write ``folder/name`` through a temporary name and a rename (the folder is created)."""
+    target = folder / name
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
@@ -107,4 +125,19 @@ def install_resolve(dest: Path | None = None) -> Path:
         except OSError:
             pass
         raise FoleySpaceError(f"cannot install the Resolve script into {folder}: {exc.strerror or exc}") from None
+    return target
+
+
+def install_resolve(dest: Path | None = None) -> Path:
+    """Copy the Resolve scripts into ``dest`` (default :func:`resolve_scripts_dir`): the Python
+    script (returned) and its Lua twin for Resolve Free.
+
+    The folder is created if missing; each file is written to a temporary name and renamed.
+    Raises :class:`FoleySpaceError` with a one-line message on failure.
+    """
+    folder = Path(dest).expanduser() if dest is not None else resolve_scripts_dir()
+    python_text = render_script(script_source().read_text(encoding="utf-8"), client_paths())
+    lua_text = render_lua_script(script_source(LUA_NAME).read_text(encoding="utf-8"), cli_command())
+    target = _write(folder, INSTALLED_NAME, python_text)
+    _write(folder, LUA_INSTALLED_NAME, lua_text)
     return target

@@ -266,3 +266,18 @@ tl:place{{track = 1, media = m, offset = 0, duration = 20}}
     out = run_lua(luajit, tmp_path, body, env)
     assert out["placed"] == [] and "set FOLEYSPACE_CLI" in out["skipped"][0][1]
     assert len(out["audio"]) == 1  # no track added
+
+
+def test_install_puts_the_lua_twin_beside_the_python_script_with_this_command(luajit, tmp_path):
+    from foleyspace.install import LUA_INSTALLED_NAME, install_resolve
+
+    target = install_resolve(dest=tmp_path / "Utility")
+    lua = target.with_name(LUA_INSTALLED_NAME)
+    text = lua.read_text(encoding="utf-8")
+    cli = Path(sys.executable).parent / "foleyspace"
+    assert f'M.FOLEYSPACE_CLI = "{cli}"' in text and cli.is_file()
+    assert not list(lua.parent.glob(".*.tmp"))
+    # the installed file runs: outside Resolve it says so in one line
+    run = subprocess.run([luajit, str(lua)], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0 and "DaVinci Resolve is not reachable" in run.stdout, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and "stack traceback" not in run.stderr
