@@ -515,3 +515,39 @@ def test_stem_path_is_relative_and_placement_is_one_undo_step(blender_python, in
     mix = sf.read(r["mixdown"], dtype="float64")[0]
     pad = r["mixdown_pad"] * 48000 // FPS
     assert np.abs(mix[pad: pad + len(expected)] - expected).max() < 1e-6 and np.abs(expected).max() > 0.01
+
+
+def test_retimed_strips(blender_python, installed, server, workdir, clip_factory):
+    """Speed effects (Multiply, Stretch, Frame Number), Reverse Frames and retiming keys are sent
+    as the source range the picture shows plus a constant speed; ramps are refused by name."""
+    clip = clip_factory(**CLIP)  # 100 frames at 25 fps
+    r = run_case(blender_python, installed, workdir, "retimed", server.home, server=server.address, clip=str(clip))
+    specs, errors = r["specs"], r["errors"]
+    # Multiply ×2 over frames 1..51: the picture shows source frames 0..100 twice as fast
+    assert specs["mult2"] == {"start_s": 0.0, "end_s": 4.0, "speed": 2.0, "hold_s": None, "span": [2, 1, 51]}
+    assert specs["mult2_effect_active"] == specs["mult2"]  # the effect strip itself selected
+    assert specs["stretch"] == {"start_s": 0.0, "end_s": 4.0, "speed": 2.0, "hold_s": None, "span": [5, 201, 251]}
+    assert specs["half"] == {"start_s": 0.0, "end_s": 2.0, "speed": 0.5, "hold_s": None, "span": [8, 401, 501]}
+    assert specs["freeze"] == {"start_s": 1.2, "end_s": None, "speed": 0.0, "hold_s": 1.6, "span": [11, 601, 641]}
+    # Reverse Frames, trimmed to 1011..1081 (content 1001..1101): source frames 20..90 backwards
+    assert specs["reversed"] == {"start_s": 0.8, "end_s": 3.6, "speed": -1.0, "hold_s": None,
+                                 "span": [16, 1011, 1081]}
+    assert r["keys2_frames"] == [1, 51]
+    assert specs["keys2"] == {"start_s": 0.0, "end_s": 4.0, "speed": 2.0, "hold_s": None, "span": [19, 1, 51]}
+    assert "fx ramp" in errors["ramp"] and "animated speed" in errors["ramp"] and "'ramp'" in errors["ramp"]
+    assert "'keys3'" in errors["keys3"] and "retiming keys inside it" in errors["keys3"]
+    assert set(errors) == {"ramp", "keys3"}
+
+    out = workdir / "direct-retimed"
+    out.mkdir()
+    for name, extra, left, right in (("mult2", {"speed": 2.0}, 1, 51),
+                                     ("reversed", {"start_s": 0.8, "end_s": 3.6, "speed": -1.0}, 1011, 1081)):
+        done = r[name]
+        assert done["submit_error"] is None and not done["timed_out"] and not done["message_is_error"], done
+        (stem,) = done["added"]
+        assert (stem["left"], stem["right"]) == (left, right)
+        spec = {"video": str(clip), "output_dir": str(out), "name": f"{name}.wav", "start_s": 0.0, "end_s": 4.0,
+                **extra}
+        direct = sf.read(str(spatialize(job_from_spec(spec)).stem), dtype="int32")[0]
+        got = sf.read(stem["filepath"], dtype="int32")[0]
+        assert got.shape == direct.shape == ((right - left) * 1920, 2) and np.array_equal(got, direct), name

@@ -534,6 +534,83 @@ def case_relative_and_undo(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def case_retimed(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Speed effects, Reverse Frames and retiming keys: the spec each strip makes (or the
+    refusal), then two of them rendered and placed ("speed2", "reversed")."""
+    scene, ed = new_scene(args["project"])
+    bpy.context.workspace.sequencer_scene = scene  # the retiming operators edit the sequencer scene
+    clip = args["clip"]
+    out: dict[str, Any] = {"specs": {}, "errors": {}}
+
+    def spec_of(key: str, strip: Any) -> None:
+        try:
+            src = pkg.source.describe(scene, strip)
+        except pkg.placement.PlacementError as exc:
+            out["errors"][key] = str(exc)
+            return
+        spec = pkg.source.job_spec(src, "/tmp", "x.wav", scene.foleyspace)
+        out["specs"][key] = {k: spec.get(k) for k in ("start_s", "end_s", "speed", "hold_s")} | {
+            "span": [src.span.channel, src.span.left, src.span.right]}
+
+    def fresh(name: str, channel: int, start: int = 1, length: int = 100) -> Any:
+        """A movie strip trimmed to ``length`` frames (a Speed effect takes its input's length)."""
+        strip = ed.strips.new_movie(name, clip, channel, start)
+        strip.frame_final_end = start + length
+        return strip
+
+    # retiming keys first, on the only strip (bpy 5.0.1 mixes retiming keys up between strips)
+    m = fresh("keys2", 19, 1)  # two retiming keys: one constant speed (×2)
+    ed.active_strip, m.select = m, True
+    bpy.ops.sequencer.retiming_key_add(timeline_frame=51)
+    m.retiming_keys[1].remove()
+    m.retiming_keys[-1].timeline_frame = 51
+    out["keys2_frames"] = [k.timeline_frame for k in m.retiming_keys]
+    spec_of("keys2", m)
+    m.channel = 19
+    m2 = fresh("keys3", 21, 1)
+    ed.active_strip, m.select, m2.select = m2, False, True
+    bpy.ops.sequencer.retiming_key_add(timeline_frame=26)  # an inner key: the speeds are not readable
+    spec_of("keys3", m2)
+    ed.active_strip, m2.select = None, False
+
+    m = fresh("mult2", 1, 1, 50)
+    fx = ed.strips.new_effect("fx mult2", "SPEED", 2, 1, length=50, input1=m)
+    fx.speed_control, fx.speed_factor = "MULTIPLY", 2.0
+    spec_of("mult2", m)
+    spec_of("mult2_effect_active", fx)
+    m = fresh("stretch", 4, 201, 50)
+    fx = ed.strips.new_effect("fx stretch", "SPEED", 5, 201, length=50, input1=m)  # Stretch is the default
+    spec_of("stretch", m)
+    m = fresh("half", 7, 401)
+    fx = ed.strips.new_effect("fx half", "SPEED", 8, 401, length=100, input1=m)
+    fx.speed_control, fx.speed_factor = "MULTIPLY", 0.5
+    spec_of("half", m)
+    m = fresh("freeze", 10, 601, 40)
+    fx = ed.strips.new_effect("fx freeze", "SPEED", 11, 601, length=40, input1=m)
+    fx.speed_control, fx.speed_frame_number = "FRAME_NUMBER", 30
+    spec_of("freeze", m)
+    m = fresh("ramp", 13, 801, 50)
+    fx = ed.strips.new_effect("fx ramp", "SPEED", 14, 801, length=50, input1=m)
+    fx.speed_control = "MULTIPLY"
+    fx.speed_factor = 1.0
+    fx.keyframe_insert("speed_factor", frame=801)
+    fx.speed_factor = 3.0
+    fx.keyframe_insert("speed_factor", frame=850)
+    spec_of("ramp", m)
+    m = fresh("reversed", 16, 1001)
+    m.use_reverse_frames = True
+    m.frame_final_start, m.frame_final_end = 1011, 1081
+    spec_of("reversed", m)
+    for name in ("mult2", "reversed"):
+        strip = ed.strips[name]
+        ed.active_strip = strip
+        before = {s.name for s in ed.strips}
+        r = spatialize_and_wait(pkg)
+        out[name] = {k: r.get(k) for k in ("submit_error", "timed_out", "message", "message_is_error")}
+        out[name]["added"] = [strip_info(s) for s in ed.strips if s.name not in before]
+    return out
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

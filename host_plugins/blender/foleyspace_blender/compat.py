@@ -66,6 +66,11 @@ def hold_offset_start(strip: Strip) -> int:
     return int(getattr(strip, "animation_offset_start", 0) or 0)
 
 
+def offset_start(strip: Strip) -> float:
+    """Frames trimmed from the left of the content (``frame_offset_start``)."""
+    return float(getattr(strip, "frame_offset_start", 0.0) or 0.0)
+
+
 def set_handles(strip: Strip, left: int, right: int) -> None:
     """Move both handles (right first when growing to the right keeps the strip non-empty)."""
     new = hasattr(strip, "left_handle")

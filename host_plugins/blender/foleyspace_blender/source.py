@@ -12,7 +12,7 @@ from typing import Any
 
 import bpy
 
-from . import compat
+from . import compat, retime
 from .placement import PlacementError, Span, media_range_s, same_rate
 
 #: Custom strip property holding the video chosen for a sound strip.
@@ -32,6 +32,8 @@ class Source:
     span: Span
     media: str  # the strip's own file (movie or sound), for muting its sound
     content_start: float  # timeline frame of the media's start, to find sound strips in sync
+    speed: float = 1.0  # source seconds per timeline second; < 0 reversed; 0 a held frame
+    hold_s: float | None = None  # a held frame (speed 0): how long, timeline seconds
 
 
 def describe(scene: Any, strip: Any) -> Source:
@@ -46,6 +48,8 @@ def describe(scene: Any, strip: Any) -> Source:
         raise PlacementError(f"strip {strip.name!r} is inside a meta strip; spatialize it at the top level")
     span = compat.span(strip)
     fps = compat.scene_fps(scene)
+    if strip.type == "SPEED" and getattr(strip, "input_1", None) is not None and strip.input_1.type == "MOVIE":
+        strip = strip.input_1  # the Speed effect's movie: the effect is found again below
     if strip.type == "MOVIE":
         video = compat.strip_media_path(strip)
         if not video:
@@ -56,13 +60,19 @@ def describe(scene: Any, strip: Any) -> Source:
         if not same_rate(rate, fps):
             raise PlacementError(f"movie {os.path.basename(video)} runs at {rate:g} fps but the scene at {fps:g} fps; "
                                  "set the scene frame rate to the movie's")
-        start, end = media_range_s(span.left, span.right, compat.content_start(strip), compat.content_frames(strip),
-                                   compat.hold_offset_start(strip), rate)
+        w, span = _movie_warp(scene, strip, span, video)
+        start, end = w.start_f / rate, w.end_f / rate
         kind, audio, audio_start, media = "movie", None, 0.0, video
+        src = Source(kind, video, audio, audio_start, start, end, span, media, compat.content_start(strip),
+                     speed=w.speed, hold_s=(span.right - span.left) / fps if w.speed == 0 else None)
+        return src
     elif strip.type == "SOUND":
         media = compat.strip_media_path(strip)
         if not media:
             raise PlacementError(f"sound strip {strip.name!r} has no file path")
+        if len(getattr(strip, "retiming_keys", ()) or ()) > 2 or _speed_effects(scene, strip):
+            raise PlacementError(f"sound strip {strip.name!r} is retimed; FoleySpace spatializes sound strips at "
+                                 "normal speed only: reset its retiming or spatialize its movie strip")
         video = compat.abspath(str(strip.get(VIDEO_PROP, "") or ""))
         if not video:
             raise PlacementError(f"sound strip {strip.name!r} has no video; choose one in the FoleySpace panel")
@@ -77,6 +87,92 @@ def describe(scene: Any, strip: Any) -> Source:
         if path and not os.path.isfile(path):
             raise PlacementError(f"the {what} file is missing: {path}")
     return Source(kind, video, audio, audio_start, start, end, span, media, compat.content_start(strip))
+
+
+def _speed_effects(scene: Any, strip: Any) -> list[Any]:
+    """Top-level Speed effect strips whose input is ``strip``."""
+    return [s for s in compat.top_strips(compat.editor(scene))
+            if s.type == "SPEED" and getattr(s, "input_1", None) == strip]
+
+
+def animated(scene: Any, strip: Any, prop: str) -> bool:
+    """True if ``strip.prop`` is animated or driven (an F-curve of the scene's action or a driver)."""
+    path = strip.path_from_id(prop)
+    anim = getattr(scene, "animation_data", None)
+    if anim is None:
+        return False
+    curves = list(getattr(anim, "drivers", ()) or ())
+    action = getattr(anim, "action", None)
+    if action is not None:
+        try:
+            curves += list(action.fcurves)  # 4.x
+        except AttributeError:  # 5.0: layered actions
+            for layer in getattr(action, "layers", ()):
+                for st in getattr(layer, "strips", ()):
+                    for bag in getattr(st, "channelbags", ()):
+                        curves += list(bag.fcurves)
+    return any(c.data_path == path for c in curves)
+
+
+def _original_frames(video: str) -> int:
+    """The movie's own frame count (Blender's movie clip reader), for retiming-key speeds."""
+    known = {c.name for c in bpy.data.movieclips}
+    clip = bpy.data.movieclips.load(video, check_existing=True)
+    try:
+        return int(clip.frame_duration)
+    finally:
+        if clip.name not in known:
+            bpy.data.movieclips.remove(clip)
+
+
+def _movie_warp(scene: Any, strip: Any, span: Span, video: str) -> tuple[retime.Warp, Span]:
+    """The source frames a movie strip's picture shows (Speed effect, Reverse Frames, retiming
+    keys) and the timeline span it shows them on. Ramps and animated speeds are refused."""
+    name = strip.name
+    reverse = bool(getattr(strip, "use_reverse_frames", False))
+    cs, frames, hold = compat.content_start(strip), compat.content_frames(strip), compat.hold_offset_start(strip)
+    keys = list(getattr(strip, "retiming_keys", ()) or ())
+    k_own = 1.0
+    if keys:
+        if len(keys) > 2:
+            raise PlacementError(f"strip {name!r} has retiming keys inside it; FoleySpace reads one constant speed "
+                                 "over the whole strip only: remove the inner keys, or split the strip")
+        # Two keys: one segment over the whole content, so one speed: the movie's own frames over
+        # the content's retimed length (RetimingKey.timeline_frame is not used: with several
+        # strips in a scene, bpy 5.0.1 reports it against another strip)
+        k_own = _original_frames(video) / max(1, frames)
+        if abs(k_own - 1.0) < retime.SPEED_TOLERANCE:
+            k_own = 1.0
+    effects = _speed_effects(scene, strip)
+    if not effects:
+        return retime.warp(span.left, span.right, cs, frames, hold, reverse, None, k_own, name), span
+    if len(effects) > 1:
+        raise PlacementError(f"strip {name!r} is the input of {len(effects)} Speed effects; keep one")
+    if k_own != 1.0:
+        raise PlacementError(f"strip {name!r} has both retiming keys and a Speed effect; keep one of them")
+    fx = effects[0]
+    shown = compat.span(fx)
+    es = compat.content_start(fx)
+    mode = fx.speed_control
+    prop = {"MULTIPLY": "speed_factor", "FRAME_NUMBER": "speed_frame_number", "LENGTH": "speed_length"}.get(mode)
+    if prop and animated(scene, fx, prop):
+        raise PlacementError(f"Speed effect {fx.name!r} over strip {name!r} has an animated speed; FoleySpace "
+                             "handles one constant speed only")
+    if mode == "STRETCH":
+        k = (frames - compat.offset_start(strip)) / max(1, shown.right - shown.left)
+    elif mode == "MULTIPLY":
+        k = float(fx.speed_factor)
+    elif mode == "FRAME_NUMBER":
+        es, k = es + float(fx.speed_frame_number), 0.0
+    elif mode == "LENGTH":
+        es, k = es + frames * float(fx.speed_length) / 100.0, 0.0
+    else:
+        raise PlacementError(f"Speed effect {fx.name!r}: speed control {mode!r} is not understood")
+    if k < 0:
+        raise PlacementError(f"Speed effect {fx.name!r}: a negative speed factor is not understood")
+    if k == 0 and mode == "MULTIPLY":
+        es, k = es, 0.0
+    return retime.warp(shown.left, shown.right, cs, frames, hold, reverse, es, k, name), shown
 
 
 def same_file(a: str, b: str) -> bool:
@@ -120,4 +216,9 @@ def job_spec(source: Source, folder: str, name: str, settings: Any) -> dict[str,
     if source.audio:
         spec["audio"] = source.audio
         spec["audio_start_s"] = round(source.audio_start_s, 9)
+    if source.speed == 0:  # a held frame: start_s is the frame, hold_s how long it shows
+        spec.pop("end_s")
+        spec["speed"], spec["hold_s"] = 0.0, round(float(source.hold_s or 0.0), 9)
+    elif source.speed != 1.0:
+        spec["speed"] = round(source.speed, 12)
     return spec
