@@ -551,3 +551,31 @@ def test_retimed_strips(blender_python, installed, server, workdir, clip_factory
         direct = sf.read(str(spatialize(job_from_spec(spec)).stem), dtype="int32")[0]
         got = sf.read(stem["filepath"], dtype="int32")[0]
         assert got.shape == direct.shape == ((right - left) * 1920, 2) and np.array_equal(got, direct), name
+
+
+def test_messages_and_retime_arithmetic():
+    """Pure parts: server messages reworded without CLI flags; retime arithmetic."""
+    load_placement()
+    pkg_dir = PLUGIN / "foleyspace_blender"
+    import types
+
+    pkg = types.ModuleType("fsb")
+    pkg.__path__ = [str(pkg_dir)]
+    sys.modules["fsb"] = pkg
+    sys.modules["fsb.placement"] = sys.modules["fs_placement"]
+    for name in ("messages", "retime"):
+        spec = importlib.util.spec_from_file_location(f"fsb.{name}", pkg_dir / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    m, rt = sys.modules["fsb.messages"], sys.modules["fsb.retime"]
+    assert "--" not in m.for_blender("/x/a.mp4: the clip has no audio track; pass --audio FILE to give a sound")
+    assert m.for_blender("/x: the seeded tracker needs a box (--box X,Y,W,H[@TIME])") == "/x: the seeded tracker needs a box"
+    assert "past the end of its movie" in m.for_blender("--out 9 s is past the end of the clip (4.000 s)")
+    # reversed, with a hold offset of 5 frames: content frames 10..80 of 90 shown backwards
+    w = rt.warp(11, 81, 1.0, 90, 5, reverse=True)
+    assert (w.start_f, w.end_f, w.speed) == (15.0, 85.0, -1.0)
+    with pytest.raises(rt.PlacementError, match="past the media"):
+        rt.warp(1, 101, 1.0, 100, 0, effect_start=1.0, k=2.0, name="s")
+    with pytest.raises(rt.PlacementError, match="one constant speed"):
+        rt.constant_speed([1.0, 2.0], "s")
