@@ -67,12 +67,16 @@ class Backend:
             its signature names: ``config`` (the job's settings for this backend, when given:
             ``SpatializeConfig.settings["kind:name"]``),
             ``device`` (a resolved torch device string), ``sample_rate`` (output rate, Hz), ``path``
-            (``hrir``: the SOFA file), ``hrir_set`` (``renderer``), ``job`` (``mono``).
+            (``hrir``: the SOFA file), ``hrir_set`` (``renderer``), ``job`` (``mono``), ``models``
+            (the process's :class:`ModelCache`, where heavy weights are loaded once).
         summary: one line for ``hello`` and ``--help``.
         requires: modules that must be importable (an optional extra), checked without importing.
         extra: the pip extra that provides them, for the error message.
         when: a :data:`CONDITIONS` key the job must satisfy (``auto`` skips the backend otherwise).
         priority: ``auto`` picks the usable backend with the highest priority.
+        ready: ``"module:callable"`` (a light module) called with the backend's settings (or
+            ``None``) that returns why it cannot run here — its model files are missing — or
+            ``None``. ``auto`` then warns once and takes the next backend; naming it is an error.
 
     A backend whose factory takes ``job`` is built per job (it holds that job's inputs); all
     others are built once per process and shared by every job with the same settings.
@@ -86,6 +90,7 @@ class Backend:
     extra: str | None = None
     when: str | None = None
     priority: int = 0
+    ready: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -103,24 +108,42 @@ class Backend:
         hint = f" (pip install 'foleyspace[{self.extra}]')" if self.extra else ""
         return f"needs {', '.join(absent)}{hint}"
 
+    def unready(self, config: Any = None) -> str | None:
+        """Why this backend's model files are missing here (see ``ready``), or ``None``."""
+        if self.ready is None:
+            return None
+        return _resolve(self.ready, self)(config)
+
     def load(self) -> Callable[..., Any]:
         """Import and return the factory; :class:`BackendError` if it cannot be imported."""
-        module, _, attr = self.factory.partition(":")
-        try:
-            obj: Any = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise BackendError(f"{self.kind} {self.name!r} cannot be loaded from {self.factory} "
-                               f"({exc.__class__.__name__}: {exc})") from exc
-        return obj
+        return _resolve(self.factory, self)
+
+
+def _resolve(target: str, backend: Backend) -> Callable[..., Any]:
+    """Import ``"module:callable"``; :class:`BackendError` naming ``backend`` if it cannot be."""
+    module, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise BackendError(f"{backend.kind} {backend.name!r} cannot be loaded from {target} "
+                           f"({exc.__class__.__name__}: {exc})") from exc
+    return obj
 
 
 BUILTIN: tuple[Backend, ...] = (
     Backend("localizer", "seeded", "foleyspace.localize.tracker:SeededTracker",
             "follows a user-drawn box forward and backward (template matching)", when="seed_box", priority=100),
+    Backend("localizer", "yolo-world", "foleyspace.localize.yolo_world:YoloWorldLocalizer",
+            "YOLO-World open-vocabulary detector: the named object (--label), or the best label of a vocabulary",
+            requires=("torch", "ultralytics"), extra="models", priority=50, ready="foleyspace.models:yolo_world_ready"),
     Backend("localizer", "motion", "foleyspace.localize.motion:MotionLocalizer",
             "the main moving object, with camera-motion compensation"),
+    Backend("depth", "depth-anything", "foleyspace.depth_anything:DepthAnythingEstimator",
+            "Depth Anything V2 monocular depth (relative, or metres with a metric model)",
+            requires=("torch", "transformers"), extra="models", priority=50,
+            ready="foleyspace.models:depth_anything_ready"),
     Backend("depth", "box-scale", "foleyspace.depth:BoxScaleDepth", "relative depth from the box size"),
     Backend("mono", "file", "foleyspace.mono:file_audio", "a sound file", when="audio"),
     Backend("mono", "clip", "foleyspace.mono:clip_audio", "the clip's own audio", when="clip_audio"),
@@ -138,6 +161,7 @@ class Registry:
 
     def __init__(self, backends: Iterable[Backend] = ()) -> None:
         self._backends: dict[tuple[str, str], Backend] = {}
+        self._warned: set[str] = set()
         for backend in backends:
             self.add(backend)
 
@@ -173,7 +197,10 @@ class Registry:
                     continue
                 why = backend.missing()
                 if why is None:
-                    return backend
+                    why = backend.unready(job.config.settings_for(kind, candidate))
+                    if why is None:
+                        return backend
+                    self._warn_once(f"{kind} {candidate} is installed but not used: {why}")
                 reasons.append(f"{candidate} {why}")
             raise BackendError(f"no {kind} backend can run this job" + (f": {'; '.join(reasons)}" if reasons else ""))
         backend = self.get(kind, name)
@@ -182,9 +209,18 @@ class Registry:
             raise BackendError(f"{kind} {name!r} {why}")
         if not self._holds(backend, job):
             raise BackendError(f"{kind} {name!r} needs {CONDITIONS[backend.when][1]}")  # type: ignore[index]
+        why = backend.unready(job.config.settings_for(kind, name))
+        if why:
+            raise BackendError(f"{kind} {name!r}: {why}")
         if kind == "localizer" and job.seed_box is not None and backend.when != "seed_box":
             raise BackendError(f"localizer {name!r} does not use a box; leave out --box or choose the seeded localizer")
         return backend
+
+    def _warn_once(self, message: str) -> None:
+        """Log ``message`` as a warning the first time this registry meets it."""
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
 
     @staticmethod
     def _holds(backend: Backend, job: Job) -> bool:
@@ -197,7 +233,7 @@ class Registry:
             rows = []
             for name in self.names(kind):
                 backend = self._backends[(kind, name)]
-                why = backend.missing()
+                why = backend.missing() or backend.unready()
                 rows.append({"name": name, "summary": backend.summary, "available": why is None,
                              **({"missing": why} if why else {})})
             out[kind] = rows
@@ -235,6 +271,29 @@ def _file_key(path: Any) -> tuple[str, int, int] | None:
         return str(os.path.realpath(path)), st.st_mtime_ns, st.st_size
     except OSError:
         return str(path), 0, 0
+
+
+class ModelCache:
+    """Heavy models of one process, loaded once and shared by every backend object that uses
+    them (a localizer rebuilt for other per-job settings keeps the same weights in memory).
+
+    Keys are tuples whose first item names the model for people (``hello``/``status`` list
+    them), e.g. ``("yolo-world yolov8s-worldv2.pt", "/path/file.pt", "cpu")``.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
+        """The model under ``key``, loading it with ``load()`` the first time."""
+        if key not in self._items:
+            log.info("loading model %s", key[0])
+            self._items[key] = load()
+        return self._items[key]
+
+    def names(self) -> list[str]:
+        """What is loaded, in words."""
+        return [str(key[0]) + (f" on {key[-1]}" if len(key) > 1 else "") for key in self._items]
 
 
 @dataclass
@@ -277,6 +336,7 @@ class Backends:
         self.registry = registry or default_registry()
         self._device: str | None = None
         self._built: dict[tuple[Any, ...], Any] = {}
+        self.models = ModelCache()
 
     @property
     def device(self) -> str:
@@ -296,6 +356,8 @@ class Backends:
         factory = backend.load()
         params = inspect.signature(factory).parameters
         kwargs = {k: v for k, v in available.items() if k in params and v is not None}
+        if "models" in params:
+            kwargs["models"] = self.models
         if "device" in params:
             kwargs["device"] = self.device
         if "job" in params:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from foleyspace import __version__
+from foleyspace.cli_eval import add_eval_parser, run_eval
 from foleyspace.cli_server import add_server_commands, run_client_command, run_serve, run_submit
 from foleyspace.config import AUTO, LONG_SIDE_RANGE, SCHEMES
 from foleyspace.errors import FoleySpaceError
@@ -65,11 +67,32 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
-    """--localizer/--depth/--renderer: names from the backend registry (``foleyspace backends``)."""
+    """--localizer/--depth/--renderer: names from the backend registry (``foleyspace backends``),
+    and the settings of the model backends."""
     for kind, what in (("localizer", "finds the object"), ("depth", "measures its distance"),
                        ("renderer", "makes the binaural signal")):
         p.add_argument(f"--{kind}", default=AUTO, metavar="NAME",
                        help=f"the backend that {what} (default auto; list: foleyspace backends)")
+    p.add_argument("--vocab", metavar="NAME|FILE",
+                   help="yolo-world without --label: score every label of coco (default), imagenet, vggsound, "
+                        "audioset or a file (one label per line) and follow the best")
+    p.add_argument("--detect-every", type=int, metavar="K",
+                   help="yolo-world: detect every K-th analysis frame and interpolate between (default 1)")
+    p.add_argument("--depth-model", metavar="NAME|DIR",
+                   help="depth-anything: small (default), base, large, metric-indoor-small, metric-outdoor-small, "
+                        "metric-indoor-large, metric-outdoor-large, or a model folder")
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The job-spec options of the model-backend flags (files made absolute)."""
+    from foleyspace.localize.vocabulary import VOCABULARIES
+    from foleyspace.models import DEPTH_ANYTHING_MODELS
+
+    vocab, depth = args.vocab, args.depth_model
+    return {"vocab": vocab if vocab is None or vocab in VOCABULARIES else str(Path(vocab).expanduser().absolute()),
+            "detect_every": args.detect_every,
+            "depth_model": depth if depth is None or depth in DEPTH_ANYTHING_MODELS
+            else str(Path(depth).expanduser().absolute())}
 
 
 def _device_arg(p: argparse.ArgumentParser) -> None:
@@ -107,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     _device_arg(ro)
     bk = sub.add_parser("backends", help="list the backends of each stage and whether they can run here")
     bk.add_argument("--json", action="store_true", help="print JSON")
+    mo = sub.add_parser("models", help="list the model files FoleySpace can use, or fetch them (online)")
+    mo_sub = mo.add_subparsers(dest="models_command", required=True)
+    ml = mo_sub.add_parser("list", help="which models are present, where, and their sizes")
+    ml.add_argument("--json", action="store_true", help="print JSON")
+    mf = mo_sub.add_parser("fetch", help="download a model into the models folder (needs the network)")
+    mf.add_argument("name", help="yolo-world, depth-anything-small (…-base, -large, -metric-indoor-small, …), "
+                                 "clip (label embeddings of the shipped vocabularies), or all")
+    add_eval_parser(sub)
     ins = sub.add_parser("install", help="install an editor integration")
     ins.add_argument("target", choices=("resolve",), help="resolve: the DaVinci Resolve Utility script")
     ins.add_argument("--dest", type=Path, help="folder to install into (default: the editor's per-user folder)")
@@ -120,6 +151,8 @@ def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens", **extra)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors", **extra)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars", **extra)
+    parser.add_argument("--models-dir", type=Path, metavar="DIR",
+                        help="where model files are (default: $FOLEYSPACE_MODELS, else the user data folder)", **extra)
 
 
 #: Job-spec fields and the spatialize flags that set them, for error messages.
@@ -128,7 +161,8 @@ FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", 
          "audio_start_s": "--audio-start", "box": "--box", "box_time_s": "--box", "scheme": "--scheme",
          "hrtf": "--hrtf", "segments_per_second": "--segments-per-second", "distance_delay": "--distance-delay",
          "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
-         "renderer": "--renderer", "overwrite": "--overwrite"}
+         "renderer": "--renderer", "overwrite": "--overwrite", "vocab": "--vocab", "detect_every": "--detect-every",
+         "depth_model": "--depth-model"}
 
 
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,7 +196,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "options": {"scheme": args.scheme, "hrtf": str(args.hrtf.absolute()) if args.hrtf else None,
                         "segments_per_second": args.segments_per_second, "distance_delay": args.distance_delay,
                         "long_side": args.long_side, "sidecar": not args.no_sidecar, "label": args.label,
-                        "overwrite": args.overwrite,
+                        "overwrite": args.overwrite, **model_options(args),
                         "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}}
 
 
@@ -178,14 +212,14 @@ def job_from_args(args: argparse.Namespace):
         raise FoleySpaceError(f"{flag} {exc.problem}" if flag else str(exc)) from None
 
 
-def run_job(job, plot: Path | None, quiet: bool, device: str = AUTO) -> int:
-    """Run a job with progress on stderr and a summary on stdout; one backend set for the run."""
+def run_job(job, plot: Path | None, quiet: bool, backends=None) -> int:
+    """Run a job with progress on stderr and a summary on stdout; ``backends``: the run's one
+    backend set (default: a fresh one on the automatic device)."""
     from foleyspace.backends import Backends
     from foleyspace.console import StageProgress
     from foleyspace.pipeline import spatialize
 
-    backends = Backends(device)
-    backends.check_device()
+    backends = backends or Backends(AUTO)
     progress = None if quiet else StageProgress()
     result = spatialize(job, backends, progress)
     if progress is not None:
@@ -254,7 +288,8 @@ def run_render_otio(args: argparse.Namespace) -> int:
         raise FoleySpaceError("--device applies to rendering in this process; the server uses its own "
                               "(foleyspace serve --device)")
     options = {"scheme": args.scheme, "hrtf": str(args.hrtf.resolve()) if args.hrtf else None, "label": args.label,
-               "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}
+               "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer,
+               **{k: v for k, v in model_options(args).items() if v is not None}}
     report = render_otio(args.timeline, args.output, args.stems, server=args.server or None,
                          use_server=args.server is not None, options=options, progress=progress,
                          device=args.device, adapter_args=parse_adapter_args(args.adapter_arg),
@@ -287,11 +322,37 @@ def run_backends(as_json: bool) -> int:
     return 0
 
 
+def run_models(args: argparse.Namespace) -> int:
+    """``models list`` / ``models fetch NAME|all``."""
+    import json
+
+    from foleyspace.models import DEPTH_ANYTHING_MODELS, fetch, model_rows, models_dir
+
+    if args.models_command == "list":
+        rows = model_rows()
+        if args.json:
+            print(json.dumps({"models_dir": str(models_dir()), "models": [r.as_dict() for r in rows]}, indent=1))
+            return 0
+        print(f"models folder: {models_dir()}")
+        for row in rows:
+            where = f"{row.path} ({row.size_bytes / 1e6:.1f} MB)" if row.path else "not present"
+            print(f"  {row.name:<36} {where}")
+        return 0
+    names = (["yolo-world", "depth-anything-small", "clip"] if args.name == "all" else [args.name])
+    if args.name not in ("all", "yolo-world", "clip", *(f"depth-anything-{s}" for s in DEPTH_ANYTHING_MODELS)):
+        fetch(args.name)  # raises the one-line "unknown model" error
+    for name in names:
+        print(f"{name}: {fetch(name)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="foleyspace: %(levelname)s: %(message)s")
+    if getattr(args, "models_dir", None) is not None:  # this process and the workers it starts
+        os.environ["FOLEYSPACE_MODELS"] = str(args.models_dir.expanduser().absolute())
     try:
         if args.command == "demo":
             return run_demo(args.directory, args.quiet)
@@ -308,12 +369,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_render_otio(args)
         if args.command == "backends":
             return run_backends(args.json)
+        if args.command == "models":
+            return run_models(args)
+        if args.command == "eval":
+            return run_eval(args)
         if args.command == "install":
             from foleyspace.install import install_resolve
 
             print(f"installed {install_resolve(args.dest)}")
             return 0
-        return run_job(job_from_args(args), args.plot, args.quiet, args.device)
+        from foleyspace.backends import Backends
+
+        backends = Backends(args.device)
+        backends.check_device()  # a missing GPU is reported before the job is even validated
+        return run_job(job_from_args(args), args.plot, args.quiet, backends)
     except FoleySpaceError as exc:
         print(f"foleyspace: error: {exc}", file=sys.stderr)
         return exc.exit_code

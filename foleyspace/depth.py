@@ -43,10 +43,13 @@ class DepthEstimator(Protocol):
     Attributes:
         name: registry name.
         frame_form: the frames the backend needs, or ``None`` when it reads only the boxes.
+        metric: the depth is a distance in metres (used as it is) rather than relative (eq. 5);
+            a backend without the attribute is relative.
     """
 
     name: str
     frame_form: FrameForm | None
+    metric: bool
 
     def start(self, n_frames: int) -> DepthRun:
         """Begin a clip of ``n_frames`` analysis frames."""
@@ -107,6 +110,7 @@ class BoxScaleDepth:
 
     name = "box-scale"
     frame_form = None
+    metric = False
 
     def __init__(self, config: BoxScaleConfig | None = None) -> None:
         self.config = config or BoxScaleConfig()

@@ -9,7 +9,8 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
      "box": [x, y, w, h] | null, "box_time_s": null,
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
-                 "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false}}
+                 "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false,
+                 "vocab": null, "detect_every": null, "depth_model": null}}
 
 Only ``video`` and ``output_dir`` are required. :func:`job_from_spec` checks every field's type
 and range, and that the named backends exist, are installed and fit the job, and raises
@@ -28,6 +29,7 @@ from foleyspace.config import AUTO, LONG_SIDE_RANGE, MAX_SEGMENT_RATE_HZ, SCHEME
 from foleyspace.errors import FoleySpaceError, shown
 from foleyspace.job import Job, SeedBox
 from foleyspace.render import DspRendererConfig
+from foleyspace.localize.vocabulary import VOCABULARIES
 from foleyspace.timewarp import MAX_HOLD_S, SPEED_RANGE, TimeWarp
 
 OPTION_DEFAULTS: dict[str, Any] = {
@@ -42,7 +44,17 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "depth": AUTO,
     "renderer": AUTO,
     "overwrite": False,
+    "vocab": None,
+    "detect_every": None,
+    "depth_model": None,
 }
+#: The settings keys of the model backends that the options ``vocab``/``detect_every`` and
+#: ``depth_model`` configure.
+YOLO = "localizer:yolo-world"
+DEPTH_ANYTHING = "depth:depth-anything"
+#: Options that configure one backend: the backend's settings key.
+BACKEND_OPTIONS = {"segments_per_second": "renderer:dsp", "distance_delay": "renderer:dsp",
+                   "vocab": YOLO, "detect_every": YOLO, "depth_model": DEPTH_ANYTHING}
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "speed", "hold_s", "audio", "audio_start_s", "box",
              "box_time_s", "options"}
 MAX_LABEL_CHARS = 200
@@ -158,6 +170,15 @@ def _options(spec: dict[str, Any]) -> dict[str, Any]:
     for kind in CHOSEN_KINDS:
         if not isinstance(opts[kind], str) or not opts[kind]:
             raise SpecError("must be a backend name or 'auto'", kind)
+    for key in ("vocab", "depth_model"):
+        value = opts[key]
+        if value is not None and (not isinstance(value, str) or not value or len(value) > 4096 or "\x00" in value):
+            raise SpecError("must be a name or an absolute path", key)
+    if opts["vocab"] is not None and opts["vocab"] not in VOCABULARIES:
+        _path(opts, "vocab")  # a file: absolute, like every path in a spec
+    every = opts["detect_every"]
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 250):
+        raise SpecError("must be an integer from 1 to 250 (frames)", "detect_every")
     return opts
 
 
@@ -169,10 +190,23 @@ def _config(opts: dict[str, Any]) -> SpatializeConfig:
     except (SpecError, ValueError):
         raise SpecError(f"must be in (0, {MAX_SEGMENT_RATE_HZ:g}] segments per second, got {shown(rate)}",
                         "segments_per_second") from None
+    settings: dict[str, Any] = {} if dsp == DspRendererConfig() else {DSP: dsp}
+    if opts["vocab"] is not None or opts["detect_every"] is not None:
+        from foleyspace.localize.yolo_world import YoloWorldConfig
+
+        settings[YOLO] = YoloWorldConfig(vocab=opts["vocab"] or YoloWorldConfig.vocab,
+                                         detect_every=opts["detect_every"] or YoloWorldConfig.detect_every)
+    if opts["depth_model"] is not None:
+        from foleyspace.depth_anything import DepthAnythingSettings
+        from foleyspace.models import DEPTH_ANYTHING_MODELS
+
+        if opts["depth_model"] not in DEPTH_ANYTHING_MODELS:
+            _path(opts, "depth_model")  # a local model folder: absolute
+        settings[DEPTH_ANYTHING] = DepthAnythingSettings(model=opts["depth_model"])
     return SpatializeConfig(analysis=AnalysisConfig(long_side=opts["long_side"]),
                             trajectory=TrajectoryConfig(scheme=opts["scheme"]),
                             localizer=opts["localizer"], depth=opts["depth"], renderer=opts["renderer"],
-                            settings={} if dsp == DspRendererConfig() else {DSP: dsp})
+                            settings=settings)
 
 
 def _seed(spec: dict[str, Any]) -> SeedBox | None:
@@ -240,6 +274,7 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
               seed_box=_seed(spec), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
               config=_config(opts), write_sidecar=opts["sidecar"], overwrite=opts["overwrite"])
     registry = registry or default_registry()
+    chosen: dict[str, str] = {}
     for kind in KINDS:
         try:
             backend = registry.choose(kind, opts[kind] if kind in CHOSEN_KINDS else AUTO, job)
@@ -248,10 +283,11 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
             if kind in CHOSEN_KINDS and problem.startswith(f"{kind} "):
                 problem = problem[len(kind) + 1:]
             raise SpecError(problem, kind if kind in CHOSEN_KINDS else INPUT_FIELDS[kind]) from None
-        if kind == "renderer" and backend.name != "dsp":
-            for option in ("segments_per_second", "distance_delay"):
-                if opts[option] != OPTION_DEFAULTS[option]:
-                    raise SpecError(f"is a setting of the dsp renderer, not of {backend.name!r}", option)
+        chosen[kind] = backend.name
+    for option, key in BACKEND_OPTIONS.items():  # an option of a backend that was named away
+        kind, name = key.split(":")
+        if opts[option] != OPTION_DEFAULTS[option] and opts[kind] not in (AUTO, name):
+            raise SpecError(f"is a setting of the {name} {kind}, not of {chosen[kind]!r}", option)
     return job
 
 
@@ -272,6 +308,13 @@ def output_paths(spec: dict[str, Any]) -> tuple[Path, Path] | None:
     except SpecError:
         return None
     return stem, stem.with_suffix(".json")
+
+
+def _model_options(cfg: SpatializeConfig) -> dict[str, Any]:
+    """The spec options of a config's model-backend settings (``None`` where not set)."""
+    yolo, depth = cfg.settings.get(YOLO), cfg.settings.get(DEPTH_ANYTHING)
+    return {"vocab": yolo.vocab if yolo else None, "detect_every": yolo.detect_every if yolo else None,
+            "depth_model": depth.model if depth else None}
 
 
 def spec_from_job(job: Job) -> dict[str, Any]:
@@ -303,5 +346,6 @@ def spec_from_job(job: Job) -> dict[str, Any]:
             "depth": cfg.depth,
             "renderer": cfg.renderer,
             "overwrite": job.overwrite,
+            **_model_options(cfg),
         },
     }

@@ -68,6 +68,21 @@ def remove_held_inputs(pid: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def setting_files(job: Job) -> list[str]:
+    """Files a job's backend settings name (a vocabulary file, a local model folder): every
+    absolute path among their string fields; a server's policy judges them like the inputs."""
+    from dataclasses import fields, is_dataclass
+
+    found = []
+    for settings in job.config.settings.values():
+        if is_dataclass(settings):
+            for f in fields(settings):
+                value = getattr(settings, f.name)
+                if isinstance(value, str) and os.path.isabs(value):
+                    found.append(value)
+    return found
+
+
 @contextlib.contextmanager
 def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
     """Open the job's input files once and check them: each must be a regular file (a pipe or a
@@ -107,6 +122,9 @@ def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
                 held[field].symlink_to(f"/proc/self/fd/{fd}")
             elif guard is not None:
                 guard.check_input(Path(os.path.realpath(path)), what)
+        if guard is not None:
+            for path in setting_files(job):
+                guard.check_input(Path(os.path.realpath(path)), "model or vocabulary file")
         if not held:
             yield job
             return
@@ -243,7 +261,7 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
     report("depth", 1.0)
     try:
         path = source_path(box_centers(track.boxes), depth_values, track.confidence, size[0], size[1],
-                           cfg.analysis.fps, cfg.trajectory)
+                           cfg.analysis.fps, cfg.trajectory, metric=bool(getattr(stages.depth, "metric", False)))
     except ValueError as exc:
         raise InputError(
             f"{job.video}: no sounding object was found in {span[0]:.2f}–{span[1]:.2f} s; "

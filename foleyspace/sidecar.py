@@ -102,7 +102,7 @@ def sidecar_data(
         "timeline": {"speed": warp.speed, "hold_s": warp.hold_s, "duration_s": samples / rate,
                      "retime": "none" if warp.is_identity else warp.describe()},
         "analysis": {"fps": job.config.analysis.fps, "width": size[0], "height": size[1], "label": track.label,
-                     "requested_label": job.label,
+                     "requested_label": job.label, **({"label_choice": track.details} if track.details else {}),
                      "detected_fraction": round(float(np.mean(path.detected)), 3),
                      **{kind: b["name"] for kind, b in backends.items()},
                      **{k: round(v, 3) for k, v in timings.items()}},

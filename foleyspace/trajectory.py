@@ -186,8 +186,12 @@ def source_path(
     height: float,
     fps: float,
     cfg: TrajectoryConfig,
+    metric: bool = False,
 ) -> SourcePath:
     """Eq. 1–7 and §III-E wired together for one clip.
+
+    ``metric``: ``depth`` is a distance in metres (a metric depth model), used as it is within
+    ``[d_near, d_far]`` instead of eq. 5's min-max over the clip (beyond the paper).
 
     Frames without a detection (NaN center) take the linear interpolation of their neighbours,
     held before the first and after the last detection — never the frame center.
@@ -203,7 +207,10 @@ def source_path(
     depth = np.asarray(depth, float)
     depth_ok = np.isfinite(depth)
     depth_filled = interpolate_gaps(depth, ~depth_ok) if depth_ok.any() else np.zeros(len(depth))
-    d_hat = normalize_depth(depth_filled, cfg.d_near_m, cfg.d_far_m, cfg.depth_min_relative_span)
+    if metric:
+        d_hat = np.clip(depth_filled, cfg.d_near_m, cfg.d_far_m) if depth_ok.any() else np.full(len(depth), cfg.d_near_m)
+    else:
+        d_hat = normalize_depth(depth_filled, cfg.d_near_m, cfg.d_far_m, cfg.depth_min_relative_span)
     k = mapping_factor(width, cfg.x_max_m)
     if cfg.scheme == "coarse":
         per_sec = per_second_median(np.column_stack([uv, d_hat]), fps)

@@ -313,6 +313,7 @@ class JobServer:
     def _op_hello(self, identity: bytes, message: dict[str, Any], req: bool = False) -> dict[str, Any]:
         return {"server": "foleyspace", "version": __version__, "protocol": PROTOCOL_VERSION,
                 "device": self.config.device, "workers": len(self.workers),
+                "models_loaded": [{"worker": w.index, "models": list(w.models)} for w in self.workers],
                 "capabilities": {"ops": list(OPS), "schemes": list(SCHEMES), "backends": self.registry.capabilities()},
                 "roots": [str(r) for r in self.policy.roots],
                 "limits": {"max_message_bytes": MAX_MESSAGE_BYTES, "max_queued": self.config.max_queued}}
@@ -438,6 +439,8 @@ class JobServer:
         if jid != worker.job:
             return
         worker.heard_at = time.monotonic()
+        if isinstance(message.get("models"), list):
+            worker.models = [str(m) for m in message["models"]]
         if kind == "progress":
             self.progress[jid] = (message["stage"], message["fraction"])
             self._publish(jid, {"event": "progress", "job": jid, "stage": message["stage"],

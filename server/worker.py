@@ -123,6 +123,7 @@ def worker_main(conn: Connection, index: int, device: str, log_level: int,
         if kind == "run":
             channel = _JobChannel(conn, str(message["job"]))
             reply = run_job(channel, message["spec"], backends, policy)
+            reply["models"] = backends.models.names()  # what stays loaded for the next job
             try:
                 channel.send(reply)
             except (BrokenPipeError, OSError):
@@ -164,6 +165,7 @@ class WorkerHandle:
         self.started_at = 0.0  # monotonic time the current job was sent
         self.heard_at = 0.0  # monotonic time of the worker's last message about it
         self.kill_reason: tuple[str, str] | None = None  # (code, message) when the server killed it
+        self.models: list[str] = []  # the models the worker holds loaded (as of its last job)
 
     def fileno(self) -> int:
         return self.conn.fileno()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+# Model files: none unless a test provides them (a developer's own weights must not change results).
+_SCRATCH = Path(tempfile.gettempdir()) / f"foleyspace-tests-{os.getuid() if hasattr(os, 'getuid') else 0}"
+os.environ["FOLEYSPACE_MODELS"] = str(_SCRATCH / "no-models")
+os.environ["YOLO_CONFIG_DIR"] = str(_SCRATCH / "ultralytics")
+os.environ["HF_HUB_CACHE"] = str(_SCRATCH / "hf-hub")
 
 from foleyspace.synth import SynthSpec, make_clip  # noqa: E402
 

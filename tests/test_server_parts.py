@@ -357,7 +357,8 @@ class TestJobSpec:
             "box": [12.0, 30.5, 64.0, 48.0], "box_time_s": 1.25,
             "options": {"scheme": "coarse", "hrtf": str(base / "hrtf" / "ku100.sofa"), "segments_per_second": 3.0,
                         "distance_delay": True, "long_side": 1280, "sidecar": False, "label": "dog",
-                        "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": False},
+                        "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": False,
+                        "vocab": "imagenet", "detect_every": 3, "depth_model": "metric-outdoor-small"},
         }
         job = job_from_spec(original)
         again = spec_from_job(job)

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/pip install -q -e ".[test]"
+.venv/bin/pip install -q -e ".[test,models]"
 python3 -m venv .venv-blender
 .venv-blender/bin/pip install -q -r host_plugins/blender/requirements-test.txt
 # LuaJIT (Debian) runs the Resolve Lua script's tests; apt's lists are refreshed only if needed

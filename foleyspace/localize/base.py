@@ -7,8 +7,8 @@ frame; a box is ``(x, y, w, h)`` with ``(x, y)`` its top-left corner, in analysi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,11 +27,14 @@ class BoxTrack:
             there is no detection in that frame.
         confidence: ``(T,)`` float array in [0, 1]; 0 where there is no detection.
         label: what was localized (e.g. ``"motion"``, ``"seeded box"``, a class name).
+        details: what the localizer says of its choice, for the sidecar (e.g. the vocabulary
+            label's score and the runners-up).
     """
 
     boxes: np.ndarray
     confidence: np.ndarray
     label: str = ""
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.boxes, dtype=float).reshape(-1, 4)
@@ -43,7 +46,7 @@ class BoxTrack:
 
     def scaled(self, sx: float, sy: float) -> BoxTrack:
         """The same track with boxes scaled by ``sx`` horizontally and ``sy`` vertically (another frame size)."""
-        return BoxTrack(self.boxes * np.array([sx, sy, sx, sy]), self.confidence, self.label)
+        return BoxTrack(self.boxes * np.array([sx, sy, sx, sy]), self.confidence, self.label, self.details)
 
     @property
     def detected(self) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Label lists shipped as data (see SOURCES.md)."""
