@@ -38,6 +38,9 @@ KINDS = ("localizer", "depth", "mono", "renderer", "hrir")
 #: The kinds a job chooses by name (the others follow from the job's inputs).
 CHOSEN_KINDS = ("localizer", "depth", "renderer")
 ENTRY_POINT_GROUP = "foleyspace.backends"
+#: Entry points of mono generators: each ``name = "module:factory"``, the factory taking ``job``
+#: (and any of the keywords :class:`Backend` lists) and returning a :class:`~foleyspace.mono.MonoSource`.
+MONO_GENERATOR_GROUP = "foleyspace.mono_sources"
 
 
 class BackendError(FoleySpaceError):
@@ -50,7 +53,8 @@ class BackendError(FoleySpaceError):
 CONDITIONS: dict[str, tuple[Callable[[Job], bool], str]] = {
     "seed_box": (lambda job: job.seed_box is not None, "a box around the object (--box X,Y,W,H[@TIME])"),
     "audio": (lambda job: job.audio is not None, "a sound file (--audio FILE)"),
-    "clip_audio": (lambda job: job.audio is None, "the clip's own sound (no --audio)"),
+    "clip_audio": (lambda job: job.audio is None and not job.generate_audio, "the clip's own sound (no --audio)"),
+    "generate": (lambda job: job.generate_audio, "a generated sound (--audio generate)"),
     "hrtf": (lambda job: job.hrtf is not None, "a SOFA file (--hrtf FILE)"),
     "no_hrtf": (lambda job: job.hrtf is None, "no SOFA file"),
 }
@@ -146,6 +150,9 @@ BUILTIN: tuple[Backend, ...] = (
             ready="foleyspace.models:depth_anything_ready"),
     Backend("depth", "box-scale", "foleyspace.depth:BoxScaleDepth", "relative depth from the box size"),
     Backend("mono", "file", "foleyspace.mono:file_audio", "a sound file", when="audio"),
+    Backend("mono", "mmaudio", "foleyspace.mono_mmaudio:MMAudioMono",
+            "MMAudio: the sound generated from the picture and the label (--audio generate)",
+            requires=("mmaudio", "torch"), when="generate", priority=50),
     Backend("mono", "clip", "foleyspace.mono:clip_audio", "the clip's own audio", when="clip_audio"),
     Backend("hrir", "sofa", "foleyspace.hrtf.sofa:SofaHrirSet", "measured HRIRs from a SOFA file",
             requires=("sofar",), when="hrtf"),
@@ -252,6 +259,12 @@ def default_registry() -> Registry:
             ep.load()(registry)
         except Exception as exc:  # a broken plug-in must not take the tool down
             log.warning("backend plug-in %s could not register: %s: %s", ep.name, exc.__class__.__name__, exc)
+    for ep in entry_points(group=MONO_GENERATOR_GROUP):
+        try:
+            registry.add(Backend("mono", ep.name, ep.value, f"mono generator plug-in ({ep.value})", when="generate",
+                                 priority=10))
+        except ValueError as exc:
+            log.warning("mono generator plug-in %s could not register: %s", ep.name, exc)
     return registry
 
 

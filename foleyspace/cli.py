@@ -38,7 +38,8 @@ def parse_box(text: str) -> tuple[tuple[float, float, float, float], str | None]
 def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, help="the video clip")
     p.add_argument("-o", "--output", type=Path, help="stem WAV to write (default: VIDEO_binaural.wav beside the clip)")
-    p.add_argument("--audio", type=Path, help="sound to spatialize instead of the clip's own audio (any rate/channels)")
+    p.add_argument("--audio", type=Path, help="sound to spatialize instead of the clip's own audio (any rate/channels); "
+                   "'generate': make it from the picture and --label with a generator (MMAudio, when installed)")
     p.add_argument("--audio-start", metavar="TIME", help="where in --audio the range starts (default: its start)")
     p.add_argument("--in", dest="in_point", metavar="TIME", help="range start: seconds, NNNf (frames) or [HH:]MM:SS")
     p.add_argument("--out", dest="out_point", metavar="TIME", help="range end, same forms as --in")
@@ -165,6 +166,13 @@ FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", 
          "depth_model": "--depth-model"}
 
 
+def _audio_arg(audio: Path | None) -> str | None:
+    """``--audio``: ``generate`` (a generated sound; ``./generate`` names a file of that name) or a file."""
+    if audio is None:
+        return None
+    return "generate" if str(audio) == "generate" else str(audio.absolute())
+
+
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The job spec a ``spatialize``/``submit`` command line asks for (times parsed, paths absolute)."""
     from foleyspace.jobspec import default_name
@@ -191,7 +199,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {"video": str(video.absolute()), "output_dir": str(output.parent), "name": output.name,
             "start_s": seconds("--in", args.in_point), "end_s": seconds("--out", args.out_point),
             "speed": args.speed, "hold_s": seconds("--hold", args.hold),
-            "audio": str(args.audio.absolute()) if args.audio else None,
+            "audio": _audio_arg(args.audio),
             "audio_start_s": seconds("--audio-start", args.audio_start) or 0.0, "box": box, "box_time_s": box_time,
             "options": {"scheme": args.scheme, "hrtf": str(args.hrtf.absolute()) if args.hrtf else None,
                         "segments_per_second": args.segments_per_second, "distance_delay": args.distance_delay,

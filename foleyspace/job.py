@@ -36,6 +36,8 @@ class Job:
         video: the clip.
         output: the stem WAV to write; the sidecar goes beside it with suffix ``.json``.
         audio: a sound file to spatialize instead of the clip's own audio.
+        generate_audio: make the sound with a mono generator backend (MMAudio or a
+            ``foleyspace.mono_sources`` plug-in) from the clip's picture and ``label``.
         audio_start_s: where in ``audio`` the range starts, seconds (that point plays at ``start_s``;
             the file is taken in timeline time, so a retimed clip does not retime it).
         start_s, end_s: the source range in clip seconds (``None`` = clip start / end); for a
@@ -55,6 +57,7 @@ class Job:
     video: Path
     output: Path
     audio: Path | None = None
+    generate_audio: bool = False
     audio_start_s: float = 0.0
     start_s: float | None = None
     end_s: float | None = None

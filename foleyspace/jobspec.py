@@ -55,6 +55,8 @@ DEPTH_ANYTHING = "depth:depth-anything"
 #: Options that configure one backend: the backend's settings key.
 BACKEND_OPTIONS = {"segments_per_second": "renderer:dsp", "distance_delay": "renderer:dsp",
                    "vocab": YOLO, "detect_every": YOLO, "depth_model": DEPTH_ANYTHING}
+#: The ``audio`` value that asks for a generated sound instead of a file.
+GENERATE = "generate"
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "speed", "hold_s", "audio", "audio_start_s", "box",
              "box_time_s", "options"}
 MAX_LABEL_CHARS = 200
@@ -259,7 +261,8 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
     output_dir = _path(spec, "output_dir", required=True)
     assert video is not None and output_dir is not None
     opts = _options(spec)
-    audio = _path(spec, "audio")
+    generate = spec.get("audio") == GENERATE
+    audio = None if generate else _path(spec, "audio")
     audio_start = _number(spec.get("audio_start_s"), "audio_start_s") or 0.0
     if audio_start and audio is None:
         raise SpecError("needs 'audio' (a start point in a separate sound file)", "audio_start_s")
@@ -268,7 +271,7 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
         if given is not None and isinstance(name, str) and "\x00" not in name and _same_file(output_dir / name, given):
             raise OverwriteError(f"refusing to overwrite the source {what} {given} with the stem", "name")
     output = output_dir / stem_name(spec, video)
-    job = Job(video=video, output=output, audio=audio, audio_start_s=audio_start,
+    job = Job(video=video, output=output, audio=audio, generate_audio=generate, audio_start_s=audio_start,
               start_s=_number(spec.get("start_s"), "start_s"), end_s=_number(spec.get("end_s"), "end_s"),
               warp=_warp(spec),
               seed_box=_seed(spec), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
@@ -330,7 +333,7 @@ def spec_from_job(job: Job) -> dict[str, Any]:
         "end_s": job.end_s,
         "speed": job.warp.speed,
         "hold_s": job.warp.hold_s,
-        "audio": str(Path(job.audio).resolve()) if job.audio else None,
+        "audio": GENERATE if job.generate_audio else str(Path(job.audio).resolve()) if job.audio else None,
         "audio_start_s": job.audio_start_s,
         "box": None if box is None else [box.x, box.y, box.w, box.h],
         "box_time_s": None if box is None else box.time_s,

@@ -233,10 +233,11 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
     n_out = int(round(warp.timeline_duration(start, end) * rate))
     if n_out < 1:
         raise InputError(f"{job.video}: the range lasts less than one sample on the timeline")
-    if opened.audio is None and warp.is_freeze:
+    own_sound = opened.audio is None and not job.generate_audio
+    if own_sound and warp.is_freeze:
         raise InputError(f"{job.video}: a freeze frame plays none of the clip's sound; "
                          "pass --audio FILE to give the sound to place there")
-    if opened.audio is None and not info.has_audio:
+    if own_sound and not info.has_audio:
         raise InputError(f"{job.video}: the clip has no audio track; pass --audio FILE to give a sound")
     stages = (backends or Backends("cpu")).for_job(opened)
     size = analysis_size(info.width, info.height, cfg.analysis.long_side)

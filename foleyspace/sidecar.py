@@ -97,7 +97,7 @@ def sidecar_data(
                  "subtype": job.config.output.subtype, "gain_db": round(gain_db, 2)},
         "source": {"video": str(Path(job.video).resolve()), "start_s": start, "end_s": end,
                    "width": info.width, "height": info.height, "fps": info.fps,
-                   "audio": str(job.audio) if job.audio else "clip", "audio_start_s": job.audio_start_s,
+                   "audio": str(job.audio) if job.audio else "generated" if job.generate_audio else "clip", "audio_start_s": job.audio_start_s,
                    **({"analysed_start_s": analysed[0], "analysed_end_s": analysed[1]} if analysed else {})},
         "timeline": {"speed": warp.speed, "hold_s": warp.hold_s, "duration_s": samples / rate,
                      "retime": "none" if warp.is_identity else warp.describe()},

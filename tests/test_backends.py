@@ -348,3 +348,34 @@ def test_renderer_options_belong_to_the_dsp_renderer():
     with pytest.raises(SpecError, match="'distance_delay'.*setting of the dsp renderer"):
         job_from_spec({**spec, "options": {"renderer": "other", "distance_delay": True}}, registry)
     assert job_from_spec({**spec, "options": {"renderer": "other"}}, registry).config.renderer == "other"
+
+
+# ------------------------------------------------------------------------------ generated sound
+def test_audio_generate_without_a_generator_is_one_line(clip_factory, tmp_path):
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96))
+    done = run_cli("-q", "spatialize", clip, "-o", tmp_path / "g.wav", "--audio", "generate",
+                   "--localizer", "motion", "--depth", "box-scale")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "mmaudio" in lines[0] and "--audio" in lines[0], done.stderr
+    assert not (tmp_path / "g.wav").exists()
+
+
+def test_a_mono_generator_plug_in_makes_the_sound(toy, clip_factory, tmp_path):
+    """A ``foleyspace.mono_sources`` entry point: chosen for --audio generate, given the job's label."""
+    clip = clip_factory(motion="cross_lr", duration_s=1.0, size=(160, 96), audio=None)  # no sound of its own
+    out = tmp_path / "g.wav"
+    done = run_cli("-q", "spatialize", clip, "-o", out, "--audio", "generate", "--label", "bell",
+                   "--localizer", "motion", "--depth", "box-scale")
+    assert done.returncode == 0, done.stderr
+    stereo, rate = sf.read(str(out), always_2d=True)
+    import numpy as np
+
+    peak_hz = np.argmax(np.abs(np.fft.rfft(stereo[:, 0]))) * rate / len(stereo)
+    assert peak_hz == pytest.approx(400, abs=2)  # 100 Hz per letter of "bell"
+    meta = sidecar_of(out)
+    assert meta["backends"]["mono"]["name"] == "toy-tone" and meta["source"]["audio"] == "generated"
+    spec = job_from_spec({"video": str(clip), "output_dir": str(tmp_path), "audio": "generate"})
+    assert spec.generate_audio and spec.audio is None
+    from foleyspace.jobspec import spec_from_job
+
+    assert spec_from_job(spec)["audio"] == "generate"

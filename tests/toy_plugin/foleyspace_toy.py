@@ -85,3 +85,18 @@ class LeftLocalizer:
         if progress is not None:
             progress(1.0)
         return BoxTrack(np.array(rows, float), np.ones(len(rows)), label=request.label or "toy")
+
+
+class ToneGenerator:
+    """A mono generator plug-in (entry point group ``foleyspace.mono_sources``): a sine whose pitch
+    comes from the label's length, so a test can tell the label reached it."""
+
+    timing = "source"
+
+    def __init__(self, job) -> None:
+        self.hz = 100.0 * len(job.label or "x")
+        self.name = f"toy tone {self.hz:g} Hz"
+
+    def mono(self, start_s, end_s, sample_rate):
+        t = start_s + np.arange(int(round((end_s - start_s) * sample_rate))) / sample_rate
+        return 0.3 * np.sin(2 * np.pi * self.hz * t)
