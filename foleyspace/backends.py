@@ -190,8 +190,9 @@ class Registry:
         except KeyError:
             raise BackendError(f"{kind} {name!r} is unknown; known: {', '.join([AUTO, *self.names(kind)])}") from None
 
-    def choose(self, kind: str, name: str, job: Job) -> Backend:
-        """The backend that runs ``kind`` for ``job``: ``name``, or the best usable one for ``auto``.
+    def choose(self, kind: str, name: str, job: Job, exclude: Iterable[str] = ()) -> Backend:
+        """The backend that runs ``kind`` for ``job``: ``name``, or the best usable one for ``auto``
+        (leaving out the backends named in ``exclude``).
 
         Raises :class:`BackendError` when the named backend is unknown, not installed or its
         condition does not hold, or when a job's box would be ignored.
@@ -200,7 +201,7 @@ class Registry:
             reasons = []
             for candidate in self.names(kind):
                 backend = self._backends[(kind, candidate)]
-                if not self._holds(backend, job):
+                if candidate in exclude or not self._holds(backend, job):
                     continue
                 why = backend.missing()
                 if why is None:
@@ -398,6 +399,16 @@ class Backends:
     def hrir_set(self, job: Job) -> Any:
         """The HRIR set ``job`` renders with (a SOFA file's, or the analytic head)."""
         return self._hrir(job)[2]
+
+    def fallback(self, kind: str, job: Job, failed: str) -> tuple[Any, dict[str, Any]] | None:
+        """The next backend ``auto`` would pick for ``kind`` after ``failed`` (built, and its
+        sidecar description), or ``None`` when there is none."""
+        try:
+            backend = self.registry.choose(kind, AUTO, job, exclude={failed})
+        except BackendError:
+            return None
+        obj = self.build(backend, config=job.config.settings_for(kind, backend.name))
+        return obj, describe(backend, obj)
 
     def for_job(self, job: Job) -> Stages:
         """The localizer, depth, mono source, HRIR set and renderer that run ``job``."""

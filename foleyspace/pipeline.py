@@ -22,11 +22,12 @@ from typing import Protocol
 
 import numpy as np
 
-from foleyspace.backends import Backends
+from foleyspace.backends import Backends, Stages
+from foleyspace.config import AUTO
 from foleyspace.errors import Cancelled, FoleySpaceError, InputError
 from foleyspace.frames import FrameSource
 from foleyspace.job import Job, Result
-from foleyspace.localize.base import BoxTrack, LocalizeRequest
+from foleyspace.localize.base import BoxTrack, LocalizeRequest, NotDetected
 from foleyspace.mono import MonoSource, fit_length
 from foleyspace.render import Waypoints
 from foleyspace.sidecar import sidecar_data
@@ -214,6 +215,28 @@ def spatialize(
         return _run(job, opened, backends, _Reporter(progress, cancel), guard)
 
 
+def _analyze(job: Job, opened: Job, info: VideoInfo, stages: Stages, span: tuple[float, float],
+             size: tuple[int, int], report: _Reporter) -> tuple[BoxTrack, np.ndarray]:
+    """One decoding pass over ``span``: the localizer's boxes (in analysis pixels ``size``) and
+    the depth backend's values along them."""
+    source = FrameSource(opened.video, span[0], span[1], job.config.analysis.fps, size, check=report.check)
+    form = stages.localizer.frame_form
+    form_size = source.size_of(form)  # the localizer works in its own pixels; boxes come back to analysis pixels
+    request = localize_request(job, info, form_size, span[0], source.n_frames)
+    depth_run = stages.depth.start(source.n_frames)
+    depth_form = stages.depth.frame_form
+    depth_size = size if depth_form is None else source.size_of(depth_form)
+    taps = [] if depth_form is None else [(depth_form, depth_run)]
+    track: BoxTrack = stages.localizer.localize(source.frames(form, taps), request, report.stage("analyze"))
+    if form_size != size:
+        track = track.scaled(size[0] / form_size[0], size[1] / form_size[1])
+    report("analyze", 1.0)
+    depth_values = depth_run.finish(track if depth_size == size else
+                                    track.scaled(depth_size[0] / size[0], depth_size[1] / size[1]))
+    report("depth", 1.0)
+    return track, depth_values
+
+
 def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, guard: PathGuard | None) -> Result:
     """:func:`spatialize` with the inputs held: stages read ``opened``; the outputs, the sidecar
     and the result name ``job``."""
@@ -239,27 +262,22 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
                          "pass --audio FILE to give the sound to place there")
     if own_sound and not info.has_audio:
         raise InputError(f"{job.video}: the clip has no audio track; pass --audio FILE to give a sound")
-    stages = (backends or Backends("cpu")).for_job(opened)
+    backends = backends or Backends("cpu")
+    stages = backends.for_job(opened)
     size = analysis_size(info.width, info.height, cfg.analysis.long_side)
-    source = FrameSource(opened.video, span[0], span[1], cfg.analysis.fps, size, check=report.check)
-    form = stages.localizer.frame_form
-    form_size = source.size_of(form)  # the localizer works in its own pixels; boxes come back to analysis pixels
-    request = localize_request(job, info, form_size, span[0], source.n_frames)
     t0 = time.perf_counter()
-
-    log.info("analyzing %d frames of %s (%.3f–%.3f s, %s) with %s", source.n_frames, job.video, span[0], span[1],
+    log.info("analyzing %s (%.3f–%.3f s, %s) with %s", job.video, span[0], span[1],
              "no retime" if warp.is_identity else warp.describe(), stages.described["localizer"]["name"])
-    depth_run = stages.depth.start(source.n_frames)
-    depth_form = stages.depth.frame_form
-    depth_size = size if depth_form is None else source.size_of(depth_form)
-    taps = [] if depth_form is None else [(depth_form, depth_run)]
-    track: BoxTrack = stages.localizer.localize(source.frames(form, taps), request, report.stage("analyze"))
-    if form_size != size:
-        track = track.scaled(size[0] / form_size[0], size[1] / form_size[1])
-    report("analyze", 1.0)
-    depth_values = depth_run.finish(track if depth_size == size else
-                                    track.scaled(depth_size[0] / size[0], depth_size[1] / size[1]))
-    report("depth", 1.0)
+    try:
+        track, depth_values = _analyze(job, opened, info, stages, span, size, report)
+    except NotDetected as exc:
+        failed = stages.described["localizer"]["name"]
+        fallback = backends.fallback("localizer", opened, failed) if cfg.localizer == AUTO else None
+        if fallback is None:
+            raise
+        log.warning("%s: %s; using the %s localizer instead", failed, exc, fallback[1]["name"])
+        stages = replace(stages, localizer=fallback[0], described={**stages.described, "localizer": fallback[1]})
+        track, depth_values = _analyze(job, opened, info, stages, span, size, report)
     try:
         path = source_path(box_centers(track.boxes), depth_values, track.confidence, size[0], size[1],
                            cfg.analysis.fps, cfg.trajectory, metric=bool(getattr(stages.depth, "metric", False)))

@@ -416,3 +416,13 @@ def test_a_vocabulary_file_outside_the_servers_roots_is_refused(clip, models_dir
         client.close()
     finally:
         server.stop()
+
+
+def test_auto_falls_back_when_the_label_is_never_detected(clip, silent_models_dir, tmp_path):
+    out = tmp_path / "s.wav"
+    run = cli("spatialize", str(clip), "-o", str(out), "--label", "dog", models=silent_models_dir)
+    assert run.returncode == 0, run.stderr
+    warned = [line for line in run.stderr.splitlines() if "no 'dog' was detected" in line]
+    assert len(warned) == 1 and "using the motion localizer instead" in warned[0], run.stderr
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["analysis"]["localizer"] == "motion" and side["analysis"]["requested_label"] == "dog"

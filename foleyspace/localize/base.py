@@ -12,10 +12,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from foleyspace.errors import InputError
 from foleyspace.frames import FrameForm
 
 #: ``progress(fraction)`` with fraction in [0, 1]; may raise to cancel.
 FrameProgress = Callable[[float], None]
+
+
+class NotDetected(InputError):
+    """The localizer found nothing it was asked for in the range (a label never detected); when
+    the localizer was chosen by ``auto`` the pipeline falls back to the next one."""
 
 
 @dataclass(frozen=True)

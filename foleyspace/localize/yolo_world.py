@@ -28,7 +28,7 @@ import numpy as np
 from foleyspace.errors import InputError
 from foleyspace.frames import FrameForm
 from foleyspace.localize.association import AssociationConfig, bridge, follow_one
-from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest
+from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest, NotDetected
 from foleyspace.localize.vocabulary import load_vocabulary, split_label
 from foleyspace.models import YOLO_WORLD_WEIGHTS, ModelError, find_yolo_weights, missing_yolo_message
 
@@ -203,7 +203,7 @@ class YoloWorldLocalizer:
         boxes, scores = bridge(boxes, scores, max_gap=max(2 * k, cfg.association.max_missed * k))
         if not np.isfinite(boxes).all(axis=1).any():
             what = request.label or f"object of the {cfg.vocab} vocabulary"
-            raise InputError(f"no {what!r} was detected in the range (no box scored {cfg.conf_threshold:g} or more); "
+            raise NotDetected(f"no {what!r} was detected in the range (no box scored {cfg.conf_threshold:g} or more); "
                              "name it differently, draw a box with --box, or use --localizer motion")
         if progress is not None:
             progress(1.0)
