@@ -553,6 +553,91 @@ def test_retimed_strips(blender_python, installed, server, workdir, clip_factory
         assert got.shape == direct.shape == ((right - left) * 1920, 2) and np.array_equal(got, direct), name
 
 
+def outside_backticks(text: str) -> str:
+    """``text`` without its backtick-quoted commands (`foleyspace models fetch ...` may stay)."""
+    return "".join(text.split("`")[::2])
+
+
+def panel_text(drawn: list[str]) -> str:
+    """The panel's label lines joined (long notes are wrapped over several labels)."""
+    return " ".join(line.split(":", 1)[1] for line in drawn if line.startswith("label:"))
+
+
+def test_model_settings_reach_the_spec_and_a_missing_model_is_refused(blender_python, installed, server, workdir,
+                                                                      clip_factory):
+    """Localizer, Depth, Vocabulary, Detect Every, Depth Model: the job options each sends (the
+    protocol's names, defaults left out); YOLO-World chosen on a server without its weights
+    (tests/conftest.py points FOLEYSPACE_MODELS at an empty folder) is refused at submit in
+    the panel's terms, and nothing is rendered or placed."""
+    clip = clip_factory(**CLIP)
+    with server.client() as c:
+        jobs_before = {j["job"] for j in c.request("list", limit=1000)["jobs"]}
+    r = run_case(blender_python, installed, workdir, "models", server.home, server=server.address, clip=str(clip))
+    assert r["defaults"] == {"localizer": "auto", "depth": "auto", "vocab": "coco", "detect_every": 1,
+                             "depth_model": "small", "label": ""}
+    assert r["enum_items"] == {"localizer": ["auto", "yolo-world", "motion"],
+                               "depth": ["auto", "depth-anything", "box-scale"],
+                               "vocab": ["coco", "imagenet", "vggsound", "audioset"],
+                               "depth_model": ["small", "base", "large", "metric-indoor-small", "metric-outdoor-small",
+                                               "metric-indoor-large", "metric-outdoor-large"]}
+    assert "bad_enum" in r  # not a name the protocol knows
+    assert "comma" in r["label_tooltip"] and "YOLO-World" in r["label_tooltip"]
+    opts = r["options"]
+    assert opts["default"] == {"scheme": "fine"}  # defaults are not sent
+    assert opts["yolo"] == {"scheme": "fine", "localizer": "yolo-world", "depth": "box-scale", "vocab": "imagenet",
+                            "detect_every": 5}  # no depth model for Box Scale
+    # a label names the object (synonyms as typed): no vocabulary is scored
+    assert opts["yolo_label"] == {"scheme": "fine", "label": "dog, puppy", "localizer": "yolo-world"}
+    assert opts["motion"] == {"scheme": "fine", "localizer": "motion"}  # YOLO-World settings would be refused
+    assert opts["auto_models"] == {"scheme": "fine", "vocab": "vggsound", "detect_every": 3,
+                                   "depth_model": "metric-outdoor-small"}
+    assert opts["depth_anything"] == {"scheme": "fine", "depth": "depth-anything", "depth_model": "metric-indoor-large"}
+
+    # the panel: nothing said before a check; after it, Auto says what it uses instead
+    assert {"prop:localizer", "prop:depth", "prop:vocab", "prop:detect_every", "prop:depth_model"} <= set(
+        r["panel_unchecked"])
+    assert not any("not available" in line or "Auto uses" in line for line in r["panel_unchecked"])
+    assert r["check_error"] is None
+    assert r["capabilities"]["localizer"] == {"seeded": True, "yolo-world": False, "motion": True}
+    assert r["capabilities"]["depth"] == {"depth-anything": False, "box-scale": True}
+    auto = panel_text(r["panel_auto"])
+    assert "Localizer Auto uses Motion: YOLO-World is not available on the server" in auto
+    assert "Depth Auto uses Box Scale: Depth Anything is not available on the server" in auto
+    yolo = panel_text(r["panel_yolo"])
+    assert "YOLO-World (Localizer) is not available on the FoleySpace server" in yolo
+    assert "foleyspace models fetch yolo-world" in yolo
+
+    # the submit: refused before the job is sent, one line, the panel's terms
+    refused = r["refused"]
+    message = refused["submit_error"]
+    assert message and "\n" not in message.strip(), refused
+    assert "YOLO-World (Localizer) is not available on the FoleySpace server" in message
+    assert "choose another Localizer, or Auto, in the FoleySpace panel" in message
+    assert "`foleyspace models fetch yolo-world`" in message and "yolov8s-worldv2.pt" in message
+    assert "--" not in outside_backticks(message) and "'localizer'" not in message
+    assert refused["message_is_error"] and refused["message"] == message.removeprefix("Error: ")
+    assert refused["added"] == 0 and refused["pending"] == 0 and not refused["timer_registered"]
+    # the server's bad_request, reworded the same way
+    server_refused = r["server_refused"]
+    text = server_refused["submit_error"]
+    assert "the server refused the job: YOLO-World (Localizer) is not available on the FoleySpace server" in text
+    assert "`foleyspace models fetch yolo-world`" in text and "--" not in outside_backticks(text)
+    assert server_refused["added"] == 0 and server_refused["pending"] == 0
+    assert "Depth Anything (Depth) is not available" in r["depth_refused"]
+    assert "`foleyspace models fetch depth-anything-small`" in r["depth_refused"]
+    with server.client() as c:
+        jobs_after = c.request("list", limit=1000)["jobs"]
+    new_jobs = [j for j in jobs_after if j["job"] not in jobs_before]
+    assert len(new_jobs) == 1  # only the Motion job below: nothing was rendered for the refused ones
+
+    # Motion + Box Scale: accepted, rendered and placed; the sidecar says what ran
+    rendered = r["rendered"]
+    assert rendered["submit_error"] is None and not rendered["timed_out"] and not rendered["message_is_error"], rendered
+    (stem,) = rendered["added"]
+    sidecar = json.loads(Path(stem["filepath"]).with_suffix(".json").read_text())
+    assert sidecar["analysis"]["localizer"] == "motion" and sidecar["analysis"]["depth"] == "box-scale"
+
+
 def test_messages_and_retime_arithmetic():
     """Pure parts: server messages reworded without CLI flags; retime arithmetic."""
     load_placement()
@@ -572,6 +657,27 @@ def test_messages_and_retime_arithmetic():
     assert "--" not in m.for_blender("/x/a.mp4: the clip has no audio track; pass --audio FILE to give a sound")
     assert m.for_blender("/x: the seeded tracker needs a box (--box X,Y,W,H[@TIME])") == "/x: the seeded tracker needs a box"
     assert "past the end of its movie" in m.for_blender("--out 9 s is past the end of the clip (4.000 s)")
+    # model backends: flags become the panel's settings; the server's `foleyspace models fetch` hint stays
+    assert m.for_blender("no 'dog' was detected in the range (no box scored 0.05 or more); name it differently, "
+                         "draw a box with --box, or use --localizer motion") == (
+        "no 'dog' was detected in the range (no box scored 0.05 or more); name it differently, "
+        "or set Localizer to Motion in the FoleySpace panel")
+    assert m.for_blender("use --label TEXT, --vocab NAME or --depth box-scale") == (
+        "use the Label setting in the FoleySpace panel, the Vocabulary setting in the FoleySpace panel or "
+        "set Depth to Box Scale in the FoleySpace panel")
+    assert m.for_blender("pass --depth-model DIR") == "use the Depth Model setting in the FoleySpace panel"
+    missing = ("YOLO-World weights yolov8s-worldv2.pt were not found in /m (or ultralytics' weights folder); get "
+               "them with `foleyspace models fetch yolo-world` when online, or place the file from https://x/y.pt "
+               "in that folder")
+    assert m.for_blender(f"job spec: 'localizer': 'yolo-world': {missing}") == (
+        "YOLO-World (Localizer) is not available on the FoleySpace server (choose another Localizer, or Auto, "
+        f"in the FoleySpace panel): {missing}")
+    assert "bogus (Localizer): the FoleySpace server does not offer it" in m.for_blender(
+        "job spec: 'localizer': 'bogus' is unknown; known: auto, seeded, yolo-world, motion")
+    assert m.for_blender("job spec: 'detect_every': must be an integer from 1 to 250 (frames)") == (
+        "the Detect Every setting must be an integer from 1 to 250 (frames)")
+    assert m.for_blender("see `foleyspace models fetch x --models-dir D` or --depth-model DIR") == (
+        "see `foleyspace models fetch x --models-dir D` or the Depth Model setting in the FoleySpace panel")
     # reversed, with a hold offset of 5 frames: content frames 10..80 of 90 shown backwards
     w = rt.warp(11, 81, 1.0, 90, 5, reverse=True)
     assert (w.start_f, w.end_f, w.speed) == (15.0, 85.0, -1.0)

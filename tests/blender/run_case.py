@@ -611,6 +611,74 @@ def case_retimed(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def case_models(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """The Localizer/Depth/Vocabulary/Detect Every/Depth Model settings: the options each choice
+    sends; the panel before and after a server check; YOLO-World chosen on a server without its
+    weights (refused before anything renders, in the panel's terms, and the server's own refusal
+    reworded the same way); then Motion + Box Scale + Detect Every rendered and placed."""
+    scene, ed = new_scene(args["project"])
+    settings = scene.foleyspace
+    movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
+    ed.active_strip = movie
+    src = pkg.source.describe(scene, movie)
+    out: dict[str, Any] = {"defaults": {k: getattr(settings, k) for k in (
+        "localizer", "depth", "vocab", "detect_every", "depth_model", "label")}, "options": {}}
+
+    def options(key: str, **values: Any) -> None:
+        saved = {k: getattr(settings, k) for k in values}
+        for k, v in values.items():
+            setattr(settings, k, v)
+        out["options"][key] = pkg.source.job_spec(src, "/tmp", "x.wav", settings)["options"]
+        for k, v in saved.items():
+            setattr(settings, k, v)
+
+    options("default")
+    options("yolo", localizer="yolo-world", vocab="imagenet", detect_every=5, depth="box-scale",
+            depth_model="large")
+    options("yolo_label", localizer="yolo-world", label="dog, puppy", vocab="audioset")
+    options("motion", localizer="motion", vocab="vggsound", detect_every=4)
+    options("auto_models", vocab="vggsound", detect_every=3, depth_model="metric-outdoor-small")
+    options("depth_anything", depth="depth-anything", depth_model="metric-indoor-large")
+    try:
+        settings.localizer = "yolo"
+    except TypeError as exc:
+        out["bad_enum"] = str(exc)
+    out["enum_items"] = {k: [i.identifier for i in settings.bl_rna.properties[k].enum_items]
+                         for k in ("localizer", "depth", "vocab", "depth_model")}
+    out["label_tooltip"] = settings.bl_rna.properties["label"].description
+
+    out["panel_unchecked"] = draw_ui(pkg)
+    out["check_error"] = run_operator(bpy.ops.foleyspace.check_server)
+    session = pkg.session.current()
+    out["capabilities"] = {k: {n: r.get("available") for n, r in rows.items()}
+                           for k, rows in session.capabilities.items()}
+    out["panel_auto"] = draw_ui(pkg)
+    settings.localizer = "yolo-world"
+    out["panel_yolo"] = draw_ui(pkg)
+
+    count = len(ed.strips)
+    session.capabilities = {}  # not checked yet: the submit asks the server itself
+    refused = spatialize_and_wait(pkg)
+    out["refused"] = refused | {"added": len(ed.strips) - count}
+    # the server's own refusal (a server whose hello lists no backends) reads the same way
+    checker = pkg.jobs.backends.unavailable
+    pkg.jobs.backends.unavailable = lambda *a, **k: None
+    try:
+        server_refused = spatialize_and_wait(pkg)
+    finally:
+        pkg.jobs.backends.unavailable = checker
+    out["server_refused"] = server_refused | {"added": len(ed.strips) - count}
+    settings.localizer = "auto"
+    settings.depth = "depth-anything"
+    out["depth_refused"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+
+    settings.localizer, settings.depth, settings.detect_every = "motion", "box-scale", 5
+    before = {s.name for s in ed.strips}
+    out["rendered"] = spatialize_and_wait(pkg)
+    out["rendered"]["added"] = [strip_info(s) for s in ed.strips if s.name not in before]
+    return out
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import binding, messages
+from . import backends, binding, messages
 from .placement import PlacementError, stem_file_name
 from .poller import Poller
-from .server import ClientError, client, quick
+from .server import ClientError, ServerUnavailable, client, quick
 from .session import Session, one_line, redraw
 from .source import Source, describe, job_spec, output_folder
 from .stems import check_room, place_stem
@@ -67,9 +67,20 @@ def submit(s: Session, scene: Any, strip: Any, settings: Any, prefs: Any) -> Str
                           lambda n: os.path.exists(os.path.join(folder, n)) or os.path.join(folder, n) in taken)
     spec = job_spec(source, folder, name, settings)
     c = client(s, prefs.server_address.strip())
+    chosen = {k: v for k, v in spec["options"].items() if k in ("localizer", "depth") and v != "auto"}
     with quick(c):
         c.request("ping")  # fail fast when no server runs
-    job_id = c.submit(spec)
+    if chosen:  # a model named: does this server have it? (nothing is rendered when it has not)
+        s.capabilities = backends.capabilities(c.request("hello"))
+    refusal = backends.unavailable(chosen, s.capabilities) if chosen else None
+    if refusal:
+        raise PlacementError(refusal)
+    try:
+        job_id = c.submit(spec)
+    except ServerUnavailable:
+        raise
+    except ClientError as exc:  # a refused spec names its field: say it in the panel's terms
+        raise ClientError(exc.code, f"the server refused the job: {messages.for_blender(str(exc))}") from None
     s.file_key = s.file_key or binding.file_key()
     job = StripJob(job_id, scene.name, strip.name, source, os.path.join(folder, name), bool(prefs.mute_original),
                    strip_id=binding.strip_identity(strip), blend=s.file_key)

@@ -1,9 +1,13 @@
 """Server messages in Blender's terms: no command-line flags in anything a Blender user reads.
 
-The server's messages are written for the command line (``--audio FILE``, ``--in``, ``--out``).
-:func:`for_blender` rewrites the ones a strip's job can meet into what the add-on offers
-(a sound strip with a chosen video, the strip's handles); any other flag left in a message is
-dropped from it. Pure functions, no ``bpy`` (unit-tested outside Blender).
+The server's messages are written for the command line (``--audio FILE``, ``--in``, ``--out``,
+``--localizer motion``). :func:`for_blender` rewrites the ones a strip's job can meet into what
+the add-on offers (a sound strip with a chosen video, the strip's handles, the panel's
+settings: ``--localizer motion`` becomes "set Localizer to Motion in the FoleySpace panel");
+any other flag left in a message is dropped from it. Commands in backticks (``foleyspace
+models fetch yolo-world``: what the server's owner runs to get a model) are kept as they are.
+A refused job spec names its field (``job spec: 'localizer': ...``): the panel setting is named
+instead. Pure functions, no ``bpy`` (unit-tested outside Blender).
 """
 
 from __future__ import annotations
@@ -25,7 +29,64 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORE
      "the strip ends past the end of its movie file; trim the strip to the movie"),
     (r"^--in .* is negative", "the strip starts before its movie; trim the strip to the movie"),
 ))
+
+#: The panel's name of each job-spec option and CLI flag it can meet, and of the backends'
+#: names (kept here so this module needs nothing else of the add-on).
+SETTINGS = {"localizer": "Localizer", "depth": "Depth", "vocab": "Vocabulary", "detect_every": "Detect Every",
+            "depth_model": "Depth Model", "label": "Label", "scheme": "Scheme", "hrtf": "HRTF"}
+CHOICES = {"auto": "Auto", "yolo-world": "YOLO-World", "motion": "Motion", "depth-anything": "Depth Anything",
+           "box-scale": "Box Scale"}
+
+#: Flags rephrased as panel settings (before other flags are dropped).
+_FLAG_RULES: tuple[tuple[re.Pattern[str], object], ...] = tuple((re.compile(p), w) for p, w in (
+    # the add-on draws no box: that way out is not offered
+    (r",? ?draw a box with --box(?: [A-Z0-9,@\[\]]+)?,?", ","),
+    (r"(?:use |with |pass |set |try )?--(?P<flag>localizer|depth)[ =](?P<value>[a-z][a-z0-9-]*)",
+     lambda m: f"set {SETTINGS[m['flag']]} to {CHOICES.get(m['value'], m['value'])} in the FoleySpace panel"),
+    (r"(?P<verb>(?:use|with|pass|set|give) )?--(?P<flag>localizer|depth|label|vocab|detect-every|depth-model|scheme"
+     r"|hrtf)(?![a-z-])(?: [A-Z][A-Z0-9|]*\b)?",
+     lambda m: f"{('with ' if m['verb'] == 'with ' else 'use ') if m['verb'] else ''}the {SETTINGS[m['flag'].replace('-', '_')]} setting in the "
+               "FoleySpace panel"),
+    (r"--device\b", "the server's device"),  # set where the server starts, not in Blender
+))
 _FLAG = re.compile(r"[;,(]?\s*(pass |use |with |see |give )?--[a-z][a-z0-9-]*( [A-Z][A-Z0-9,@\[\]]*)?\)?")
+#: A refused job spec: ``job spec: 'FIELD': PROBLEM`` (the server's bad_request).
+_SPEC = re.compile(r"^(?:job spec: )?'(?P<field>[a-z_]+)': (?P<problem>.*)$")
+_BACKEND = re.compile(r"^'(?P<name>[^']+)': (?P<why>.*)$")
+_UNKNOWN = re.compile(r"^'(?P<name>[^']+)' is unknown")
+
+
+def _flags(text: str) -> str:
+    """Rephrase or drop the CLI flags in ``text`` outside backtick-quoted commands."""
+    parts = re.split(r"(`[^`]*`)", text)
+    for i in range(0, len(parts), 2):  # the even parts are outside backticks
+        part = parts[i]
+        if "--" not in part:
+            continue
+        for pattern, wording in _FLAG_RULES:
+            part = pattern.sub(wording, part)  # type: ignore[arg-type]
+        part = _FLAG.sub("", part)
+        parts[i] = re.sub(r"\s*,(\s*,)+", ",", part)
+    return "".join(parts).strip(" ;,")
+
+
+def _spec(field: str, problem: str) -> str:
+    """A refused job-spec field in the panel's terms."""
+    setting = SETTINGS.get(field)
+    if setting is None:
+        return f"the job spec's {field!r}: {problem}"
+    if field in ("localizer", "depth"):
+        m = _UNKNOWN.match(problem)
+        if m:
+            return (f"{CHOICES.get(m['name'], m['name'])} ({setting}): the FoleySpace server does not offer it; "
+                    f"update the server, or choose another {setting} in the FoleySpace panel")
+        m = _BACKEND.match(problem)
+        if m:
+            return (f"{CHOICES.get(m['name'], m['name'])} ({setting}) is not available on the FoleySpace server "
+                    f"(choose another {setting}, or Auto, in the FoleySpace panel): {m['why']}")
+    if problem.startswith(("is ", "must ")):
+        return f"the {setting} setting {problem}"
+    return f"the {setting} setting: {problem}"
 
 
 def for_blender(message: str) -> str:
@@ -35,6 +96,9 @@ def for_blender(message: str) -> str:
         m = pattern.search(text)
         if m:
             return wording.format(path=m.groupdict().get("path") or "")
+    m = _SPEC.match(text)
+    if m:
+        text = _spec(m["field"], m["problem"])
     if "--" in text:
-        text = _FLAG.sub("", text).strip(" ;,")
+        text = _flags(text)
     return text

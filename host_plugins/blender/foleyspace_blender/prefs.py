@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+
+from .backends import DEFAULTS, DEPTH_MODELS, DEPTHS, LOCALIZERS, VOCABULARIES
 
 
 class FOLEYSPACE_AP_preferences(bpy.types.AddonPreferences):
@@ -62,8 +64,30 @@ class FoleySpaceSceneSettings(bpy.types.PropertyGroup):
     """Per-scene job options (saved with the .blend)."""
 
     label: StringProperty(  # type: ignore[valid-type]
-        name="Label", description="What makes the sound (for label-aware localizers; recorded in the sidecar)",
-        default="")
+        name="Label",
+        description="What makes the sound, e.g. \"dog\"; several words for the same object separated by commas "
+                    "(\"dog, puppy\"). The YOLO-World localizer detects it in every frame; blank: YOLO-World "
+                    "follows the best-scoring label of the Vocabulary. Recorded in the sidecar",
+        default="", maxlen=200)
+    localizer: EnumProperty(  # type: ignore[valid-type]
+        name="Localizer", description="How the server finds the sounding object in the picture",
+        items=LOCALIZERS, default=DEFAULTS["localizer"])
+    depth: EnumProperty(  # type: ignore[valid-type]
+        name="Depth", description="How the server measures the object's distance",
+        items=DEPTHS, default=DEFAULTS["depth"])
+    vocab: EnumProperty(  # type: ignore[valid-type]
+        name="Vocabulary",
+        description="With YOLO-World and a blank Label: every label of this list is scored over the strip and "
+                    "the best one is followed",
+        items=VOCABULARIES, default=DEFAULTS["vocab"])
+    detect_every: IntProperty(  # type: ignore[valid-type]
+        name="Detect Every", description="YOLO-World: detect every N-th analysis frame and track in between "
+                                         "(faster; 1 = every frame)",
+        min=1, max=250, default=DEFAULTS["detect_every"], subtype="NONE")
+    depth_model: EnumProperty(  # type: ignore[valid-type]
+        name="Depth Model", description="Depth Anything: which model (the server must have it); metric models "
+                                        "measure metres",
+        items=DEPTH_MODELS, default=DEFAULTS["depth_model"])
     scheme: EnumProperty(  # type: ignore[valid-type]
         name="Scheme", description="Localization scheme",
         items=[("fine", "Fine", "A position per frame"),

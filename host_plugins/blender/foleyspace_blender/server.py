@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from . import backends
 from .placement import PlacementError
 from .session import Session, one_line, redraw
 
@@ -69,6 +70,7 @@ def check_server(s: Session, address: str | None, timeout_s: float = 0.5) -> boo
         hello = probe.hello()
     except ClientError as exc:
         s.server_ok = False
+        s.capabilities = {}  # what an earlier server had says nothing now
         s.server_text = ("no server at " + probe.address) if isinstance(exc, ServerUnavailable) \
             else f"{probe.address}: {one_line(exc)}"
         return False
@@ -76,6 +78,7 @@ def check_server(s: Session, address: str | None, timeout_s: float = 0.5) -> boo
         probe.close()
         redraw()
     s.server_ok = True
+    s.capabilities = backends.capabilities(hello)
     s.server_text = (f"FoleySpace {hello.get('version', '?')} at {probe.address}, "
                      f"{hello.get('workers', '?')} worker(s), device {hello.get('device', '?')}")
     return True

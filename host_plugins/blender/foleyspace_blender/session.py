@@ -48,6 +48,9 @@ class Session:
     server_proc: subprocess.Popen | None = None
     server_log: str = ""
     server_address: str | None = None
+    #: The backends the server offers, from its last ``hello`` (``backends.capabilities``);
+    #: empty until a server was checked.
+    capabilities: dict = field(default_factory=dict)
     server_started: float = 0.0
     timers: dict[TimerFn, Callable[[], float | None]] = field(default_factory=dict)
 
@@ -123,4 +126,4 @@ def redraw() -> None:
 def one_line(exc: BaseException) -> str:
     """An exception as one line of text."""
     text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    return text if len(text) <= 600 else text[:597] + "..."  # room for a server's how-to-get-the-model hint

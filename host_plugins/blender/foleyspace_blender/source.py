@@ -12,7 +12,7 @@ from typing import Any
 
 import bpy
 
-from . import compat, retime
+from . import backends, compat, retime
 from .placement import PlacementError, Span, media_range_s, same_rate
 
 #: Custom strip property holding the video chosen for a sound strip.
@@ -211,6 +211,7 @@ def job_spec(source: Source, folder: str, name: str, settings: Any) -> dict[str,
     hrtf = compat.abspath(settings.hrtf.strip())
     if hrtf:
         options["hrtf"] = hrtf
+    options.update(backends.job_options(settings))
     spec: dict[str, Any] = {"video": source.video, "output_dir": folder, "name": name,
                             "start_s": round(source.start_s, 9), "end_s": round(source.end_s, 9), "options": options}
     if source.audio:
@@ -222,3 +223,4 @@ def job_spec(source: Source, folder: str, name: str, settings: Any) -> dict[str,
     elif source.speed != 1.0:
         spec["speed"] = round(source.speed, 12)
     return spec
+

@@ -7,7 +7,7 @@ from typing import Any
 
 import bpy
 
-from . import compat, prefs, session
+from . import backends, compat, prefs, session
 from .operators import (
     FOLEYSPACE_OT_cancel,
     FOLEYSPACE_OT_check_server,
@@ -47,6 +47,7 @@ class SEQUENCER_PT_foleyspace(bpy.types.Panel):
             col.prop(settings, "label")
             col.prop(settings, "scheme")
             col.prop(settings, "hrtf")
+            draw_models(layout, settings, s.capabilities)
         p = prefs.get(context)
         if isinstance(p, bpy.types.AddonPreferences):
             layout.prop(p, "mute_original")
@@ -76,6 +77,25 @@ class SEQUENCER_PT_foleyspace(bpy.types.Panel):
                 op.job = job.id
         if s.message:
             layout.label(text=s.message, icon="ERROR" if s.message_is_error else "INFO")
+
+
+def draw_models(layout: Any, settings: Any, capabilities: dict) -> None:
+    """The model settings, and what the last server check said of them (a chosen model the
+    server lacks: how to get it; Auto without the model: what it uses instead)."""
+    box = layout.box()
+    col = box.column()
+    col.prop(settings, "localizer")
+    if settings.localizer in ("auto", "yolo-world"):
+        sub = col.column()
+        sub.active = not settings.label.strip()  # a Label names the object: no vocabulary is scored
+        sub.prop(settings, "vocab")
+        col.prop(settings, "detect_every")
+    col.prop(settings, "depth")
+    if settings.depth in ("auto", "depth-anything"):
+        col.prop(settings, "depth_model")
+    for text, is_error in backends.panel_notes(settings, capabilities):
+        for i, line in enumerate(backends.wrap(text)):
+            box.label(text=line, icon=("ERROR" if is_error else "INFO") if i == 0 else "BLANK1")
 
 
 def draw_context_menu(self: Any, context: Any) -> None:

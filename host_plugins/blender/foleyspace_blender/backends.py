@@ -1,0 +1,141 @@
+"""The model settings of the panel — Localizer, Depth, Vocabulary, Detect Every, Depth Model:
+their choices, the job options they send, and what the server's ``hello`` says of them.
+
+The identifiers are the names of the job spec and the server protocol (docs/protocol.md, "Job
+spec"): ``localizer`` auto | yolo-world | motion, ``depth`` auto | depth-anything | box-scale.
+Pure functions, no ``bpy`` (unit-tested outside Blender).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from .messages import SETTINGS as SETTING_NAMES
+from .messages import for_blender
+
+#: (identifier = the job-spec name, panel name, tooltip), as Blender's EnumProperty takes them.
+LOCALIZERS = [
+    ("auto", "Auto", "YOLO-World when the server has its weights, else Motion"),
+    ("yolo-world", "YOLO-World", "Open-vocabulary detector: finds the object named in Label (or the best label of "
+                                 "the Vocabulary) in every frame; the server needs its weights"),
+    ("motion", "Motion", "Follows the main moving object (no model)"),
+]
+DEPTHS = [
+    ("auto", "Auto", "Depth Anything when the server has the model, else Box Scale"),
+    ("depth-anything", "Depth Anything", "Depth Anything V2 monocular depth; the server needs the model"),
+    ("box-scale", "Box Scale", "Distance from the size of the object's box (no model)"),
+]
+VOCABULARIES = [
+    ("coco", "COCO", "80 everyday objects (people, vehicles, animals)"),
+    ("imagenet", "ImageNet", "1000 object classes"),
+    ("vggsound", "VGGSound", "309 sound-source classes"),
+    ("audioset", "AudioSet", "527 AudioSet sound classes"),
+]
+DEPTH_MODELS = [
+    ("small", "Small", "Depth Anything V2 Small (relative depth)"),
+    ("base", "Base", "Depth Anything V2 Base (relative depth)"),
+    ("large", "Large", "Depth Anything V2 Large (relative depth)"),
+    ("metric-indoor-small", "Metric Indoor Small", "Distances in metres, indoor scenes"),
+    ("metric-outdoor-small", "Metric Outdoor Small", "Distances in metres, outdoor scenes"),
+    ("metric-indoor-large", "Metric Indoor Large", "Distances in metres, indoor scenes"),
+    ("metric-outdoor-large", "Metric Outdoor Large", "Distances in metres, outdoor scenes"),
+]
+#: The server's default of each setting: a setting at its default is not sent.
+DEFAULTS: dict[str, Any] = {"localizer": "auto", "depth": "auto", "vocab": "coco", "detect_every": 1,
+                            "depth_model": "small"}
+#: The model each kind's ``auto`` prefers, and what it falls back to (panel names).
+AUTO_PREFERS = {"localizer": ("yolo-world", "Motion"), "depth": ("depth-anything", "Box Scale")}
+_CHOICES = {"localizer": LOCALIZERS, "depth": DEPTHS, "vocab": VOCABULARIES, "depth_model": DEPTH_MODELS}
+
+
+def choice_name(setting: str, name: str) -> str:
+    """The panel's name of a choice (``"yolo-world"`` → ``"YOLO-World"``); unknown names as given."""
+    for ident, label, _ in _CHOICES.get(setting, ()):
+        if ident == name:
+            return label
+    return name
+
+
+def job_options(settings: Any) -> dict[str, Any]:
+    """The job options of the model settings: only those not at the server's default, and only
+    those the chosen backend reads (the server refuses a YOLO-World setting with another
+    localizer; a Label leaves no vocabulary to score)."""
+    def value(key: str) -> Any:
+        return getattr(settings, key, DEFAULTS[key])
+
+    options: dict[str, Any] = {}
+    for key in ("localizer", "depth"):
+        if value(key) != DEFAULTS[key]:
+            options[key] = str(value(key))
+    if value("localizer") in ("auto", "yolo-world"):
+        if not str(getattr(settings, "label", "")).strip() and value("vocab") != DEFAULTS["vocab"]:
+            options["vocab"] = str(value("vocab"))
+        if int(value("detect_every")) != DEFAULTS["detect_every"]:
+            options["detect_every"] = int(value("detect_every"))
+    if value("depth") in ("auto", "depth-anything") and value("depth_model") != DEFAULTS["depth_model"]:
+        options["depth_model"] = str(value("depth_model"))
+    return options
+
+
+def capabilities(hello: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{kind: {name: {available, missing?, ...}}}`` from a ``hello`` reply; ``{}`` when the
+    server lists no backends (an older server: its answer to the submit decides)."""
+    caps = hello.get("capabilities") if isinstance(hello, dict) else None
+    listed = caps.get("backends") if isinstance(caps, dict) else None
+    if not isinstance(listed, dict):
+        return {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind, rows in listed.items():
+        if isinstance(rows, list):
+            out[str(kind)] = {str(r["name"]): r for r in rows if isinstance(r, dict) and "name" in r}
+    return out
+
+
+def _missing(row: dict[str, Any]) -> str:
+    return for_blender(str(row.get("missing") or "it is not installed there")).rstrip(".")
+
+
+def unavailable(options: dict[str, Any], caps: dict[str, dict[str, dict[str, Any]]]) -> str | None:
+    """Why the server cannot run a backend the job options name (one line, the panel's terms), or
+    None. ``auto`` is never refused: the server falls back to the offline backend."""
+    for kind in ("localizer", "depth"):
+        name = options.get(kind)
+        if not name or name == "auto" or kind not in caps:
+            continue
+        setting, choice = SETTING_NAMES[kind], choice_name(kind, name)
+        row = caps[kind].get(name)
+        if row is None:
+            return (f"{choice} ({setting}): the FoleySpace server does not offer it; update the server, "
+                    f"or choose another {setting} in the FoleySpace panel")
+        if not row.get("available", True):
+            return (f"{choice} ({setting}) is not available on the FoleySpace server (choose another {setting}, "
+                    f"or Auto, in the FoleySpace panel): {_missing(row)}")
+    return None
+
+
+def panel_notes(settings: Any, caps: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, bool]]:
+    """Lines for the panel about the model settings, from the last ``hello``: ``(text, is_error)``.
+    A chosen model the server lacks is an error (with how to get it); ``Auto`` without the model
+    says what is used instead."""
+    notes: list[tuple[str, bool]] = []
+    for kind in ("localizer", "depth"):
+        name = str(getattr(settings, kind, "auto"))
+        if kind not in caps:
+            continue
+        if name == "auto":
+            model, fallback = AUTO_PREFERS[kind]
+            row = caps[kind].get(model)
+            if row is not None and not row.get("available", True):
+                notes.append((f"{SETTING_NAMES[kind]} Auto uses {fallback}: {choice_name(kind, model)} is not "
+                              "available on the server (choose it to see how to get it)", False))
+            continue
+        why = unavailable({kind: name}, caps)
+        if why:
+            notes.append((why, True))
+    return notes
+
+
+def wrap(text: str, width: int = 60) -> list[str]:
+    """``text`` as panel lines (a panel label does not wrap by itself)."""
+    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
