@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -190,6 +191,110 @@ def test_settings_from_env(script):
                 {"FOLEYSPACE_RESOLVE_JOB_TIMEOUT": "inf"}, {"FOLEYSPACE_RESOLVE_REQUEST_RETRIES": "1.5"}):
         with pytest.raises(script.ScriptError, match="FOLEYSPACE_RESOLVE_"):
             script.Settings.from_env(bad)
+
+
+# ------------------------------------------------------------------ model settings
+def test_model_settings_reach_the_job_options(script):
+    env = {"FOLEYSPACE_RESOLVE_LOCALIZER": "yolo-world", "FOLEYSPACE_RESOLVE_DEPTH": " box-scale ",
+           "FOLEYSPACE_RESOLVE_VOCAB": "imagenet", "FOLEYSPACE_RESOLVE_DETECT_EVERY": "5",
+           "FOLEYSPACE_RESOLVE_LABEL": ""}
+    s = script.Settings.from_env(env)
+    assert (s.localizer, s.depth, s.vocab, s.detect_every, s.label) == ("yolo-world", "box-scale", "imagenet", 5, "")
+    # no label: YOLO-World scores the vocabulary
+    assert s.job_options("shot.mov") == {"localizer": "yolo-world", "depth": "box-scale", "vocab": "imagenet",
+                                         "detect_every": 5}
+    assert script.Settings.from_env({**env, "FOLEYSPACE_RESOLVE_LABEL": "-"}).label == ""
+    # the default: the clip's name is the label, nothing else is sent (the server's defaults)
+    assert script.Settings.from_env({}).job_options("A001_C003.mov") == {"label": "A001_C003.mov"}
+    # a label (synonyms as typed) names the object: the vocabulary is not sent
+    labelled = script.Settings.from_env({**env, "FOLEYSPACE_RESOLVE_LABEL": " dog, puppy "})
+    assert labelled.job_options("shot.mov") == {"label": "dog, puppy", "localizer": "yolo-world",
+                                                "depth": "box-scale", "detect_every": 5}
+    depth = script.Settings.from_env({"FOLEYSPACE_RESOLVE_DEPTH": "depth-anything",
+                                      "FOLEYSPACE_RESOLVE_DEPTH_MODEL": "metric-outdoor-small",
+                                      "FOLEYSPACE_RESOLVE_VOCAB": "/lists/birds.txt"})
+    assert depth.job_options("x") == {"label": "x", "depth": "depth-anything", "depth_model": "metric-outdoor-small"}
+    assert script.Settings(label="", vocab="/lists/birds.txt").job_options("x") == {"vocab": "/lists/birds.txt"}
+    # the spec carries them (with the timing fields)
+    clip = script.Clip(name="shot.mov", video="/v.mov", start_s=0.0, end_s=1.0, record_frame=0, frames=24)
+    spec = clip.spec(Path("/out"), "s.wav", s.job_options(clip.name))
+    assert spec["options"] == {"localizer": "yolo-world", "depth": "box-scale", "vocab": "imagenet",
+                               "detect_every": 5}
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "yolo"}, "FOLEYSPACE_RESOLVE_LOCALIZER must be one of auto, yolo-world, "
+                                               "motion, not 'yolo'"),
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "seeded"}, "FOLEYSPACE_RESOLVE_LOCALIZER must be one of"),
+    ({"FOLEYSPACE_RESOLVE_DEPTH": "box"}, "FOLEYSPACE_RESOLVE_DEPTH must be one of auto, depth-anything, box-scale"),
+    ({"FOLEYSPACE_RESOLVE_VOCAB": "birds.txt"}, "FOLEYSPACE_RESOLVE_VOCAB must be one of coco, imagenet, vggsound, "
+                                                "audioset or the absolute path of a file of labels"),
+    ({"FOLEYSPACE_RESOLVE_DEPTH_MODEL": "huge"}, "FOLEYSPACE_RESOLVE_DEPTH_MODEL must be one of small"),
+    ({"FOLEYSPACE_RESOLVE_DETECT_EVERY": "0"}, "FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number"),
+    ({"FOLEYSPACE_RESOLVE_DETECT_EVERY": "2.5"}, "FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number"),
+    ({"FOLEYSPACE_RESOLVE_DETECT_EVERY": "251"}, "from 1 to 250, not 251"),
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "motion", "FOLEYSPACE_RESOLVE_VOCAB": "coco"},
+     "FOLEYSPACE_RESOLVE_VOCAB is a setting of the yolo-world localizer"),
+    ({"FOLEYSPACE_RESOLVE_DEPTH": "box-scale", "FOLEYSPACE_RESOLVE_DEPTH_MODEL": "large"},
+     "FOLEYSPACE_RESOLVE_DEPTH_MODEL is a setting of the depth-anything depth"),
+])
+def test_bad_model_setting_is_one_line_before_anything_renders(script, dvr, server, clips, tmp_path, monkeypatch,
+                                                               env, message):
+    app = dvr.make_resolve()
+    app.timeline.place(1, app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50), offset=0, duration=24)
+    monkeypatch.setenv("FOLEYSPACE_HOME", str(server.home))
+    monkeypatch.setenv("FOLEYSPACE_SERVER", server.address)
+    monkeypatch.setenv("FOLEYSPACE_RESOLVE_OUTPUT", str(tmp_path / "stems"))
+    monkeypatch.delenv("FOLEYSPACE_RESOLVE_TRACK", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with server.client() as c:
+        before = len(c.request("list", limit=1000)["jobs"])
+    lines: list[str] = []
+    assert script.main({"resolve": app}, log=lines.append) is False
+    (line,) = lines
+    assert line.startswith("FoleySpace: ") and message in line and "\n" not in line
+    assert app.timeline.GetTrackCount("audio") == 1 and len(app.media_pool.items) == 1
+    assert not (tmp_path / "stems").exists()
+    with server.client() as c:
+        assert len(c.request("list", limit=1000)["jobs"]) == before
+    with pytest.raises(script.ScriptError, match=message.split(",")[0]):
+        script.Settings.from_env(env)
+
+
+def test_model_the_server_lacks_stops_the_run_before_anything_renders(script, dvr, client, clips, tmp_path):
+    """The test server has no model weights (tests/conftest.py: FOLEYSPACE_MODELS is an empty folder)."""
+    app = dvr.make_resolve()
+    app.timeline.place(1, app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50), offset=0, duration=24)
+    before = len(client.request("list", limit=1000)["jobs"])
+    yolo = settings(script, tmp_path / "stems")
+    yolo.localizer = "yolo-world"
+    report = script.spatialize_timeline(app, client, yolo, log=lambda _: None)
+    assert not report.ok and report.placed == [] and "\n" not in report.error
+    assert "FOLEYSPACE_RESOLVE_LOCALIZER=yolo-world is not available on the FoleySpace server" in report.error
+    assert "`foleyspace models fetch yolo-world`" in report.error and "set FOLEYSPACE_RESOLVE_LOCALIZER to auto" \
+        in report.error
+    depth = settings(script, tmp_path / "stems")
+    depth.depth = "depth-anything"
+    report = script.spatialize_timeline(app, client, depth, log=lambda _: None)
+    assert "FOLEYSPACE_RESOLVE_DEPTH=depth-anything is not available" in report.error
+    assert "`foleyspace models fetch depth-anything-small`" in report.error
+    assert len(client.request("list", limit=1000)["jobs"]) == before  # nothing was sent
+    assert app.timeline.GetTrackCount("audio") == 1 and not (tmp_path / "stems").exists()
+
+
+def test_model_settings_render_with_the_named_backends(script, dvr, client, clips, tmp_path):
+    app = dvr.make_resolve()
+    app.timeline.place(1, app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50), offset=0, duration=24,
+                       name="dog barking")
+    chosen = settings(script, tmp_path / "stems")
+    chosen.localizer, chosen.depth, chosen.label = "motion", "box-scale", "dog, puppy"
+    report = script.spatialize_timeline(app, client, chosen, log=lambda _: None)
+    assert report.ok, (report.error, report.skipped)
+    sidecar = json.loads(Path(report.placed[0].path).with_suffix(".json").read_text())
+    analysis = sidecar["analysis"]
+    assert (analysis["localizer"], analysis["depth"], analysis["requested_label"]) == ("motion", "box-scale",
+                                                                                      "dog, puppy")
 
 
 # ------------------------------------------------------------------ placement failures

@@ -160,6 +160,73 @@ end
     assert out["linked"]["args"][-6:-2] == ["--audio", str(recording), "--audio-start", "1.6"]
 
 
+def test_lua_model_settings_become_the_cli_flags(luajit, tmp_path):
+    """FOLEYSPACE_RESOLVE_LOCALIZER/_DEPTH/_LABEL/_VOCAB/_DETECT_EVERY/_DEPTH_MODEL (or the constants
+    at the top of the script) become `foleyspace submit`'s --localizer, --depth, --label, --vocab,
+    --detect-every and --depth-model; defaults are left out."""
+    envs = {
+        "default": {},
+        "yolo": {"FOLEYSPACE_RESOLVE_LOCALIZER": "yolo-world", "FOLEYSPACE_RESOLVE_DEPTH": " box-scale ",
+                 "FOLEYSPACE_RESOLVE_VOCAB": "imagenet", "FOLEYSPACE_RESOLVE_DETECT_EVERY": "5",
+                 "FOLEYSPACE_RESOLVE_LABEL": ""},
+        "dash": {"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_VOCAB": "/lists/birds.txt"},
+        "labelled": {"FOLEYSPACE_RESOLVE_LABEL": " dog, puppy ", "FOLEYSPACE_RESOLVE_VOCAB": "audioset",
+                     "FOLEYSPACE_RESOLVE_DEPTH": "depth-anything",
+                     "FOLEYSPACE_RESOLVE_DEPTH_MODEL": "metric-outdoor-small"},
+    }
+    body = "local env\nlocal function getenv(k) return env[k] end\n"
+    for name, env in envs.items():
+        table = ", ".join(f"[ {lua_string(k)} ] = {lua_string(v)}" for k, v in env.items())
+        body += f"""
+env = {{{table}}}
+do
+  local s = fs.settings(getenv)
+  out.{name} = fs.submit_args({{name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1}}, "/s.wav", s)
+end
+"""
+    body += """
+fs.LOCALIZER, fs.DEPTH, fs.LABEL, fs.DETECT_EVERY = "motion", "box-scale", "car", nil  -- the constants
+env = {}
+out.constants = fs.submit_args({name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1},
+                               "/s.wav", fs.settings(getenv))
+"""
+    out = run_lua(luajit, tmp_path, body)
+    head, tail = ["submit", "/media/a.mp4", "-o", "/s.wav", "--in", "0.2"], ["--wait", "-q"]
+    assert out["default"] == [*head, "--label", "a.mp4", "--out", "1", *tail]
+    assert out["yolo"] == [*head, "--out", "1", "--localizer", "yolo-world", "--depth", "box-scale", "--vocab",
+                           "imagenet", "--detect-every", "5", *tail]  # no label: the vocabulary is scored
+    assert out["dash"] == [*head, "--out", "1", "--vocab", "/lists/birds.txt", *tail]
+    assert out["labelled"] == [*head, "--label", "dog, puppy", "--out", "1", "--depth", "depth-anything",
+                               "--depth-model", "metric-outdoor-small", *tail]  # a label: no vocabulary
+    assert out["constants"] == [*head, "--label", "car", "--out", "1", "--localizer", "motion", "--depth",
+                                "box-scale", *tail]
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "yolo"},
+     "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER must be one of auto, yolo-world, motion, not 'yolo'"),
+    ({"FOLEYSPACE_RESOLVE_DEPTH": "box"}, "FOLEYSPACE_RESOLVE_DEPTH must be one of auto, depth-anything, box-scale"),
+    ({"FOLEYSPACE_RESOLVE_VOCAB": "birds.txt"}, "FOLEYSPACE_RESOLVE_VOCAB must be one of coco, imagenet"),
+    ({"FOLEYSPACE_RESOLVE_DETECT_EVERY": "0"}, "FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number"),
+    ({"FOLEYSPACE_RESOLVE_DETECT_EVERY": "x"}, "FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number"),
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "motion", "FOLEYSPACE_RESOLVE_DETECT_EVERY": "3"},
+     "FOLEYSPACE_RESOLVE_DETECT_EVERY is a setting of the yolo-world localizer"),
+    ({"FOLEYSPACE_RESOLVE_DEPTH": "box-scale", "FOLEYSPACE_RESOLVE_DEPTH_MODEL": "/models/da"},
+     "FOLEYSPACE_RESOLVE_DEPTH_MODEL is a setting of the depth-anything depth"),
+])
+def test_lua_bad_model_setting_is_one_line_before_anything_renders(luajit, server, clips, tmp_path, env, message):
+    body = f"""
+local app = fake.make_resolve{{fps = "25"}}
+local m = app.media_pool:add_media{{path = {lua_string(str(clips["rl"]))}, fps = 25, frames = 25}}
+app.timeline:place{{track = 1, media = m, offset = 0, duration = 20}}
+out.ok = fs.main(app)
+out.audio = fake.audio_state(app)
+"""
+    out = run_lua(luajit, tmp_path, body, {**cli_env(server, tmp_path), **env})
+    assert out["ok"] is False and len(out["lines"]) == 1 and message in out["lines"][0], out["lines"]
+    assert len(out["audio"]) == 1 and not (tmp_path / "stems").exists()
+
+
 def test_lua_fake_enforces_the_same_rules(luajit, tmp_path):
     stem = tmp_path / "s.wav"
     sf.write(str(stem), np.zeros((48000, 2)), 48000, subtype="PCM_24")
@@ -255,6 +322,44 @@ tl:place{{track = 1, media = m, offset = 20, duration = 10, left_offset = 2, ram
     (name, reason), = out["skipped"]
     assert name == "ramp" and "variable speed" in reason
     assert sf.info(out["placed"][0]["path"]).frames == 48000 * 10 // 25
+
+
+def test_lua_model_the_server_lacks_stops_the_run(luajit, server, clips, tmp_path):
+    """The test server has no model weights (tests/conftest.py): the first clip's submit is
+    refused, so the run stops with the server's word on how to get them; nothing is placed."""
+    body = scenario_run(f"""
+local m = pool:add_media{{path = {lua_string(str(clips["rl"]))}, fps = 25, frames = 25}}
+tl:place{{track = 1, media = m, offset = 0, duration = 10, name = "one"}}
+tl:place{{track = 1, media = m, offset = 10, duration = 10, name = "two"}}
+""")
+    with server.client() as c:
+        before = len(c.request("list", limit=1000)["jobs"])
+    env = {**cli_env(server, tmp_path), "FOLEYSPACE_RESOLVE_TRACK": "1", "FOLEYSPACE_RESOLVE_LOCALIZER": "yolo-world"}
+    out = run_lua(luajit, tmp_path, body, env)
+    assert out["placed"] == [] and len(out["audio"]) == 1, out["lines"]
+    error = out["error"]
+    assert error.startswith("FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER=yolo-world is not available on the FoleySpace "
+                            "server: YOLO-World weights") and "\n" not in error
+    assert "`foleyspace models fetch yolo-world`" in error and error.endswith("; or set FOLEYSPACE_RESOLVE_LOCALIZER "
+                                                                             "to auto")
+    assert not any("[2/2]" in line for line in out["lines"])  # stopped at the first clip
+    with server.client() as c:
+        assert len(c.request("list", limit=1000)["jobs"]) == before
+
+
+def test_lua_run_with_named_backends_and_label(luajit, server, clips, tmp_path):
+    body = scenario_run(f"""
+local m = pool:add_media{{path = {lua_string(str(clips["rl"]))}, fps = 25, frames = 25}}
+tl:place{{track = 1, media = m, offset = 0, duration = 20}}
+""")
+    env = {**cli_env(server, tmp_path), "FOLEYSPACE_RESOLVE_LOCALIZER": "motion", "FOLEYSPACE_RESOLVE_DEPTH": "box-scale",
+           "FOLEYSPACE_RESOLVE_LABEL": "dog, puppy"}
+    out = run_lua(luajit, tmp_path, body, env)
+    assert out.get("error") is None and len(out["placed"]) == 1, out["lines"]
+    sidecar = json.loads(Path(out["placed"][0]["path"]).with_suffix(".json").read_text())
+    analysis = sidecar["analysis"]
+    assert (analysis["localizer"], analysis["depth"], analysis["requested_label"]) == ("motion", "box-scale",
+                                                                                      "dog, puppy")
 
 
 def test_lua_run_without_the_command_says_how_to_fix_it(luajit, server, clips, tmp_path):

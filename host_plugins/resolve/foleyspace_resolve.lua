@@ -12,8 +12,13 @@ endFrame exclusive: see END_FRAME_EXCLUSIVE). Progress and a summary go to the C
 Settings (environment variables, or the constants below): FOLEYSPACE_CLI (the command, default
 "foleyspace"; a full path when Resolve's PATH does not have it), FOLEYSPACE_RESOLVE_TRACK
 ("current" or a video track number), FOLEYSPACE_RESOLVE_OUTPUT (stem folder),
-FOLEYSPACE_RESOLVE_LINKED_AUDIO (1/0), FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED (1/0);
-FOLEYSPACE_HOME and FOLEYSPACE_SERVER reach the command unchanged.
+FOLEYSPACE_RESOLVE_LINKED_AUDIO (1/0), FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED (1/0); the model
+settings FOLEYSPACE_RESOLVE_LOCALIZER (auto | yolo-world | motion), FOLEYSPACE_RESOLVE_DEPTH (auto |
+depth-anything | box-scale), FOLEYSPACE_RESOLVE_LABEL (default: the clip's name; empty or "-": no
+label, so YOLO-World picks from the vocabulary), FOLEYSPACE_RESOLVE_VOCAB,
+FOLEYSPACE_RESOLVE_DETECT_EVERY, FOLEYSPACE_RESOLVE_DEPTH_MODEL, passed as the command's --localizer,
+--depth, --label, --vocab, --detect-every and --depth-model; FOLEYSPACE_HOME and FOLEYSPACE_SERVER
+reach the command unchanged.
 
 Where each fact about Resolve comes from is in README.md, "What this relies on".
 ]]
@@ -38,6 +43,27 @@ M.END_FRAME_EXCLUSIVE = true
 --- Source frames of slack when comparing a clip's source span with its length (see the .py).
 M.SPAN_TOLERANCE_FRAMES = 1.0
 M.SPAN_TOLERANCE_MIXED_RATES = 2.5
+--- The model backends (the same names as everywhere in FoleySpace; see foleyspace_resolve.py).
+--- LOCALIZER: "auto" (YOLO-World when the server has its weights, else motion), "yolo-world" or
+--- "motion" (FOLEYSPACE_RESOLVE_LOCALIZER). DEPTH: "auto", "depth-anything" or "box-scale".
+M.LOCALIZER = "auto"
+M.DEPTH = "auto"
+--- What YOLO-World looks for: nil = each clip's name; "" = no label (it scores every label of VOCAB
+--- and follows the best); text = that object, synonyms separated by commas ("dog, puppy").
+M.LABEL = nil
+--- YOLO-World without a label: "coco", "imagenet", "vggsound", "audioset" or an absolute file of
+--- labels; "" = the server's default (coco).
+M.VOCAB = ""
+--- YOLO-World detects every N-th analysis frame (1-250); nil = every frame.
+M.DETECT_EVERY = nil
+--- Depth Anything model: "small", "base", "large", "metric-indoor-small", "metric-outdoor-small",
+--- "metric-indoor-large", "metric-outdoor-large" or an absolute model folder; "" = the default (small).
+M.DEPTH_MODEL = ""
+M.LOCALIZERS = {"auto", "yolo-world", "motion"}
+M.DEPTHS = {"auto", "depth-anything", "box-scale"}
+M.VOCABULARIES = {"coco", "imagenet", "vggsound", "audioset"}
+M.DEPTH_MODELS = {"small", "base", "large", "metric-indoor-small", "metric-outdoor-small", "metric-indoor-large",
+                  "metric-outdoor-large"}
 
 --- Where progress and the summary go (Resolve's Console).
 M.log = print
@@ -216,6 +242,10 @@ function M.json_decode(text)
 end
 
 -- ------------------------------------------------------------------ settings
+local function trim(text)
+  return (text:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
 local function flag(key, text)
   local v = text:lower():gsub("%s", "")
   if v == "1" or v == "yes" or v == "on" or v == "true" then return true end
@@ -246,7 +276,63 @@ function M.settings(getenv)
   if linked and linked:match("%S") then s.use_linked_audio = flag("FOLEYSPACE_RESOLVE_LINKED_AUDIO", linked) end
   local assume = getenv("FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED")
   if assume and assume:match("%S") then s.assume_normal_speed = flag("FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED", assume) end
+  s.localizer, s.depth, s.label, s.vocab = M.LOCALIZER, M.DEPTH, M.LABEL, M.VOCAB or ""
+  s.detect_every, s.depth_model = M.DETECT_EVERY, M.DEPTH_MODEL or ""
+  for key, field in pairs({LOCALIZER = "localizer", DEPTH = "depth", VOCAB = "vocab", DEPTH_MODEL = "depth_model"}) do
+    local value = trim(getenv("FOLEYSPACE_RESOLVE_" .. key) or "")
+    if value ~= "" then s[field] = value end
+  end
+  local label = getenv("FOLEYSPACE_RESOLVE_LABEL")
+  if label ~= nil then
+    label = trim(label)
+    s.label = label == "-" and "" or label
+  end
+  local every = trim(getenv("FOLEYSPACE_RESOLVE_DETECT_EVERY") or "")
+  if every ~= "" then
+    if not every:match("^%d+$") then
+      error({script = "FoleySpace: FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number of frames from 1 to 250, "
+             .. "not '" .. every .. "'"})
+    end
+    s.detect_every = tonumber(every)
+  end
+  M.check_models(s)
   return s
+end
+
+local function one_of(list, value)
+  for _, v in ipairs(list) do if v == value then return true end end
+  return false
+end
+
+--- Refuse (one line, naming the setting) a model setting the server would refuse.
+function M.check_models(s)
+  local function refuse(text) error({script = "FoleySpace: " .. text}) end
+  for _, c in ipairs({{"LOCALIZER", s.localizer, M.LOCALIZERS}, {"DEPTH", s.depth, M.DEPTHS}}) do
+    if not one_of(c[3], c[2]) then
+      refuse("FOLEYSPACE_RESOLVE_" .. c[1] .. " must be one of " .. table.concat(c[3], ", ") .. ", not '"
+             .. tostring(c[2]) .. "'")
+    end
+  end
+  for _, c in ipairs({{"VOCAB", s.vocab, M.VOCABULARIES, "a file of labels"},
+                      {"DEPTH_MODEL", s.depth_model, M.DEPTH_MODELS, "a model folder"}}) do
+    if c[2] ~= "" and not one_of(c[3], c[2]) and not is_abs(c[2]) then
+      refuse("FOLEYSPACE_RESOLVE_" .. c[1] .. " must be one of " .. table.concat(c[3], ", ")
+             .. " or the absolute path of " .. c[4] .. ", not '" .. c[2] .. "'")
+    end
+  end
+  local every = s.detect_every
+  if every ~= nil and (type(every) ~= "number" or every ~= math.floor(every) or every < 1 or every > 250) then
+    refuse("FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number of frames from 1 to 250, not " .. tostring(every))
+  end
+  if s.label ~= nil and #s.label > 200 then refuse("FOLEYSPACE_RESOLVE_LABEL holds more than 200 characters") end
+  if s.localizer == "motion" and (s.vocab ~= "" or every ~= nil) then
+    refuse("FOLEYSPACE_RESOLVE_" .. (s.vocab ~= "" and "VOCAB" or "DETECT_EVERY")
+           .. " is a setting of the yolo-world localizer, but FOLEYSPACE_RESOLVE_LOCALIZER is motion")
+  end
+  if s.depth == "box-scale" and s.depth_model ~= "" then
+    refuse("FOLEYSPACE_RESOLVE_DEPTH_MODEL is a setting of the depth-anything depth, but FOLEYSPACE_RESOLVE_DEPTH "
+           .. "is box-scale")
+  end
 end
 
 -- ------------------------------------------------------------------ reading the timeline
@@ -496,9 +582,19 @@ function M.run(cli, args)
   return out, rc
 end
 
---- The `foleyspace submit` arguments for a clip (the CLI's flags for the job-spec fields).
-function M.submit_args(clip, stem_path)
-  local args = {"submit", clip.video, "-o", stem_path, "--in", num(clip.start_s), "--label", clip.name:sub(1, 200)}
+--- The `foleyspace submit` arguments for a clip (the CLI's flags for the job-spec fields);
+--- settings: M.settings() (nil: the constants above), for the label and the model flags.
+function M.submit_args(clip, stem_path, settings)
+  local s = settings or {localizer = M.LOCALIZER, depth = M.DEPTH, label = M.LABEL, vocab = M.VOCAB or "",
+                         detect_every = M.DETECT_EVERY, depth_model = M.DEPTH_MODEL or ""}
+  local label = s.label
+  if label == nil then label = clip.name end
+  label = trim(label):sub(1, 200)
+  local args = {"submit", clip.video, "-o", stem_path, "--in", (num(clip.start_s))}
+  if label ~= "" then
+    args[#args + 1] = "--label"
+    args[#args + 1] = label
+  end
   if clip.hold_s then
     args[#args + 1] = "--speed=0"
     args[#args + 1] = "--hold"
@@ -514,6 +610,12 @@ function M.submit_args(clip, stem_path)
     args[#args + 1] = "--audio-start"
     args[#args + 1] = num(clip.audio_start_s or 0)
   end
+  local function add(flag_name, value) args[#args + 1] = flag_name args[#args + 1] = value end
+  if s.localizer and s.localizer ~= "auto" then add("--localizer", s.localizer) end
+  if s.depth and s.depth ~= "auto" then add("--depth", s.depth) end
+  if s.vocab and s.vocab ~= "" and label == "" then add("--vocab", s.vocab) end  -- a label names the object
+  if s.detect_every then add("--detect-every", tostring(math.floor(s.detect_every))) end
+  if s.depth_model and s.depth_model ~= "" then add("--depth-model", s.depth_model) end
   args[#args + 1] = "--wait"
   args[#args + 1] = "-q"
   return args
@@ -537,13 +639,20 @@ local function job_record(cli, job)
   return nil
 end
 
---- Render one clip with the CLI; returns {path, duration_s} or nil, reason.
-function M.render(cli, clip, stem_path)
-  local out, rc = M.run(cli, M.submit_args(clip, stem_path))
+--- Render one clip with the CLI; returns {path, duration_s} or nil, reason (and, for a model the
+--- server lacks, the one-line message that stops the run).
+function M.render(cli, clip, stem_path, settings)
+  local out, rc = M.run(cli, M.submit_args(clip, stem_path, settings))
   local job = out:match("^%s*(%S+)")
   if rc ~= 0 then
     local why = last_line(out):gsub("^foleyspace: error: ", "")
     if rc == 127 then why = "cannot run '" .. cli .. "' (set FOLEYSPACE_CLI to the foleyspace command): " .. why end
+    local kind, name, missing = why:match("^job spec: '(%l+)': '([^']+)': (.*)$")
+    if kind == "localizer" or kind == "depth" then  -- every clip would meet it: stop the run
+      local key = "FOLEYSPACE_RESOLVE_" .. kind:upper()
+      return nil, why, "FoleySpace: " .. key .. "=" .. name .. " is not available on the FoleySpace server: "
+                       .. missing .. "; or set " .. key .. " to auto"
+    end
     return nil, why
   end
   local record = job and job_record(cli, job) or nil
@@ -752,6 +861,10 @@ function M.spatialize_timeline(resolve, settings)
     local fps = M.timeline_fps(project, timeline)
     local clips = gather(timeline, fps, settings, report)
     if #clips == 0 then error({script = "FoleySpace: no clip to spatialize."}) end
+    if settings.label == nil and (settings.vocab or "") ~= "" then
+      log("FoleySpace: FOLEYSPACE_RESOLVE_VOCAB is not used: each clip's name is sent as its label; "
+          .. "set FOLEYSPACE_RESOLVE_LABEL to - to let YOLO-World choose from the vocabulary")
+    end
     local dir = output_dir(project, settings)
     make_dir(dir)
     log("FoleySpace: " .. #clips .. " clip(s) -> " .. dir)
@@ -765,7 +878,8 @@ function M.spatialize_timeline(resolve, settings)
                                                .. "--speed; update FoleySpace"}
       else
         log(prefix .. " rendering")
-        local stem, why = M.render(settings.cli, clip, stem_path(dir, clip, taken))
+        local stem, why, fatal = M.render(settings.cli, clip, stem_path(dir, clip, taken), settings)
+        if fatal then error({script = fatal}) end
         if stem then
           stem.clip = clip
           stems[#stems + 1] = stem

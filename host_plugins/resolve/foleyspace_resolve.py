@@ -10,7 +10,12 @@ at its clip's absolute record frame. Progress and a summary go to Resolve's cons
 Choose what to spatialize with ``FOLEYSPACE_RESOLVE_TRACK`` (unset or ``current``: the item
 under the playhead; ``N``: every clip on video track N, counted from 1) or the ``TRACK``
 constant below. ``FOLEYSPACE_RESOLVE_OUTPUT`` overrides the stem folder (default
-``~/FoleySpace Stems/<project name>``).
+``~/FoleySpace Stems/<project name>``). The model settings — ``FOLEYSPACE_RESOLVE_LOCALIZER``
+(auto | yolo-world | motion), ``_DEPTH`` (auto | depth-anything | box-scale), ``_LABEL`` (default:
+the clip's name; empty or ``-``: none, so YOLO-World picks from the vocabulary), ``_VOCAB``,
+``_DETECT_EVERY``, ``_DEPTH_MODEL``, or the constants below — go into every job's options; a
+model the server lacks stops the run before anything renders, with the server's word on how to
+get it.
 
 Only the standard library and ``foleyspace.client`` (pyzmq + msgpack) are imported, because
 Resolve runs its own Python. The core (:func:`spatialize_timeline`) takes a ``resolve`` object
@@ -113,6 +118,32 @@ END_FRAME_EXCLUSIVE = True
 #: one less (inclusive, measured) and the conversion floors, which costs up to one more each.
 SPAN_TOLERANCE_FRAMES = 1.0
 SPAN_TOLERANCE_MIXED_RATES = 2.5
+#: The model backends (docs/protocol.md, "Job spec"; the same names as everywhere in FoleySpace).
+#: LOCALIZER finds the object: "auto" (YOLO-World when the server has its weights, else motion),
+#: "yolo-world" or "motion" (FOLEYSPACE_RESOLVE_LOCALIZER). DEPTH measures its distance: "auto",
+#: "depth-anything" or "box-scale" (FOLEYSPACE_RESOLVE_DEPTH).
+LOCALIZER = "auto"
+DEPTH = "auto"
+#: What YOLO-World looks for. None: each clip's name; "": no label, so YOLO-World scores every
+#: label of VOCAB and follows the best; text: that object, synonyms separated by commas
+#: ("dog, puppy") (FOLEYSPACE_RESOLVE_LABEL; empty or "-" there means no label).
+LABEL: Optional[str] = None
+#: YOLO-World without a label: "coco", "imagenet", "vggsound", "audioset" or an absolute file of
+#: labels; "" leaves the server's default (coco) (FOLEYSPACE_RESOLVE_VOCAB).
+VOCAB = ""
+#: YOLO-World detects every N-th analysis frame and tracks in between; None: every frame
+#: (FOLEYSPACE_RESOLVE_DETECT_EVERY, 1-250).
+DETECT_EVERY: Optional[int] = None
+#: Depth Anything model: "small", "base", "large", "metric-indoor-small", "metric-outdoor-small",
+#: "metric-indoor-large", "metric-outdoor-large" or an absolute model folder; "": the server's
+#: default (small) (FOLEYSPACE_RESOLVE_DEPTH_MODEL).
+DEPTH_MODEL = ""
+#: The names each choice may take (a Resolve clip has no box, so the seeded tracker is not one).
+LOCALIZERS = ("auto", "yolo-world", "motion")
+DEPTHS = ("auto", "depth-anything", "box-scale")
+VOCABULARIES = ("coco", "imagenet", "vggsound", "audioset")
+DEPTH_MODELS = ("small", "base", "large", "metric-indoor-small", "metric-outdoor-small", "metric-indoor-large",
+                "metric-outdoor-large")
 
 Log = Callable[[str], None]
 
@@ -137,6 +168,8 @@ class Settings:
         options: job ``options`` sent with every job (see docs/protocol.md).
         use_linked_audio: use a linked audio item from another recording as the sound.
         assume_normal_speed: treat clips whose speed Resolve cannot report as 100 %.
+        localizer, depth, label, vocab, detect_every, depth_model: the model settings (see
+            LOCALIZER ... DEPTH_MODEL above); ``label`` None sends each clip's name.
     """
 
     track: Optional[int] = TRACK
@@ -147,6 +180,12 @@ class Settings:
     options: Dict[str, Any] = field(default_factory=dict)
     use_linked_audio: bool = USE_LINKED_AUDIO
     assume_normal_speed: bool = ASSUME_NORMAL_SPEED
+    localizer: str = LOCALIZER
+    depth: str = DEPTH
+    label: Optional[str] = LABEL
+    vocab: str = VOCAB
+    detect_every: Optional[int] = DETECT_EVERY
+    depth_model: str = DEPTH_MODEL
 
     @classmethod
     def from_env(cls, env: Optional[Dict[str, str]] = None) -> "Settings":
@@ -178,7 +217,62 @@ class Settings:
                 if not (value > 0 and math.isfinite(value)):
                     raise ScriptError(f"FoleySpace: {key} must be a positive number, not {env[key]!r}")
                 setattr(settings, attr, value)
+        for key, attr in (("FOLEYSPACE_RESOLVE_LOCALIZER", "localizer"), ("FOLEYSPACE_RESOLVE_DEPTH", "depth"),
+                          ("FOLEYSPACE_RESOLVE_VOCAB", "vocab"), ("FOLEYSPACE_RESOLVE_DEPTH_MODEL", "depth_model")):
+            if env.get(key, "").strip():
+                setattr(settings, attr, env[key].strip())
+        if "FOLEYSPACE_RESOLVE_LABEL" in env:
+            label = env["FOLEYSPACE_RESOLVE_LABEL"].strip()
+            settings.label = "" if label == "-" else label
+        every = env.get("FOLEYSPACE_RESOLVE_DETECT_EVERY", "").strip()
+        if every:
+            if not every.isdigit():
+                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number of frames "
+                                  f"from 1 to 250, not {every!r}")
+            settings.detect_every = int(every)
+        settings.check_models()
         return settings
+
+    def check_models(self) -> None:
+        """ScriptError (one line, naming the setting) for a model setting the server would refuse."""
+        for key, value, names in (("LOCALIZER", self.localizer, LOCALIZERS), ("DEPTH", self.depth, DEPTHS)):
+            if value not in names:
+                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key} must be one of {', '.join(names)}, "
+                                  f"not {value!r}")
+        for key, value, names, what in (("VOCAB", self.vocab, VOCABULARIES, "a file of labels"),
+                                        ("DEPTH_MODEL", self.depth_model, DEPTH_MODELS, "a model folder")):
+            if value and value not in names and not os.path.isabs(os.path.expanduser(value)):
+                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key} must be one of {', '.join(names)} or the "
+                                  f"absolute path of {what}, not {value!r}")
+        every = self.detect_every
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 250):
+            raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number of frames from 1 "
+                              f"to 250, not {every!r}")
+        if self.label is not None and len(self.label) > 200:
+            raise ScriptError("FoleySpace: FOLEYSPACE_RESOLVE_LABEL holds more than 200 characters")
+        if self.localizer == "motion" and (self.vocab or every is not None):
+            key = "VOCAB" if self.vocab else "DETECT_EVERY"
+            raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key} is a setting of the yolo-world localizer, but "
+                              "FOLEYSPACE_RESOLVE_LOCALIZER is motion")
+        if self.depth == "box-scale" and self.depth_model:
+            raise ScriptError("FoleySpace: FOLEYSPACE_RESOLVE_DEPTH_MODEL is a setting of the depth-anything depth, "
+                              "but FOLEYSPACE_RESOLVE_DEPTH is box-scale")
+
+    def job_options(self, clip_name: str) -> Dict[str, Any]:
+        """The job ``options`` for a clip: ``options``, the label and the model settings not at
+        the server's default (the vocabulary only when no label is sent: a label names the object)."""
+        label = (clip_name if self.label is None else self.label).strip()[:200]
+        models: Dict[str, Any] = {k: v for k, v in (("localizer", self.localizer), ("depth", self.depth))
+                                  if v != "auto"}
+        if self.vocab and not label:
+            models["vocab"] = self.vocab if self.vocab in VOCABULARIES else os.path.abspath(
+                os.path.expanduser(self.vocab))
+        if self.detect_every is not None:
+            models["detect_every"] = self.detect_every
+        if self.depth_model:
+            models["depth_model"] = self.depth_model if self.depth_model in DEPTH_MODELS else os.path.abspath(
+                os.path.expanduser(self.depth_model))
+        return {**self.options, **({"label": label} if label else {}), **models}
 
 
 def _flag(key: str, text: str) -> bool:
@@ -222,9 +316,10 @@ class Clip:
         return ((self.end_s or self.start_s) - self.start_s) / (abs(self.speed) or 1.0)
 
     def spec(self, out_dir: Path, name: str, options: Dict[str, Any]) -> Dict[str, Any]:
-        """The job spec for this clip (see docs/protocol.md)."""
+        """The job spec for this clip (see docs/protocol.md); ``options`` from
+        :meth:`Settings.job_options` (the label included)."""
         spec: Dict[str, Any] = {"video": self.video, "output_dir": str(out_dir), "name": name,
-                                "start_s": self.start_s, "options": {**options, "label": self.name[:200]}}
+                                "start_s": self.start_s, "options": dict(options)}
         if self.hold_s is not None:
             spec.update(speed=0.0, hold_s=self.hold_s)
         else:
@@ -655,7 +750,7 @@ def render_stems(client: Any, clips: List[Clip], out_dir: Path, settings: Settin
     """
     taken: set = set()
     paths = [_stem_path(out_dir, clip, taken) for clip in clips]
-    specs = [clip.spec(out_dir, path.name, settings.options) for clip, path in zip(clips, paths)]
+    specs = [clip.spec(out_dir, path.name, settings.job_options(clip.name)) for clip, path in zip(clips, paths)]
     prefixes = [f"FoleySpace: [{n}/{len(clips)}] {clip.name}:" for n, clip in enumerate(clips, 1)]
     watchers = [_Progress(log, prefix) for prefix in prefixes]
     stems: List[Stem] = []
@@ -828,6 +923,7 @@ def spatialize_timeline(resolve: Any, client: Any, settings: Settings, log: Log 
     """
     report = Report()
     try:
+        settings.check_models()
         project, timeline = current_timeline(resolve)
         fps = timeline_fps(project, timeline)
         clips: List[Clip] = []
@@ -848,6 +944,7 @@ def spatialize_timeline(resolve: Any, client: Any, settings: Settings, log: Log 
         except ClientError as exc:  # e.g. a token from another FOLEYSPACE_HOME
             raise ScriptError(f"FoleySpace: the server refused the connection ({exc.code}: {exc}); "
                               "is FOLEYSPACE_HOME the one the server uses?") from None
+        check_backends(client, settings, log)
         out_dir = settings.output_dir or default_output_dir(project)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -864,6 +961,37 @@ def spatialize_timeline(resolve: Any, client: Any, settings: Settings, log: Log 
         log(report.error)
     _summarize(report, log)
     return report
+
+
+def check_backends(client: Any, settings: Settings, log: Log) -> None:
+    """Before anything renders: a model backend the settings name that this server lacks is a
+    ScriptError with the server's word on how to get it. A server whose ``hello`` lists no
+    backends is left to answer each job itself."""
+    if settings.label is None and settings.vocab:
+        log("FoleySpace: FOLEYSPACE_RESOLVE_VOCAB is not used: each clip's name is sent as its label; "
+            "set FOLEYSPACE_RESOLVE_LABEL to - to let YOLO-World choose from the vocabulary")
+    named = [(kind, name) for kind, name in (("localizer", settings.localizer), ("depth", settings.depth))
+             if name != "auto"]
+    if not named:
+        return
+    try:
+        hello = client.request("hello")
+    except ClientError as exc:
+        raise ScriptError(f"FoleySpace: the server did not say which models it has ({exc.code}: {exc})") from None
+    listed = (hello.get("capabilities") or {}).get("backends") if isinstance(hello, dict) else None
+    if not isinstance(listed, dict):
+        return
+    for kind, name in named:
+        rows = {r.get("name"): r for r in listed.get(kind) or () if isinstance(r, dict)}
+        row = rows.get(name)
+        key = f"FOLEYSPACE_RESOLVE_{kind.upper()}"
+        if row is None:
+            raise ScriptError(f"FoleySpace: {key}={name}: the FoleySpace server has no such {kind} "
+                              f"(it has {', '.join(str(n) for n in rows) or 'none'}); update the server")
+        if not row.get("available", True):
+            why = " ".join(str(row.get("missing") or "it is not installed there").split())
+            raise ScriptError(f"FoleySpace: {key}={name} is not available on the FoleySpace server: {why}; "
+                              f"or set {key} to auto")
 
 
 def _summarize(report: Report, log: Log) -> None:
