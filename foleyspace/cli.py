@@ -48,8 +48,9 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
                         "0 holds the --in frame (needs --hold); the stem lasts the range's timeline time and its "
                         "sound plays varispeed (default 1)")
     p.add_argument("--hold", metavar="TIME", help="with --speed 0: how long the frame at --in is held on the timeline")
-    p.add_argument("--box", type=parse_box, metavar="X,Y,W,H[@TIME]",
-                   help="track this box (source pixels) drawn at TIME (default: range start) instead of finding motion")
+    p.add_argument("--box", type=parse_box, action="append", metavar="X,Y,W,H[@TIME]",
+                   help="track this box (source pixels) drawn at TIME (default: range start) instead of finding motion; "
+                        "repeat it with @TIME for correction keyframes the tracker honours exactly")
     p.add_argument("--label", metavar="TEXT", help="what makes the sound (for label-aware localizers; recorded)")
     p.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0],
                    help="fine: a position per frame; coarse: 5x3 grid once per second (paper §III-E)")
@@ -159,7 +160,8 @@ def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
 #: Job-spec fields and the spatialize flags that set them, for error messages.
 FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", "end_s": "--out", "speed": "--speed",
          "hold_s": "--hold", "audio": "--audio",
-         "audio_start_s": "--audio-start", "box": "--box", "box_time_s": "--box", "scheme": "--scheme",
+         "audio_start_s": "--audio-start", "box": "--box", "box_time_s": "--box", "more_boxes": "--box",
+         "scheme": "--scheme",
          "hrtf": "--hrtf", "segments_per_second": "--segments-per-second", "distance_delay": "--distance-delay",
          "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
          "renderer": "--renderer", "overwrite": "--overwrite", "vocab": "--vocab", "detect_every": "--detect-every",
@@ -189,10 +191,15 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.audio_start is not None and args.audio is None:
         raise FoleySpaceError("--audio-start needs --audio (a start point in a separate sound file)")
-    box, box_time = None, None
-    if args.box is not None:
-        box_values, time_text = args.box
+    box, box_time, more = None, None, None
+    if args.box:  # keyframes: the first is the seed, the others need their time
+        box_values, time_text = args.box[0]
         box, box_time = list(box_values), seconds("--box time", time_text)
+        more = []
+        for values, text in args.box[1:]:
+            if text is None:
+                raise FoleySpaceError("--box: every box after the first needs its time (X,Y,W,H@TIME)")
+            more.append([*values, seconds("--box time", text)])
     output = (args.output or video.with_name(default_name(video))).absolute()
     if output.is_dir():
         raise FoleySpaceError(f"{output}: is a directory; -o names the stem file (e.g. -o {output / default_name(video)})")
@@ -201,6 +208,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "speed": args.speed, "hold_s": seconds("--hold", args.hold),
             "audio": _audio_arg(args.audio),
             "audio_start_s": seconds("--audio-start", args.audio_start) or 0.0, "box": box, "box_time_s": box_time,
+            "more_boxes": more or None,
             "options": {"scheme": args.scheme, "hrtf": str(args.hrtf.absolute()) if args.hrtf else None,
                         "segments_per_second": args.segments_per_second, "distance_delay": args.distance_delay,
                         "long_side": args.long_side, "sidecar": not args.no_sidecar, "label": args.label,

@@ -44,7 +44,9 @@ class Job:
             freeze frame ``start_s`` is the held frame and ``end_s`` is ``None``.
         warp: how the timeline plays that range (speed, reverse, freeze frame); the stem lasts
             the range's timeline duration and follows the picture (:mod:`foleyspace.timewarp`).
-        seed_box: a box to track instead of finding the object.
+        seed_box: a box to track instead of finding the object (the first keyframe).
+        more_boxes: further keyframes of the same object, each with its ``time_s``; the tracker
+            honours every keyframe exactly (like correction keyframes in an editor's tracker).
         hrtf: a SOFA file instead of the analytic spherical head.
         label: text naming the sounding object; handed to the localizer (label-aware backends
             detect it, the offline ones record it).
@@ -63,11 +65,17 @@ class Job:
     end_s: float | None = None
     warp: TimeWarp = field(default_factory=TimeWarp)
     seed_box: SeedBox | None = None
+    more_boxes: tuple[SeedBox, ...] = ()
     hrtf: Path | None = None
     label: str | None = None
     config: SpatializeConfig = field(default_factory=SpatializeConfig)
     write_sidecar: bool = True
     overwrite: bool = False
+
+    @property
+    def keyframes(self) -> tuple[SeedBox, ...]:
+        """Every user-drawn box, the first one first (``()`` without a box)."""
+        return () if self.seed_box is None else (self.seed_box, *self.more_boxes)
 
     @property
     def sidecar_path(self) -> Path:

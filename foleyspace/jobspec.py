@@ -6,7 +6,7 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
 
     {"video": "/abs/clip.mov", "output_dir": "/abs/stems", "name": "clip_binaural.wav",
      "start_s": 1.0, "end_s": 5.0, "speed": 1.0, "hold_s": null, "audio": null, "audio_start_s": 0.0,
-     "box": [x, y, w, h] | null, "box_time_s": null,
+     "box": [x, y, w, h] | null, "box_time_s": null, "more_boxes": [[x, y, w, h, t], ...] | null,
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
                  "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false,
@@ -58,7 +58,9 @@ BACKEND_OPTIONS = {"segments_per_second": "renderer:dsp", "distance_delay": "ren
 #: The ``audio`` value that asks for a generated sound instead of a file.
 GENERATE = "generate"
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "speed", "hold_s", "audio", "audio_start_s", "box",
-             "box_time_s", "options"}
+             "box_time_s", "more_boxes", "options"}
+#: Most keyframe boxes a job may give.
+MAX_KEYFRAMES = 100
 MAX_LABEL_CHARS = 200
 #: The settings key of the DSP renderer, which the options ``segments_per_second`` and
 #: ``distance_delay`` configure.
@@ -224,6 +226,29 @@ def _seed(spec: dict[str, Any]) -> SeedBox | None:
     return SeedBox(x, y, w, h, box_time)  # type: ignore[arg-type]
 
 
+def _more_boxes(spec: dict[str, Any], first: SeedBox | None) -> tuple[SeedBox, ...]:
+    """Keyframes after the first: ``[[x, y, w, h, time_s], ...]``, each at its own time."""
+    rows = spec.get("more_boxes")
+    if rows is None:
+        return ()
+    if first is None:
+        raise SpecError("needs 'box' (the first keyframe)", "more_boxes")
+    if not isinstance(rows, list) or len(rows) > MAX_KEYFRAMES - 1:
+        raise SpecError(f"must be a list of at most {MAX_KEYFRAMES - 1} [x, y, w, h, time_s] boxes", "more_boxes")
+    boxes = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) != 5:
+            raise SpecError("each box must be [x, y, w, h, time_s]", "more_boxes")
+        x, y, w, h, t = (_number(v, "more_boxes") for v in row)
+        if not (w and h):  # type: ignore[operator]
+            raise SpecError("width and height must be positive", "more_boxes")
+        boxes.append(SeedBox(x, y, w, h, t))  # type: ignore[arg-type]
+    times = [first.time_s] + [b.time_s for b in boxes]
+    if None not in times and len(set(times)) != len(times) or times.count(None) > 1:
+        raise SpecError("two keyframes at the same time", "more_boxes")
+    return tuple(boxes)
+
+
 def _warp(spec: dict[str, Any]) -> TimeWarp:
     """The time warp of a spec: ``speed`` (source seconds per timeline second; negative plays
     backwards, 0 holds the frame at ``start_s`` for ``hold_s`` seconds)."""
@@ -274,7 +299,7 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
     job = Job(video=video, output=output, audio=audio, generate_audio=generate, audio_start_s=audio_start,
               start_s=_number(spec.get("start_s"), "start_s"), end_s=_number(spec.get("end_s"), "end_s"),
               warp=_warp(spec),
-              seed_box=_seed(spec), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
+              seed_box=(first := _seed(spec)), more_boxes=_more_boxes(spec, first), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
               config=_config(opts), write_sidecar=opts["sidecar"], overwrite=opts["overwrite"])
     registry = registry or default_registry()
     chosen: dict[str, str] = {}
@@ -337,6 +362,7 @@ def spec_from_job(job: Job) -> dict[str, Any]:
         "audio_start_s": job.audio_start_s,
         "box": None if box is None else [box.x, box.y, box.w, box.h],
         "box_time_s": None if box is None else box.time_s,
+        "more_boxes": [[b.x, b.y, b.w, b.h, b.time_s] for b in job.more_boxes] or None,
         "options": {
             "scheme": cfg.trajectory.scheme,
             "hrtf": str(Path(job.hrtf).resolve()) if job.hrtf else None,

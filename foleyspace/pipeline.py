@@ -187,15 +187,18 @@ class _Reporter:
 
 
 def localize_request(job: Job, info: VideoInfo, size: tuple[int, int], start_s: float, n_frames: int) -> LocalizeRequest:
-    """The localizer's view of ``job``: the seed box scaled to the localizer's frame ``size`` and its frame."""
+    """The localizer's view of ``job``: the keyframe boxes scaled to the localizer's frame
+    ``size`` and their frames (the first keyframe is the seed)."""
     fps = job.config.analysis.fps
-    box = job.seed_box
-    if box is None:
+    if job.seed_box is None:
         return LocalizeRequest(n_frames, fps, job.label)
     sx, sy = size[0] / info.width, size[1] / info.height
-    seed_t = start_s if box.time_s is None else box.time_s
-    return LocalizeRequest(n_frames, fps, job.label, (box.x * sx, box.y * sy, box.w * sx, box.h * sy),
-                           int(round((seed_t - start_s) * fps)))
+    keyframes = []
+    for box in job.keyframes:
+        seed_t = start_s if box.time_s is None else box.time_s
+        keyframes.append(((box.x * sx, box.y * sy, box.w * sx, box.h * sy), int(round((seed_t - start_s) * fps))))
+    return LocalizeRequest(n_frames, fps, job.label, keyframes[0][0], keyframes[0][1],
+                           tuple(sorted(keyframes, key=lambda k: k[1])))
 
 
 def spatialize(

@@ -354,7 +354,7 @@ class TestJobSpec:
             "video": str(base / "media" / "clip.mov"), "output_dir": str(base / "stems"), "name": "dog.wav",
             "start_s": 0.5, "end_s": 4.0, "speed": -2.0, "hold_s": None,
             "audio": str(base / "media" / "bark.wav"), "audio_start_s": 0.75,
-            "box": [12.0, 30.5, 64.0, 48.0], "box_time_s": 1.25,
+            "box": [12.0, 30.5, 64.0, 48.0], "box_time_s": 1.25, "more_boxes": [[20.0, 30.0, 60.0, 50.0, 3.0]],
             "options": {"scheme": "coarse", "hrtf": str(base / "hrtf" / "ku100.sofa"), "segments_per_second": 3.0,
                         "distance_delay": True, "long_side": 1280, "sidecar": False, "label": "dog",
                         "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": False,

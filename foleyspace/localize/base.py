@@ -75,6 +75,8 @@ class LocalizeRequest:
             detect it, the others record it.
         seed_box: a user-drawn box ``(x, y, w, h)`` in the localizer's frame pixels, or ``None``.
         seed_frame: the analysis frame ``seed_box`` was drawn on (0-based).
+        keyframes: every user-drawn box as ``((x, y, w, h), frame)``, in frame order, the seed
+            among them (``()`` without a box); a tracker honours each exactly.
     """
 
     n_frames: int
@@ -82,6 +84,7 @@ class LocalizeRequest:
     label: str | None = None
     seed_box: tuple[float, float, float, float] | None = None
     seed_frame: int = 0
+    keyframes: tuple[tuple[tuple[float, float, float, float], int], ...] = ()
 
 
 class Localizer(Protocol):
