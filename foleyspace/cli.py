@@ -246,7 +246,8 @@ def run_job(job, plot: Path | None, quiet: bool, backends=None) -> int:
     if plot is not None:
         from foleyspace.plot import plot_result
 
-        plot_result(plot, result.source_path.times_s, result.source_path.xyz, result.stereo, result.sample_rate, title=job.video.name)
+        plot_result(plot, result.source_path.times_s, result.source_path.xyz, result.stereo, result.sample_rate,
+                    title=job.video.name, lost_spans=result.lost_spans)
         print(f"wrote {plot}")
     return 0
 

@@ -94,6 +94,8 @@ class Result:
         gain_db: peak-limiting gain applied (0 or negative).
         source_path: the analyzed path of the source (:class:`foleyspace.trajectory.SourcePath`).
         stereo: the stem's samples ``(2, samples)``, float.
+        lost_spans: where the localizer lost the object, ``(start, end)`` seconds from the
+            analysed range's start.
     """
 
     stem: Path
@@ -105,6 +107,7 @@ class Result:
     gain_db: float
     source_path: object
     stereo: np.ndarray = field(repr=False)
+    lost_spans: tuple[tuple[float, float], ...] = ()
 
     @property
     def duration_s(self) -> float:

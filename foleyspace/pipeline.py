@@ -27,7 +27,7 @@ from foleyspace.config import AUTO
 from foleyspace.errors import Cancelled, FoleySpaceError, InputError
 from foleyspace.frames import FrameSource
 from foleyspace.job import Job, Result
-from foleyspace.localize.base import BoxTrack, LocalizeRequest, NotDetected
+from foleyspace.localize.base import LOST, BoxTrack, LocalizeRequest, NotDetected
 from foleyspace.mono import MonoSource, fit_length
 from foleyspace.render import Waypoints
 from foleyspace.sidecar import sidecar_data
@@ -218,6 +218,25 @@ def spatialize(
         return _run(job, opened, backends, _Reporter(progress, cancel), guard)
 
 
+#: A clip whose object is lost on more than this fraction of frames gets a warning.
+MOSTLY_LOST = 0.5
+
+
+def warn_if_mostly_lost(job: Job, track: BoxTrack, start_s: float, fps: float) -> None:
+    """Warn, naming the time ranges (clip seconds), when the object is lost on most frames, and
+    suggest a ``--box`` keyframe where it is lost longest."""
+    if not len(track):
+        return
+    lost = float(np.mean(track.state == LOST))
+    if lost <= MOSTLY_LOST:
+        return
+    spans = sorted(track.lost_spans(fps, start_s), key=lambda sp: sp[0] - sp[1])
+    where = ", ".join(f"{a:.2f}–{b:.2f} s" for a, b in sorted(spans[:4]))
+    longest = spans[0]
+    log.warning("%s: the object is lost on %.0f%% of the frames (%s%s); draw a box there, e.g. --box X,Y,W,H@%.2f",
+                job.video, 100 * lost, where, ", …" if len(spans) > 4 else "", (longest[0] + longest[1]) / 2)
+
+
 def _analyze(job: Job, opened: Job, info: VideoInfo, stages: Stages, span: tuple[float, float],
              size: tuple[int, int], report: _Reporter) -> tuple[BoxTrack, np.ndarray]:
     """One decoding pass over ``span``: the localizer's boxes (in analysis pixels ``size``) and
@@ -281,6 +300,8 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
         log.warning("%s: %s; using the %s localizer instead", failed, exc, fallback[1]["name"])
         stages = replace(stages, localizer=fallback[0], described={**stages.described, "localizer": fallback[1]})
         track, depth_values = _analyze(job, opened, info, stages, span, size, report)
+    lost_spans = tuple(track.lost_spans(cfg.analysis.fps))
+    warn_if_mostly_lost(job, track, span[0], cfg.analysis.fps)
     try:
         path = source_path(box_centers(track.boxes), depth_values, track.confidence, size[0], size[1],
                            cfg.analysis.fps, cfg.trajectory, metric=bool(getattr(stages.depth, "metric", False)))
@@ -319,4 +340,4 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
     report("write", 1.0)
     return Result(stem=Path(job.output), sidecar=job.sidecar_path if job.write_sidecar else None,
                   start_s=start, end_s=end, sample_rate=rate, samples=stereo.shape[1], gain_db=gain_db,
-                  source_path=path, stereo=stereo)
+                  source_path=path, stereo=stereo, lost_spans=lost_spans)

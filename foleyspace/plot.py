@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ def level_difference_db(stereo: np.ndarray, sample_rate: int, window_s: float = 
 
 
 def plot_result(target: str | Path, times_s: np.ndarray, xyz: np.ndarray, stereo: np.ndarray, sample_rate: int,
-                title: str = "") -> Path:
-    """Write a PNG with four panels; the file is written atomically."""
+                title: str = "", lost_spans: Sequence[tuple[float, float]] = ()) -> Path:
+    """Write a PNG with four panels, the spans where the object was lost shaded grey (seconds
+    from the range start); the file is written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,6 +42,11 @@ def plot_result(target: str | Path, times_s: np.ndarray, xyz: np.ndarray, stereo
     axes[3].set_ylabel("L − R level (dB)")
     axes[3].set_xlabel("time from range start (s)")
     axes[3].grid(alpha=0.3)
+    for begin, end in lost_spans:
+        for ax in axes:
+            ax.axvspan(begin, end, color="0.6", alpha=0.35, lw=0)
+    if lost_spans:
+        axes[0].text(0.99, 0.95, "grey: object lost", transform=axes[0].transAxes, ha="right", va="top", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     target = Path(target)

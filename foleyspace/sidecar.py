@@ -17,7 +17,7 @@ import numpy as np
 from foleyspace import __version__
 from foleyspace.coords import to_spherical
 from foleyspace.job import Job
-from foleyspace.localize.base import BoxTrack
+from foleyspace.localize.base import STATE_NAMES, BoxTrack
 from foleyspace.stem import SIDECAR_FORMAT
 from foleyspace.trajectory import SourcePath
 from foleyspace.video import VideoInfo
@@ -51,7 +51,9 @@ def frame_rows(track: BoxTrack, path: SourcePath, scale: tuple[float, float],
         extra = {} if timeline_t is None else {"t_timeline": _r(timeline_t[i])}
         box = track.boxes[i] if i < len(track) else np.full(4, np.nan)
         rows.append({
-            "t": _r(path.times_s[i]), **extra, "detected": bool(path.detected[i]), "confidence": _r(path.confidence[i], 3),
+            "t": _r(path.times_s[i]), **extra, "detected": bool(path.detected[i]),
+            "state": STATE_NAMES[int(track.state[i])] if i < len(track) else "lost",  # type: ignore[index]
+            "confidence": _r(path.confidence[i], 3),
             "box": None if not np.all(np.isfinite(box)) else [_r(box[0] * sx, 1), _r(box[1] * sy, 1),
                                                                _r(box[2] * sx, 1), _r(box[3] * sy, 1)],
             "u_px": _r(path.u[i] * sx, 1), "v_px": _r(path.v[i] * sy, 1), "depth": _r(path.depth[i], 6),
@@ -104,6 +106,8 @@ def sidecar_data(
         "analysis": {"fps": job.config.analysis.fps, "width": size[0], "height": size[1], "label": track.label,
                      "requested_label": job.label, **({"label_choice": track.details} if track.details else {}),
                      "detected_fraction": round(float(np.mean(path.detected)), 3),
+                     "state_fractions": {name: round(float(np.mean(track.state == code)), 3)
+                                         for code, name in enumerate(STATE_NAMES)},
                      **{kind: b["name"] for kind, b in backends.items()},
                      **{k: round(v, 3) for k, v in timings.items()}},
         "backends": backends,

@@ -24,6 +24,13 @@ class NotDetected(InputError):
     the localizer was chosen by ``auto`` the pipeline falls back to the next one."""
 
 
+#: Per-frame states of a :class:`BoxTrack`: the object was seen (``tracked``), its box is an
+#: estimate between or after sightings (``predicted``: interpolated or held), or it is not known
+#: where it is (``lost``: no box).
+TRACKED, PREDICTED, LOST = 0, 1, 2
+STATE_NAMES = ("tracked", "predicted", "lost")
+
+
 @dataclass(frozen=True)
 class BoxTrack:
     """Per-frame boxes of the sounding object.
@@ -35,24 +42,53 @@ class BoxTrack:
         label: what was localized (e.g. ``"motion"``, ``"seeded box"``, a class name).
         details: what the localizer says of its choice, for the sidecar (e.g. the vocabulary
             label's score and the runners-up).
+        state: ``(T,)`` int8 codes :data:`TRACKED`, :data:`PREDICTED`, :data:`LOST`; ``None``
+            means tracked where there is a box and lost elsewhere. A lost frame has no box.
     """
 
     boxes: np.ndarray
     confidence: np.ndarray
     label: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False)
+    state: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.boxes, dtype=float).reshape(-1, 4)
         conf = np.asarray(self.confidence, dtype=float).reshape(-1)
         if len(conf) != len(boxes):
             raise ValueError("boxes and confidence must have the same length")
+        has_box = np.all(np.isfinite(boxes), axis=1)
+        if self.state is None:
+            state = np.where(has_box, TRACKED, LOST).astype(np.int8)
+        else:
+            state = np.asarray(self.state, dtype=np.int8).reshape(-1)
+            if len(state) != len(boxes) or not np.isin(state, (TRACKED, PREDICTED, LOST)).all():
+                raise ValueError("state must hold one of TRACKED, PREDICTED, LOST per frame")
+            if np.any(has_box != (state != LOST)):
+                raise ValueError("a frame has a box exactly when it is not lost")
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "confidence", conf)
+        object.__setattr__(self, "state", state)
 
     def scaled(self, sx: float, sy: float) -> BoxTrack:
         """The same track with boxes scaled by ``sx`` horizontally and ``sy`` vertically (another frame size)."""
-        return BoxTrack(self.boxes * np.array([sx, sy, sx, sy]), self.confidence, self.label, self.details)
+        return BoxTrack(self.boxes * np.array([sx, sy, sx, sy]), self.confidence, self.label, self.details, self.state)
+
+    def state_names(self) -> list[str]:
+        """The state of each frame in words."""
+        return [STATE_NAMES[int(c)] for c in self.state]  # type: ignore[union-attr]
+
+    def lost_spans(self, fps: float, start_s: float = 0.0) -> list[tuple[float, float]]:
+        """Runs of lost frames as ``(start, end)`` seconds (``start_s`` + frame / fps)."""
+        lost = np.asarray(self.state) == LOST
+        spans, begin = [], None
+        for i, flag in enumerate([*lost, False]):
+            if flag and begin is None:
+                begin = i
+            elif not flag and begin is not None:
+                spans.append((start_s + begin / fps, start_s + i / fps))
+                begin = None
+        return spans
 
     @property
     def detected(self) -> np.ndarray:
