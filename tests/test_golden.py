@@ -23,6 +23,9 @@ Two references per case:
 
 A change that moves a stem on purpose regenerates ``sha256`` with
 ``FOLEYSPACE_REGEN_GOLDEN=1 pytest tests/test_golden.py`` (``before`` is kept) and says why.
+A later change of a localizer's *method* (not a refactor) moves the cases it runs beyond that
+tolerance on purpose; those are listed in :data:`METHOD_CHANGED` with the change, and for them
+``before`` is history: ``sha256`` alone is the reference.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ GOLDEN = Path(__file__).with_name("golden") / "stems.json"
 REGEN = os.environ.get("FOLEYSPACE_REGEN_GOLDEN") == "1"
 #: Cases allowed to differ from ``before`` by the luma frame path, and by how much.
 LUMA_CASES = {"motion_file_audio", "seeded_sofa", "clip_audio_720p", "otio_clip_audio"}
+#: Cases whose localizer changed its method on purpose since ``before`` (their sha256 is the reference):
+#: the motion localizer follows one identity through the clip (tracks of candidate blobs) instead
+#: of each frame's strongest blob.
+METHOD_CHANGED = {"motion_file_audio", "clip_audio_720p", "coarse_distance_delay", "otio_clip_audio"}
 FRAME_PATH_TOLERANCE = {"center_frac_of_width": 0.005, "center_share": 0.9, "ild_db": 0.5, "level_db": 3.0}
 
 
@@ -132,7 +139,7 @@ def compare(name: str, got: dict) -> None:
         worst = float(np.max(np.abs(np.array(got["rms_db"]) - np.array(want["rms_db"]))))
         pytest.fail(f"{name}: the stem changed (largest 40 ms level change {worst:.2f} dB)")
     before = want["before"]
-    if got["sha256"] != before["sha256"]:
+    if got["sha256"] != before["sha256"] and name not in METHOD_CHANGED:
         assert name in LUMA_CASES, f"{name}: differs from the stem before the refactor"
         why = within_frame_path_tolerance(got, before)
         assert why is None, f"{name}: beyond the frame-path tolerance of the stem before the refactor: {why}"

@@ -142,3 +142,10 @@ def pick_blob(
         return blob_strength(b) * (1.0 + cfg.proximity_bonus * math.exp(-d2 / (2 * sigma * sigma)))
 
     return max(ok, key=score)
+
+
+def candidate_blobs(blobs: list[Blob], frame_shape: tuple[int, int], cfg: MotionConfig) -> list[Blob]:
+    """The strongest :attr:`MotionConfig.candidates` blobs small enough to be an object."""
+    h, w = frame_shape
+    ok = [b for b in blobs if b.box[2] * b.box[3] <= cfg.max_area_frac * w * h]
+    return sorted(ok, key=blob_strength, reverse=True)[: cfg.candidates]

@@ -47,8 +47,9 @@ import numpy as np
 
 from foleyspace.errors import InputError
 from foleyspace.frames import FrameForm, analysis_size
-from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest
-from foleyspace.localize.blobs import Blob, blob_confidence, find_blobs, pick_blob
+from foleyspace.localize.association import AssociationConfig, bridge, link_tracks
+from foleyspace.localize.base import LOST, PREDICTED, TRACKED, BoxTrack, FrameProgress, LocalizeRequest
+from foleyspace.localize.blobs import Blob, blob_confidence, candidate_blobs, find_blobs, pick_blob
 from foleyspace.localize.camera_motion import (
     Affine,
     combine_differences,
@@ -110,6 +111,14 @@ class MotionConfig:
         stride_confidence: the first stride whose pick reaches this confidence is used; otherwise
             the most confident pick over all strides.
         progress_every: call ``progress`` every this many frames.
+        identity: follow one object through the clip (ours): every frame's strongest blobs
+            (``candidates``) are linked into tracks over time and the clip's object is the track
+            that best explains it (longest and surest), instead of each frame's strongest blob.
+        candidates: blobs kept per frame for that.
+        bridge_frames: gaps of at most this many frames inside the chosen track are filled by
+            interpolation (state ``predicted``); longer ones are ``lost``.
+        ambiguous_ratio: when a second track overlapping the chosen one in time scores at least
+            this fraction of it, the choice is reported as ambiguous.
     """
 
     long_side: int = 320
@@ -139,6 +148,10 @@ class MotionConfig:
     strides: tuple[int, ...] = (1, 2, 4)
     stride_confidence: float = 0.5
     progress_every: int = 10
+    identity: bool = True
+    candidates: int = 4
+    bridge_frames: int = 3
+    ambiguous_ratio: float = 0.8
 
     def __post_init__(self) -> None:
         if self.long_side < 16:
@@ -151,6 +164,38 @@ class MotionConfig:
             raise ValueError("progress_every must be >= 1")
         if not self.strides or any(k < 1 for k in self.strides):
             raise ValueError("strides must be positive frame counts")
+
+
+def one_identity(candidates: list[np.ndarray], cfg: MotionConfig) -> BoxTrack:
+    """The clip's moving object as one identity: per-frame candidate blobs ``(n, 5)`` (``x, y,
+    w, h, confidence``) linked into tracks (:mod:`~foleyspace.localize.association`); the track
+    with the largest summed confidence — present longest and surest — is followed, other tracks
+    fill only frames outside its time span; short gaps are bridged (``predicted``). When a
+    second track overlapping it scores nearly as high, ``details["ambiguous"]`` says so."""
+    n = len(candidates)
+    frames = [i for i in range(n) if len(candidates[i])]
+    tracks = sorted(link_tracks(frames, [candidates[i] for i in frames], AssociationConfig()), key=lambda t: -t.total)
+    boxes, conf = np.full((n, 4), np.nan), np.zeros(n)
+    details: dict[str, object] = {"tracks": len(tracks)}
+    taken: list[tuple[int, int]] = []
+    for track in tracks:
+        span = (track.frames[0], track.frames[-1])
+        if any(span[0] <= b and a <= span[1] for a, b in taken):
+            continue
+        taken.append(span)
+        for f, box, score in zip(track.frames, track.boxes, track.scores):
+            boxes[f], conf[f] = box, score
+    if len(tracks) > 1:
+        first, rival = tracks[0], next((t for t in tracks[1:] if t.frames[0] <= tracks[0].frames[-1]
+                                        and tracks[0].frames[0] <= t.frames[-1]), None)
+        if rival is not None and rival.total >= cfg.ambiguous_ratio * first.total:
+            details["ambiguous"] = (f"two moving objects explain the clip almost equally well (scores "
+                                    f"{first.total:.1f} and {rival.total:.1f}); draw a --box or give a --label")
+            log.warning("motion localizer: %s", details["ambiguous"])
+    state = np.where(np.all(np.isfinite(boxes), axis=1), TRACKED, LOST).astype(np.int8)
+    filled, filled_conf = bridge(boxes, conf, cfg.bridge_frames)
+    state[(state == LOST) & np.all(np.isfinite(filled), axis=1)] = PREDICTED
+    return BoxTrack(filled, filled_conf, "motion", details, state)
 
 
 @dataclass(frozen=True)
@@ -218,6 +263,8 @@ class _MotionRun:
         self.motions: deque[Affine] = deque(maxlen=2 * self.reach)  # motions[j]: window[j] -> window[j+1]
         self.boxes: list[np.ndarray] = []
         self.confidence: list[float] = []
+        self.candidates: list[np.ndarray] = []  # per frame: (n, 5) x, y, w, h, confidence in analysis px
+        self._candidates: list[tuple[Blob, float]] = []
         self.last_center: tuple[float, float] | None = None
         self.last_seen = -(10**9)
         self.count = 0
@@ -254,7 +301,9 @@ class _MotionRun:
         if self.progress is not None:
             self.progress(1.0)
         boxes = np.array(self.boxes, dtype=float).reshape(-1, 4)
-        return BoxTrack(boxes=boxes, confidence=np.array(self.confidence, dtype=float), label="motion")
+        if not self.cfg.identity:
+            return BoxTrack(boxes=boxes, confidence=np.array(self.confidence, dtype=float), label="motion")
+        return one_identity(self.candidates, self.cfg)
 
     def _difference(self, pos: int, offset: int, cache: dict[int, np.ndarray | None]) -> np.ndarray | None:
         """Difference of window frame ``pos`` with frame ``pos + offset`` (``None`` if absent)."""
@@ -290,8 +339,12 @@ class _MotionRun:
             log.debug("frame %d: %.0f%% of the frame moves; taken as a cut", self.window[pos].index, 100 * moving)
             self.last_center = None
             return None
-        blob = pick_blob(find_blobs(strength, self.cfg), self.last_center, cur.shape, self.cfg)
-        return None if blob is None else (blob, blob_confidence(blob, cur.size, self.cfg))
+        blobs = find_blobs(strength, self.cfg)
+        blob = pick_blob(blobs, self.last_center, cur.shape, self.cfg)
+        if blob is None:
+            return None
+        self._candidates = [(b, blob_confidence(b, cur.size, self.cfg)) for b in candidate_blobs(blobs, cur.shape, self.cfg)]
+        return blob, blob_confidence(blob, cur.size, self.cfg)
 
     def _emit(self, index: int) -> None:
         """Localize frame ``index`` (which must be in the window) and append its row."""
@@ -301,13 +354,17 @@ class _MotionRun:
         attempts = [(k, True) for k in self.cfg.strides] if self.cfg.three_frame else []
         attempts += [(k, False) for k in self.cfg.strides]
         best: tuple[Blob, float] | None = None
+        best_candidates: list[tuple[Blob, float]] = []
         cache: dict[int, np.ndarray | None] = {}
         for stride, centered in attempts:
+            self._candidates = []
             found = self._detect(pos, stride, centered, cache)
             if found is not None and (best is None or found[1] > best[1]):
-                best = found
+                best, best_candidates = found, self._candidates
             if best is not None and best[1] >= self.cfg.stride_confidence:
                 break
+        self.candidates.append(np.array([[*self._to_analysis(b.box), c] for b, c in best_candidates], float)
+                               .reshape(-1, 5))
         if best is None:
             self.boxes.append(np.full(4, np.nan))
             self.confidence.append(0.0)
