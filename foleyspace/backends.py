@@ -55,9 +55,17 @@ CONDITIONS: dict[str, tuple[Callable[[Job], bool], str]] = {
     "audio": (lambda job: job.audio is not None, "a sound file (--audio FILE)"),
     "clip_audio": (lambda job: job.audio is None and not job.generate_audio, "the clip's own sound (no --audio)"),
     "generate": (lambda job: job.generate_audio, "a generated sound (--audio generate)"),
+    "people_or_face_label": (lambda job: _classic_label(job.label),
+                             "a label naming people or a face (--label person, --label face)"),
     "hrtf": (lambda job: job.hrtf is not None, "a SOFA file (--hrtf FILE)"),
     "no_hrtf": (lambda job: job.hrtf is None, "no SOFA file"),
 }
+
+
+def _classic_label(label: str | None) -> bool:
+    from foleyspace.localize.classic import detector_for  # light: OpenCV loads when the backend is built
+
+    return detector_for(label) is not None
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,9 @@ BUILTIN: tuple[Backend, ...] = (
     Backend("localizer", "yolo-world", "foleyspace.localize.yolo_world:YoloWorldLocalizer",
             "YOLO-World open-vocabulary detector: the named object (--label), or the best label of a vocabulary",
             requires=("torch", "ultralytics"), extra="models", priority=50, ready="foleyspace.models:yolo_world_ready"),
+    Backend("localizer", "classic", "foleyspace.localize.classic:ClassicLocalizer",
+            "OpenCV's bundled HOG people detector or Haar face cascades, for --label person / face (no download)",
+            when="people_or_face_label", priority=20),
     Backend("localizer", "motion", "foleyspace.localize.motion:MotionLocalizer",
             "the main moving object, with camera-motion compensation"),
     Backend("depth", "depth-anything", "foleyspace.depth_anything:DepthAnythingEstimator",

@@ -66,6 +66,19 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sidecar", action="store_true", help="do not write the OUT.json sidecar")
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUT.wav/OUT.json even if FoleySpace did not write them (earlier stems are always replaced)")
+    _preview_arg(p)
+
+
+def _preview_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preview", nargs="?", const="", metavar="OUT.mp4",
+                   help="also write an MP4 to check the stem by eye and ear: the clip with the stem as its sound "
+                        "and the tracked box, its state and the azimuth drawn (default OUT.preview.mp4 beside the stem)")
+
+
+def _preview_only_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preview-only", action="store_true",
+                   help="only (re)draw the preview from the existing OUT.wav and its OUT.json, without analysing "
+                        "the clip again")
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -108,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("spatialize", help="turn a clip into a binaural stem")
     _spatialize_args(sp)
+    _preview_only_arg(sp)
     _device_arg(sp)
+    pv = sub.add_parser("preview", help="draw the preview MP4 of an existing stem from its sidecar (no analysis)")
+    pv.add_argument("stem", type=Path, help="the stem WAV (its sidecar OUT.json must be beside it)")
+    pv.add_argument("-o", "--output", type=Path, help="the MP4 to write (default: STEM.preview.mp4 beside the stem)")
+    pv.add_argument("--video", type=Path, help="the clip (default: the one the sidecar names)")
+    pv.add_argument("--overwrite", action="store_true", help="replace OUT.mp4 even if FoleySpace did not write it")
     dp = sub.add_parser("demo", help="make a short clip in code and spatialize it")
     dp.add_argument("directory", nargs="?", type=Path, default=Path("foleyspace-demo"), help="where to put the files")
     add_server_commands(sub, _spatialize_args)
@@ -165,7 +184,7 @@ FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", 
          "hrtf": "--hrtf", "segments_per_second": "--segments-per-second", "distance_delay": "--distance-delay",
          "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
          "renderer": "--renderer", "overwrite": "--overwrite", "vocab": "--vocab", "detect_every": "--detect-every",
-         "depth_model": "--depth-model"}
+         "depth_model": "--depth-model", "preview": "--preview"}
 
 
 def _audio_arg(audio: Path | None) -> str | None:
@@ -213,19 +232,37 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
                         "segments_per_second": args.segments_per_second, "distance_delay": args.distance_delay,
                         "long_side": args.long_side, "sidecar": not args.no_sidecar, "label": args.label,
                         "overwrite": args.overwrite, **model_options(args),
+                        "preview": getattr(args, "preview", None) is not None and not _own_preview_path(args, output),
                         "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}}
+
+
+def _own_preview_path(args: argparse.Namespace, stem: Path) -> bool:
+    """Whether ``--preview`` names a file other than the default ``STEM.preview.mp4``."""
+    from foleyspace.preview import default_preview_path
+
+    given = getattr(args, "preview", None)
+    return bool(given) and Path(given).absolute() != default_preview_path(stem.absolute())
 
 
 def job_from_args(args: argparse.Namespace):
     """The :class:`~foleyspace.job.Job` of a ``spatialize`` command line, validated by the job-spec
     validator like every other way in; its errors name the flag."""
+    from dataclasses import replace
+
     from foleyspace.jobspec import SpecError, job_from_spec
 
     try:
-        return job_from_spec(spec_from_args(args))
+        job = job_from_spec(spec_from_args(args))
     except SpecError as exc:
         flag = FLAGS.get(exc.field or "")
         raise FoleySpaceError(f"{flag} {exc.problem}" if flag else str(exc)) from None
+    if _own_preview_path(args, job.output):  # a preview elsewhere: the CLI's own (a spec writes it beside)
+        preview = Path(args.preview).absolute()
+        for given in (job.video, job.audio, job.output, job.sidecar_path):
+            if given is not None and preview.resolve() == Path(given).resolve():
+                raise FoleySpaceError(f"--preview {args.preview}: is {given}; give the preview its own .mp4 name")
+        job = replace(job, preview=preview)
+    return job
 
 
 def run_job(job, plot: Path | None, quiet: bool, backends=None) -> int:
@@ -243,12 +280,47 @@ def run_job(job, plot: Path | None, quiet: bool, backends=None) -> int:
     print(f"wrote {result.stem} ({result.duration_s:.3f} s, {result.sample_rate} Hz, 24-bit stereo)")
     if result.sidecar:
         print(f"wrote {result.sidecar}")
+    if result.preview:
+        print(f"wrote {result.preview} (preview: the clip with the stem as its sound)")
     if plot is not None:
         from foleyspace.plot import plot_result
 
         plot_result(plot, result.source_path.times_s, result.source_path.xyz, result.stereo, result.sample_rate,
                     title=job.video.name, lost_spans=result.lost_spans)
         print(f"wrote {plot}")
+    return 0
+
+
+#: spatialize flags that --preview-only uses; any other one changes what a full run would make.
+_PREVIEW_ONLY_FLAGS = {"video", "output", "preview", "preview_only", "overwrite", "device", "verbose", "debug",
+                       "quiet", "models_dir", "command"}
+
+
+def run_preview_only(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``spatialize VIDEO [-o OUT.wav] --preview-only [--preview OUT.mp4]``: the preview of the stem
+    a previous run wrote, from its sidecar; ``preview STEM``: the same without naming the clip."""
+    from foleyspace.jobspec import default_name
+    from foleyspace.preview import default_preview_path, describe, write_preview
+
+    if args.command == "spatialize":
+        sp = parser._subparsers._group_actions[0].choices["spatialize"]  # type: ignore[union-attr]
+        for action in sp._actions:
+            if action.dest not in _PREVIEW_ONLY_FLAGS and getattr(args, action.dest, None) != action.default:
+                raise FoleySpaceError(f"--preview-only draws what the sidecar holds; {action.option_strings[0]} "
+                                      "needs a full run (leave out --preview-only)")
+        stem = (args.output or args.video.with_name(default_name(args.video))).absolute()
+        video: Path | None = args.video
+        output = Path(args.preview) if args.preview else default_preview_path(stem)
+    else:
+        stem, video = args.stem.absolute(), args.video
+        output = args.output or default_preview_path(stem)
+    from foleyspace.console import StageProgress
+
+    progress = None if args.quiet else StageProgress()
+    info = write_preview(output, stem, video=video, progress=progress, overwrite=args.overwrite)
+    if progress is not None:
+        progress.finish()
+    print(f"wrote {output} ({describe(info)})")
     return 0
 
 
@@ -379,6 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.plot is not None:
                 raise FoleySpaceError("--plot works with spatialize; a submitted job writes its sidecar, "
                                       "which holds the same trajectory")
+            if args.preview and _own_preview_path(args, (args.output or args.video.with_name("x.wav")).absolute()):
+                raise FoleySpaceError("--preview: a server job writes its preview beside the stem "
+                                      "(OUT.preview.mp4); give --preview without a name")
             return run_submit(args, spec_from_args(args), args.quiet)
         if args.command in ("status", "cancel", "jobs"):
             return run_client_command(args)
@@ -390,6 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_models(args)
         if args.command == "eval":
             return run_eval(args)
+        if args.command == "preview" or getattr(args, "preview_only", False):
+            return run_preview_only(args, parser)
         if args.command == "install":
             from foleyspace.install import install_resolve
 

@@ -54,6 +54,8 @@ class Job:
         write_sidecar: write ``<output>.json`` with the per-frame trajectory.
         overwrite: replace an existing file at ``output`` (or its sidecar) even if FoleySpace did
             not write it; without it such a file is refused (earlier stems are always replaced).
+        preview: also write this MP4: the clip with the stem as its sound and the tracking drawn
+            (:mod:`foleyspace.preview`); beside the stem it is replaced together with stem and sidecar.
     """
 
     video: Path
@@ -71,6 +73,7 @@ class Job:
     config: SpatializeConfig = field(default_factory=SpatializeConfig)
     write_sidecar: bool = True
     overwrite: bool = False
+    preview: Path | None = None
 
     @property
     def keyframes(self) -> tuple[SeedBox, ...]:
@@ -96,6 +99,7 @@ class Result:
         stereo: the stem's samples ``(2, samples)``, float.
         lost_spans: where the localizer lost the object, ``(start, end)`` seconds from the
             analysed range's start.
+        preview: the preview MP4 written (``None`` without one).
     """
 
     stem: Path
@@ -108,6 +112,7 @@ class Result:
     source_path: object
     stereo: np.ndarray = field(repr=False)
     lost_spans: tuple[tuple[float, float], ...] = ()
+    preview: Path | None = None
 
     @property
     def duration_s(self) -> float:

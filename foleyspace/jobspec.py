@@ -10,7 +10,7 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
                  "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false,
-                 "vocab": null, "detect_every": null, "depth_model": null}}
+                 "vocab": null, "detect_every": null, "depth_model": null, "preview": false}}
 
 Only ``video`` and ``output_dir`` are required. :func:`job_from_spec` checks every field's type
 and range, and that the named backends exist, are installed and fit the job, and raises
@@ -47,6 +47,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "vocab": None,
     "detect_every": None,
     "depth_model": None,
+    "preview": False,
 }
 #: The settings keys of the model backends that the options ``vocab``/``detect_every`` and
 #: ``depth_model`` configure.
@@ -129,6 +130,8 @@ def default_name(video: Path) -> str:
 #: Longest stem name in bytes: its temporary ``.<name>.<8 hex>.tmp`` and its ``.json`` sidecar
 #: must fit the usual 255-byte limit of a file name.
 MAX_NAME_BYTES = 240
+#: ... and with the option ``preview``, the temporary file of ``<name>.preview.mp4`` too.
+MAX_PREVIEW_NAME_BYTES = MAX_NAME_BYTES - len(".preview.mp4") + len(".wav")
 
 
 def stem_name(spec: dict[str, Any], video: Path) -> str:
@@ -161,7 +164,7 @@ def _options(spec: dict[str, Any]) -> dict[str, Any]:
     opts = {**OPTION_DEFAULTS, **options}
     if opts["scheme"] not in SCHEMES:
         raise SpecError(f"must be one of {', '.join(SCHEMES)}", "scheme")
-    for key in ("distance_delay", "sidecar", "overwrite"):
+    for key in ("distance_delay", "sidecar", "overwrite", "preview"):
         if not isinstance(opts[key], bool):
             raise SpecError("must be true or false", key)
     lo, hi = LONG_SIDE_RANGE
@@ -296,11 +299,18 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
         if given is not None and isinstance(name, str) and "\x00" not in name and _same_file(output_dir / name, given):
             raise OverwriteError(f"refusing to overwrite the source {what} {given} with the stem", "name")
     output = output_dir / stem_name(spec, video)
+    if opts["preview"] and len(output.name.encode("utf-8", "surrogateescape")) > MAX_PREVIEW_NAME_BYTES:
+        raise SpecError(f"is too long for its preview {preview_name(output)!r}: at most {MAX_PREVIEW_NAME_BYTES} "
+                        "bytes with the option preview", "name")
+    for what, given in (("video", video), ("audio", audio)):
+        if opts["preview"] and given is not None and _same_file(output.parent / preview_name(output), given):
+            raise OverwriteError(f"refusing to overwrite the source {what} {given} with the preview", "preview")
     job = Job(video=video, output=output, audio=audio, generate_audio=generate, audio_start_s=audio_start,
               start_s=_number(spec.get("start_s"), "start_s"), end_s=_number(spec.get("end_s"), "end_s"),
               warp=_warp(spec),
               seed_box=(first := _seed(spec)), more_boxes=_more_boxes(spec, first), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
-              config=_config(opts), write_sidecar=opts["sidecar"], overwrite=opts["overwrite"])
+              config=_config(opts), write_sidecar=opts["sidecar"], overwrite=opts["overwrite"],
+              preview=output.parent / preview_name(output) if opts["preview"] else None)
     registry = registry or default_registry()
     chosen: dict[str, str] = {}
     for kind in KINDS:
@@ -327,15 +337,24 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def output_paths(spec: dict[str, Any]) -> tuple[Path, Path] | None:
-    """The stem and sidecar a spec would write, from its paths alone (no other validation), or
-    ``None`` if the spec does not name them; for cleaning up after a killed job."""
+def preview_name(stem: Path) -> str:
+    """The name of the preview the option ``preview`` writes beside a stem: ``<stem>.preview.mp4``
+    (the same as :func:`foleyspace.preview.default_preview_path`, without importing it)."""
+    return Path(stem).with_suffix(".preview.mp4").name
+
+
+def output_paths(spec: dict[str, Any]) -> tuple[Path, ...] | None:
+    """The stem and sidecar (and preview, with the option) a spec would write, from its paths alone
+    (no other validation), or ``None`` if the spec does not name them; for cleaning up after a
+    killed job."""
     try:
         video, output_dir = _path(spec, "video", required=True), _path(spec, "output_dir", required=True)
         stem = output_dir / stem_name(spec, video)  # type: ignore[operator, arg-type]
     except SpecError:
         return None
-    return stem, stem.with_suffix(".json")
+    options = spec.get("options")
+    wants_preview = isinstance(options, dict) and options.get("preview") is True
+    return (stem, stem.with_suffix(".json"), *([stem.parent / preview_name(stem)] if wants_preview else []))
 
 
 def _model_options(cfg: SpatializeConfig) -> dict[str, Any]:
@@ -375,6 +394,7 @@ def spec_from_job(job: Job) -> dict[str, Any]:
             "depth": cfg.depth,
             "renderer": cfg.renderer,
             "overwrite": job.overwrite,
+            "preview": job.preview is not None,  # (a server writes it beside the stem)
             **_model_options(cfg),
         },
     }

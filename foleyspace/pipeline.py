@@ -267,6 +267,10 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
     for target in [job.output, job.sidecar_path] if job.write_sidecar else [job.output]:
         check_writable(target)
         check_replaceable(target, job.overwrite)
+    if job.preview is not None:
+        from foleyspace.preview import check_preview_target
+
+        check_preview_target(job.preview, job.overwrite)
     info = probe(opened.video)
     warp = job.warp
     if warp.is_freeze:
@@ -329,15 +333,38 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
 
     report("write", 0.0)
     targets = [job.output, job.sidecar_path] if job.write_sidecar else [job.output]
-    with atomic_outputs(*targets, check_folder=guard.check_output_folder if guard else None,
+    beside = job.preview is not None and Path(job.preview).parent == Path(job.output).parent
+    with atomic_outputs(*targets, *([job.preview] if beside else []),  # a preview beside: one commit with the stem
+                        check_folder=guard.check_output_folder if guard else None,
                         overwrite=job.overwrite) as temps:  # nothing replaces the targets before the block ends
         encode_wav(temps[0], stereo, rate, cfg.output.subtype)
+        sidecar = sidecar_data(job, info, (start, end), size, track, path, stereo.shape[1], gain_db,
+                               stages.described, {"analysis_s": analysis_s, "render_s": render_s},
+                               analysed=None if span == (start, end) else span)
         if job.write_sidecar:
-            encode_json(temps[1], sidecar_data(job, info, (start, end), size, track, path, stereo.shape[1], gain_db,
-                                               stages.described, {"analysis_s": analysis_s, "render_s": render_s},
-                                               analysed=None if span == (start, end) else span))
+            encode_json(temps[1], sidecar)
+        if job.preview is not None:
+            report("write", 0.5)
+            _write_preview(job, opened, temps[0], sidecar, temps[-1] if beside else None, report)
         report.check()  # the last moment a cancel stops the job
     report("write", 1.0)
     return Result(stem=Path(job.output), sidecar=job.sidecar_path if job.write_sidecar else None,
                   start_s=start, end_s=end, sample_rate=rate, samples=stereo.shape[1], gain_db=gain_db,
-                  source_path=path, stereo=stereo, lost_spans=lost_spans)
+                  source_path=path, stereo=stereo, lost_spans=lost_spans, preview=job.preview)
+
+
+def _write_preview(job: Job, opened: Job, stem_tmp: Path, sidecar: dict, preview_tmp: Path | None,
+                   report: _Reporter) -> None:
+    """The job's preview, from the stem as written (its temporary file) and the sidecar data, into
+    ``preview_tmp`` (beside the stem: committed with it). A preview in another folder (a CLI
+    ``--preview`` path) gets its own temporary file there, committed just before the stem."""
+    from foleyspace.preview import read_stem, render_preview
+
+    stem = read_stem(stem_tmp)
+    if preview_tmp is not None:
+        render_preview(preview_tmp, stem, sidecar, opened.video, report)
+        return
+    assert job.preview is not None
+    with atomic_outputs(job.preview, overwrite=job.overwrite) as (tmp,):
+        render_preview(tmp, stem, sidecar, opened.video, report)
+        report.check()

@@ -264,12 +264,23 @@ def _read_json(folder: _Folder, name: str) -> Any:
 
 
 def _ours(folder: _Folder, name: str) -> bool:
-    """Whether the regular file ``name`` in ``folder`` is a stem or sidecar FoleySpace wrote (read
-    without following links and without blocking on a pipe): a sidecar by its ``format``; a stem
-    by its WAV software tag, or by the sidecar beside it naming it."""
+    """Whether the regular file ``name`` in ``folder`` is a stem, sidecar or preview FoleySpace wrote
+    (read without following links and without blocking on a pipe): a sidecar by its ``format``; a
+    preview (``.mp4``) by its comment tag; a stem by its WAV software tag, or by the sidecar beside
+    it naming it."""
     if name.lower().endswith(".json"):
         data = _read_json(folder, name)
         return isinstance(data, dict) and str(data.get("format", "")).startswith("foleyspace-sidecar/")
+    if name.lower().endswith(".mp4"):  # a preview: by its MP4 comment tag (foleyspace.preview)
+        fd = folder.open_existing(name)
+        if fd is None:
+            return False
+        try:
+            from foleyspace.preview import is_preview_fd
+
+            return is_preview_fd(fd)
+        finally:
+            os.close(fd)
     fd = folder.open_existing(name)
     if fd is None:
         return False

@@ -28,7 +28,7 @@ import numpy as np
 from foleyspace.errors import InputError
 from foleyspace.frames import FrameForm
 from foleyspace.localize.association import AssociationConfig, bridge, follow_one
-from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest, NotDetected
+from foleyspace.localize.base import LOST, PREDICTED, TRACKED, BoxTrack, FrameProgress, LocalizeRequest, NotDetected
 from foleyspace.localize.vocabulary import load_vocabulary, split_label
 from foleyspace.models import YOLO_WORLD_WEIGHTS, ModelError, find_yolo_weights, missing_yolo_message
 
@@ -200,14 +200,16 @@ class YoloWorldLocalizer:
         chosen, choice = self._choose(labels, synonyms, per_frame)
         rows = [d[np.isin(d[:, 5], chosen), :5] for d in per_frame]
         boxes, scores = follow_one(detected_at, rows, n, cfg.association)
+        state = np.where(np.all(np.isfinite(boxes), axis=1), TRACKED, LOST).astype(np.int8)
         boxes, scores = bridge(boxes, scores, max_gap=max(2 * k, cfg.association.max_missed * k))
+        state[(state == LOST) & np.all(np.isfinite(boxes), axis=1)] = PREDICTED  # interpolated between detections
         if not np.isfinite(boxes).all(axis=1).any():
             what = request.label or f"object of the {cfg.vocab} vocabulary"
             raise NotDetected(f"no {what!r} was detected in the range (no box scored {cfg.conf_threshold:g} or more); "
                              "name it differently, draw a box with --box, or use --localizer motion")
         if progress is not None:
             progress(1.0)
-        return BoxTrack(boxes, np.clip(scores, 0.0, 1.0), choice["label"], details=choice)
+        return BoxTrack(boxes, np.clip(scores, 0.0, 1.0), choice["label"], details=choice, state=state)
 
     def _choose(self, labels: list[str], synonyms: list[str],
                 per_frame: list[np.ndarray]) -> tuple[list[int], dict[str, Any]]:
