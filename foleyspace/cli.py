@@ -236,6 +236,13 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
                         "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}}
 
 
+def _stem_path(args: argparse.Namespace) -> Path:
+    """The stem a spatialize/submit command line writes: ``-o``, else ``VIDEO_binaural.wav`` beside the clip."""
+    from foleyspace.jobspec import default_name
+
+    return (args.output or args.video.with_name(default_name(args.video))).absolute()
+
+
 def _own_preview_path(args: argparse.Namespace, stem: Path) -> bool:
     """Whether ``--preview`` names a file other than the default ``STEM.preview.mp4``."""
     from foleyspace.preview import default_preview_path
@@ -294,21 +301,21 @@ def run_job(job, plot: Path | None, quiet: bool, backends=None) -> int:
 #: spatialize flags that --preview-only uses; any other one changes what a full run would make.
 _PREVIEW_ONLY_FLAGS = {"video", "output", "preview", "preview_only", "overwrite", "device", "verbose", "debug",
                        "quiet", "models_dir", "command"}
+_FLAG_OF = {"in_point": "--in", "out_point": "--out"}
 
 
 def run_preview_only(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``spatialize VIDEO [-o OUT.wav] --preview-only [--preview OUT.mp4]``: the preview of the stem
     a previous run wrote, from its sidecar; ``preview STEM``: the same without naming the clip."""
-    from foleyspace.jobspec import default_name
     from foleyspace.preview import default_preview_path, describe, write_preview
 
     if args.command == "spatialize":
-        sp = parser._subparsers._group_actions[0].choices["spatialize"]  # type: ignore[union-attr]
-        for action in sp._actions:
-            if action.dest not in _PREVIEW_ONLY_FLAGS and getattr(args, action.dest, None) != action.default:
-                raise FoleySpaceError(f"--preview-only draws what the sidecar holds; {action.option_strings[0]} "
+        defaults = vars(parser.parse_args(["spatialize", str(args.video)]))
+        for dest, value in vars(args).items():
+            if dest not in _PREVIEW_ONLY_FLAGS and value != defaults.get(dest):
+                raise FoleySpaceError(f"--preview-only draws what the sidecar holds; {_FLAG_OF.get(dest, '--' + dest.replace('_', '-'))} "
                                       "needs a full run (leave out --preview-only)")
-        stem = (args.output or args.video.with_name(default_name(args.video))).absolute()
+        stem = _stem_path(args)
         video: Path | None = args.video
         output = Path(args.preview) if args.preview else default_preview_path(stem)
     else:
@@ -451,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.plot is not None:
                 raise FoleySpaceError("--plot works with spatialize; a submitted job writes its sidecar, "
                                       "which holds the same trajectory")
-            if args.preview and _own_preview_path(args, (args.output or args.video.with_name("x.wav")).absolute()):
+            if _own_preview_path(args, _stem_path(args)):
                 raise FoleySpaceError("--preview: a server job writes its preview beside the stem "
                                       "(OUT.preview.mp4); give --preview without a name")
             return run_submit(args, spec_from_args(args), args.quiet)

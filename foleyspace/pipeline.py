@@ -344,7 +344,6 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
         if job.write_sidecar:
             encode_json(temps[1], sidecar)
         if job.preview is not None:
-            report("write", 0.5)
             _write_preview(job, opened, temps[0], sidecar, temps[-1] if beside else None, report)
         report.check()  # the last moment a cancel stops the job
     report("write", 1.0)

@@ -94,7 +94,8 @@ def run_job(channel: _JobChannel, spec: dict[str, Any], backends: Backends, poli
     return {"type": "done", "job": jid, "result": {
         "stem": str(result.stem), "sidecar": str(result.sidecar) if result.sidecar else None,
         "duration_s": result.duration_s, "sample_rate": result.sample_rate, "samples": result.samples,
-        "start_s": result.start_s, "end_s": result.end_s, "gain_db": result.gain_db}}
+        "start_s": result.start_s, "end_s": result.end_s, "gain_db": result.gain_db,
+        "preview": str(result.preview) if result.preview else None}}
 
 
 def worker_main(conn: Connection, index: int, device: str, log_level: int,

@@ -358,13 +358,15 @@ class TestJobSpec:
             "options": {"scheme": "coarse", "hrtf": str(base / "hrtf" / "ku100.sofa"), "segments_per_second": 3.0,
                         "distance_delay": True, "long_side": 1280, "sidecar": False, "label": "dog",
                         "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": False,
-                        "vocab": "imagenet", "detect_every": 3, "depth_model": "metric-outdoor-small"},
+                        "vocab": "imagenet", "detect_every": 3, "depth_model": "metric-outdoor-small",
+                        "preview": True},
         }
         job = job_from_spec(original)
         again = spec_from_job(job)
         assert again == original
         assert job_from_spec(again) == job
         assert job.seed_box.time_s == 1.25 and job.hrtf == base / "hrtf" / "ku100.sofa"
+        assert job.preview == base / "stems" / "dog.preview.mp4"
 
     def test_round_trip_of_a_python_built_job(self, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)
