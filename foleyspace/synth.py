@@ -25,7 +25,9 @@ class SynthSpec:
         duration_s: clip length in seconds.
         fps: frame rate of the encoded video.
         size: ``(width, height)`` in pixels.
-        motion: ``"cross_lr"``, ``"cross_rl"``, ``"bob_right"``, ``"bob_left"``, ``"bob_center"``.
+        motion: ``"cross_lr"``, ``"cross_rl"``, ``"bob_right"``, ``"bob_left"``, ``"bob_center"``,
+            ``"stop"`` (left to the middle in the first half, then still), ``"out_in"`` (right,
+            out of the frame past the right edge, and back: ``u = 0.4 + 0.9 sin(pi t / duration)``).
         radius: object radius as a fraction of the frame height.
         pan_px_per_s: horizontal camera pan speed of the background in pixels per second.
         audio: ``"engine"`` (harmonic buzz with noise), ``"chirp"`` (a sine sweeping linearly
@@ -34,6 +36,10 @@ class SynthSpec:
         audio_rate: audio sample rate in Hz.
         audio_channels: number of audio channels (the same signal in each).
         seed: seed of the textures and noise.
+        occluder: ``None``, or ``"bar"``: an opaque textured vertical bar, ``occluder_width`` of
+            the frame width and full height, crossing right to left in front of the object
+            (its centre from ``u = 0.9`` at 0 s to ``0.1`` at the end; see :func:`occluder_span`).
+        occluder_width: the bar's width as a fraction of the frame width.
     """
 
     duration_s: float = 4.0
@@ -46,6 +52,19 @@ class SynthSpec:
     audio_rate: int = 48000
     audio_channels: int = 2
     seed: int = 0
+    occluder: str | None = None
+    occluder_width: float = 0.3
+
+
+def occluder_span(spec: SynthSpec, t: float) -> tuple[float, float] | None:
+    """Normalized ``(u_left, u_right)`` of the occluder bar at time ``t`` (``None`` without one)."""
+    if spec.occluder is None:
+        return None
+    if spec.occluder != "bar":
+        raise ValueError(f"unknown occluder {spec.occluder!r}")
+    s = min(max(t / spec.duration_s, 0.0), 1.0)
+    c = 0.9 - 0.8 * s
+    return c - spec.occluder_width / 2, c + spec.occluder_width / 2
 
 
 def object_position(spec: SynthSpec, t: float) -> tuple[float, float]:
@@ -63,6 +82,10 @@ def object_position(spec: SynthSpec, t: float) -> tuple[float, float]:
         return 0.15 + 0.3 * side, bob
     if spec.motion == "bob_center":
         return 0.5, bob
+    if spec.motion == "stop":
+        return 0.15 + 0.35 * min(2 * s, 1.0), 0.5
+    if spec.motion == "out_in":
+        return 0.4 + 0.9 * math.sin(math.pi * s), 0.5
     raise ValueError(f"unknown motion {spec.motion!r}")
 
 
@@ -86,6 +109,14 @@ def render_frame(spec: SynthSpec, t: float, background: np.ndarray, sprite: np.n
     ys, xs = yy[inside] + cy, xx[inside] + cx
     ok = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     frame[ys[ok], xs[ok]] = sprite[(yy[inside] + r)[ok], (xx[inside] + r)[ok]]
+    span = occluder_span(spec, t)
+    if span is not None:
+        x0, x1 = (int(round(min(max(a, 0.0), 1.0) * w)) for a in span)
+        if x1 > x0:  # a texture of its own, fixed to the bar
+            rng = np.random.default_rng(spec.seed + 1000)
+            bar = _texture(rng, h, int(round(spec.occluder_width * w)) + 1, 6)
+            left = int(round(span[0] * w))
+            frame[:, x0:x1] = bar[:, x0 - left : x1 - left]
     return frame
 
 
