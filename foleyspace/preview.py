@@ -276,6 +276,10 @@ def draw_overlay(frame: np.ndarray, row: dict[str, Any], scale: tuple[float, flo
     text = (f"{state}  az {az:+.1f}  el {el:+.1f}" if az is not None and el is not None else state) + \
            (f"  {dist:.1f} m" if dist is not None else "") + f"  t {t_s:.2f} s"
     (tw, th), base = cv2.getTextSize(text, font, fscale, ftk)
+    if tw > w - 8:  # a narrow (portrait) picture: the line shrinks to fit
+        fscale *= (w - 8) / tw
+        ftk = max(1, int(round(fscale * 1.6)))
+        (tw, th), base = cv2.getTextSize(text, font, fscale, ftk)
     pad = max(3, th // 3)
     panel = frame[0:th + base + 2 * pad, 0:min(w, tw + 2 * pad)]
     panel[:] = (panel.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken under the text

@@ -316,3 +316,80 @@ def test_preview_size_caps_the_long_side():
     assert preview_size(1080, 1920) == (720, MAX_LONG_SIDE)
     w, h = preview_size(1921, 1081)
     assert max(w, h) <= MAX_LONG_SIDE and w % 2 == 0 and h % 2 == 0
+
+
+def test_a_turned_phone_clip_is_previewed_upright_with_the_box_on_the_object(tmp_path, capsys):
+    """A clip stored landscape with a display matrix that turns it 90° (a phone held upright):
+    the preview is portrait, as players show it, and the box sits where the sidecar (display
+    pixels) puts it."""
+    from fractions import Fraction
+
+    from foleyspace.synth import SynthSpec, _texture, engine_sound, render_frame
+
+    spec = SynthSpec(size=(180, 320), motion="cross_lr", duration_s=2.0)
+    rng = np.random.default_rng(0)
+    background = (_texture(rng, 320, 180 * 4, 8) * 0.6).astype(np.uint8)
+    sprite = np.clip(_texture(rng, 77, 77, 3).astype(int) // 2 + 128, 0, 255).astype(np.uint8)
+    one = 1 << 16
+    clip = tmp_path / "phone.mp4"
+    with av.open(str(clip), "w") as container:
+        vstream = container.add_stream("libx264", rate=25)
+        vstream.width, vstream.height, vstream.pix_fmt = 320, 180, "yuv420p"
+        vstream.set_display_matrix([0, one, 0, -one, 0, 0, 0, 0, 1 << 30])  # shown turned 90° clockwise
+        astream = container.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(50):
+            shown = render_frame(spec, i / 25, background, sprite)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(shown, 1)), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        pcm = np.repeat(engine_sound(2.0, 48000)[None, :], 2, axis=0)
+        for start in range(0, pcm.shape[1], 1024):
+            aframe = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, start:start + 1024]), format="fltp",
+                                                layout="stereo")
+            aframe.sample_rate, aframe.pts, aframe.time_base = 48000, start, Fraction(1, 48000)
+            for packet in astream.encode(aframe):
+                container.mux(packet)
+        for packet in astream.encode():
+            container.mux(packet)
+    stem = tmp_path / "phone.wav"
+    code, _, err = cli(capsys, "spatialize", clip, "-o", stem, "--preview")
+    assert code == 0, err
+    data = json.loads(stem.with_suffix(".json").read_text())
+    size = (data["source"]["width"], data["source"]["height"])
+    assert size == (180, 320)
+    pictures, audio, _ = decode(tmp_path / "phone.preview.mp4")
+    assert pictures[0].shape == (320, 180, 3)  # portrait, as shown
+    assert np.array_equal(audio, stem_ints(stem))
+    row = data["frames"][40]
+    edges, _ = box_edge_and_far(pictures[40], row, size)
+    assert is_colour(edges, STATE_COLOURS["tracked"]).mean() > 0.8
+    x, y, bw, bh = row["box"]
+    assert x + bw / 2 > 90  # late in the cross the object is right of centre in the shown picture
+
+
+def test_job_preview_under_a_path_guard_reads_the_held_clip(clip_factory, tmp_path):
+    """As a server worker runs it: inputs held open and read through private links, the output
+    folder judged where it is opened — the preview is written into that same judged folder."""
+    from foleyspace.pipeline import spatialize
+
+    seen = {"inputs": [], "folders": []}
+
+    class Guard:
+        def check_input(self, real, what):
+            seen["inputs"].append(what)
+
+        def check_output_folder(self, real):
+            seen["folders"].append(real)
+
+    job = job_from_spec({"video": str(clip_factory(motion="cross_lr")), "output_dir": str(tmp_path), "name": "g.wav",
+                         "end_s": 1.0, "options": {"preview": True}})
+    stages = []
+    spatialize(job, progress=lambda stage, fraction: stages.append(stage), guard=Guard())
+    assert seen["inputs"] == ["video"] and seen["folders"] == [tmp_path.resolve()]
+    assert "preview" in stages
+    pictures, audio, facts = decode(tmp_path / "g.preview.mp4")
+    assert len(pictures) == 25 and np.array_equal(audio, stem_ints(tmp_path / "g.wav"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "g.preview.mp4", "g.wav"]
