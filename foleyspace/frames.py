@@ -4,6 +4,9 @@ A stage says what it needs with a :class:`FrameForm` (RGB or grey, at which long
 pipeline pulls the localizer's frames from :meth:`FrameSource.frames`; stages that only watch
 the clip (a depth model) are *taps*: they get the same pictures pushed to them in batches during
 that one pass, so no stage decodes the clip a second time.
+
+Every frame is the picture as a player shows it (turned by the clip's display matrix, anamorphic
+pixels stretched; see :mod:`foleyspace.video`), and every size here is in display pixels.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ PIXELS = ("rgb", "grey")
 
 def analysis_size(width: int, height: int, long_side: int | None) -> tuple[int, int]:
     """A frame size ``(w, h)`` with the long side scaled to ``long_side`` pixels (never up; ``None``:
-    unchanged), both even — the analysis size, and the size of every :class:`FrameForm`."""
+    unchanged), both even — the analysis size, and the size of every :class:`FrameForm`.
+    ``width, height`` are the display size (:attr:`foleyspace.video.VideoInfo.width`)."""
     if not long_side or max(width, height) <= long_side:
         return width, height
     scale = long_side / max(width, height)
@@ -110,7 +114,9 @@ def decode_ahead(items: Iterable[Any], depth: int) -> Iterator[Any]:
 
 
 class FrameSource:
-    """Frames of ``video`` over ``[start_s, end_s)`` at ``fps``, analysis size ``size = (w, h)``.
+    """Frames of ``video`` over ``[start_s, end_s)`` at ``fps``, analysis size ``size = (w, h)``
+    (display pixels: the display size of :func:`~foleyspace.video.probe` scaled by
+    :func:`analysis_size`), upright as shown.
 
     Re-iterable: each call of :meth:`frames` is one decoding pass, decoded ``read_ahead`` frames
     ahead in a background thread (0: in the caller's thread). ``check()`` is called every

@@ -63,11 +63,6 @@ class VideoInfo:
     def has_audio(self) -> bool:
         return self.audio_rate is not None
 
-    @property
-    def orientation(self) -> tuple[int, bool]:
-        """``(rotation, mirror)``: how :func:`to_display` turns a stored picture."""
-        return self.rotation, self.mirror
-
 
 def display_orientation(matrix: Sequence[float] | None) -> tuple[int, bool]:
     """``(rotation, mirror)`` of an FFmpeg display matrix (``AV_FRAME_DATA_DISPLAYMATRIX``: 9
@@ -148,6 +143,8 @@ _DISPLAYMATRIX = "DISPLAYMATRIX"
 
 #: Packets probe() reads at most to find the first picture (and its display matrix).
 _PROBE_PACKETS = 64
+#: Sample aspect ratios outside this range are taken as a broken header (anamorphic lenses squeeze 2×).
+_SAR_RANGE = (Fraction(1, 4), Fraction(4))
 
 
 def _open(path: str | Path) -> av.container.InputContainer:
@@ -213,6 +210,9 @@ def probe(path: str | Path) -> VideoInfo:
             raise InputError(f"{path}: the video has no frames (zero length)")
         sar = v.sample_aspect_ratio
         sar = Fraction(sar) if sar is not None and sar > 0 else Fraction(1)
+        if not _SAR_RANGE[0] <= sar <= _SAR_RANGE[1]:
+            log.warning("%s: sample aspect ratio %s is implausible; the pixels are taken as square", path, sar)
+            sar = Fraction(1)
         audio_rate = int(a.codec_context.sample_rate) if a is not None and a.codec_context.sample_rate else None
         audio_channels = int(a.codec_context.channels) if a is not None else 0
         rotation, mirror = _first_picture_orientation(container, v)
