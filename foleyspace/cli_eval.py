@@ -1,4 +1,8 @@
-"""``foleyspace eval localization ANNOTATIONS.csv``: the paper's eq. 9/10 on annotated footage.
+"""``foleyspace eval localization ANNOTATIONS.csv | SET.json``: the localizer against annotated footage.
+
+A ``.csv`` is per-second annotations scored with the paper's eq. 9/10 (:func:`evaluate_localization`);
+a ``.json`` is a per-frame localization set (``tests/data/localization/set.json``) scored frame by
+frame in the default and seeded modes (:func:`~foleyspace.evaluate.evaluate_set`).
 
 Wiring (in :mod:`foleyspace.cli`): ``add_eval_parser(sub)`` in ``build_parser`` and
 ``if args.command == "eval": return run_eval(args)`` in ``main``. :func:`run_eval` raises
@@ -15,7 +19,7 @@ from typing import Any
 
 from foleyspace.config import SCHEMES
 from foleyspace.errors import FoleySpaceError
-from foleyspace.evaluate import LABEL_MODES, evaluate_localization, format_table
+from foleyspace.evaluate import LABEL_MODES, SET_MODES, evaluate_localization, evaluate_set, format_set_table, format_table
 
 #: Localizers evaluated when ``--localizer`` is not given.
 DEFAULT_LOCALIZERS = ("motion", "seeded")
@@ -29,12 +33,20 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                           description="Runs the pipeline's localizers on each annotated shot and prints eq. 9 "
                                       "(MAE azimuth, 360° wrap) and eq. 10 (MAE elevation), in degrees, per "
                                       "localizer, label mode and scheme. Format: docs/evaluation.md.")
-    loc.add_argument("annotations", type=Path, help="annotation CSV (video, [shot,] second, cell | u_px,v_px, [box,] label)")
+    loc.add_argument("annotations", type=Path,
+                     help="annotation CSV (video, [shot,] second, cell | u_px,v_px, [box,] label), or a per-frame "
+                          "localization set (.json, e.g. tests/data/localization/set.json)")
     loc.add_argument("--localizer", action="append", metavar="NAME",
-                     help=f"a localizer backend to evaluate (repeatable; default: {', '.join(DEFAULT_LOCALIZERS)}); "
-                          "the seeded one gets each shot's annotated box")
+                     help=f"CSV: a localizer backend to evaluate (repeatable; default: {', '.join(DEFAULT_LOCALIZERS)}); "
+                          "the seeded one gets each shot's annotated box. Set: the default mode's localizer "
+                          "(default auto; the seeded modes run auto with the boxes)")
     loc.add_argument("--label-mode", action="append", choices=LABEL_MODES,
-                     help="text: hand the annotated label to the localizer; none: no label (repeatable; default text)")
+                     help="text: hand the annotated label to the localizer; none: no label (CSV: repeatable, "
+                          "default text; set: one, default none, i.e. what a user gets without --label)")
+    loc.add_argument("--mode", action="append", choices=SET_MODES,
+                     help="set only: default (no box), seeded1 (the first keyframe box), seeded3 (up to three "
+                          "keyframe boxes) (repeatable; default all three)")
+    loc.add_argument("--shot", action="append", metavar="NAME", help="set only: just this shot (repeatable)")
     loc.add_argument("--scheme", action="append", choices=SCHEMES,
                      help="which trajectory scheme's per-second position to score (repeatable; default both)")
     loc.add_argument("--videos-dir", action="append", type=Path, metavar="DIR",
@@ -51,6 +63,17 @@ def run_eval(args: argparse.Namespace) -> int:
     if getattr(args, "eval_command", None) != "localization":
         raise FoleySpaceError("eval: the only evaluation is 'localization'")
     quiet = getattr(args, "quiet", False) or args.json
+    progress = None if quiet else (lambda text: print(f"  {text}", file=sys.stderr))
+    if Path(args.annotations).suffix.lower() == ".json":
+        if args.label_mode and len(args.label_mode) > 1 or args.localizer and len(args.localizer) > 1:
+            raise FoleySpaceError("eval localization: a set takes one --localizer and one --label-mode")
+        set_report = evaluate_set(args.annotations, modes=args.mode or SET_MODES, videos_dirs=args.videos_dir,
+                                  localizer=(args.localizer or ["auto"])[0], label_mode=(args.label_mode or ["none"])[0],
+                                  shots=args.shot, progress=progress)
+        print(json.dumps(set_report.to_json(), indent=2, ensure_ascii=False) if args.json else format_set_table(set_report))
+        return 0
+    if args.mode or args.shot:
+        raise FoleySpaceError("eval localization: --mode and --shot apply to a .json set, not a CSV")
     report = evaluate_localization(
         args.annotations,
         localizers=args.localizer or DEFAULT_LOCALIZERS,
@@ -58,7 +81,7 @@ def run_eval(args: argparse.Namespace) -> int:
         videos_dirs=args.videos_dir,
         distance_m=args.distance,
         schemes=args.scheme or SCHEMES,
-        progress=None if quiet else (lambda text: print(f"  {text}", file=sys.stderr)),
+        progress=progress,
     )
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))

