@@ -99,6 +99,9 @@ def sidecar_data(
                  "subtype": job.config.output.subtype, "gain_db": round(gain_db, 2)},
         "source": {"video": str(Path(job.video).resolve()), "start_s": start, "end_s": end,
                    "width": info.width, "height": info.height, "fps": info.fps,
+                   "display": {"coded_width": info.coded_width or info.width,
+                               "coded_height": info.coded_height or info.height, "rotation": info.rotation,
+                               "mirror": info.mirror, "sample_aspect": float(info.sample_aspect)},
                    "audio": str(job.audio) if job.audio else "generated" if job.generate_audio else "clip", "audio_start_s": job.audio_start_s,
                    **({"analysed_start_s": analysed[0], "analysed_end_s": analysed[1]} if analysed else {})},
         "timeline": {"speed": warp.speed, "hold_s": warp.hold_s, "duration_s": samples / rate,
@@ -112,7 +115,8 @@ def sidecar_data(
                      **{k: round(v, 3) for k, v in timings.items()}},
         "backends": backends,
         "conventions": "SOFA: x forward, y left, z up (m); azimuth deg CCW from ahead (left +), elevation up +; "
-                       "pixels u right, v down in source-video pixels; t seconds from the range start "
+                       "pixels u right, v down in display pixels (the picture as a player shows it: "
+                       "source.display says how it is stored); t seconds from the range start "
                        "(analysed range for a freeze frame); t_timeline seconds from the clip's start "
                        "on the timeline (retimed clips)",
         "settings": asdict(job.config),
