@@ -120,3 +120,16 @@ def test_a_camera_that_follows_its_subject(tmp_path, motion):
     track = localize(clip)
     truth = np.array([object_position(spec, i / FPS)[0] for i in range(len(track))]) * W
     assert np.nanmean(np.abs(centres(track) - truth) / W) < 0.03
+
+
+def test_the_framing_prior_prefers_the_centred_of_two_equal_tracks():
+    from foleyspace.localize.association import _Track
+    from foleyspace.localize.motion import track_score
+
+    def track(x):
+        return _Track(list(range(10)), [np.array([x, 80.0, 20, 20])] * 10, [0.8] * 10)
+
+    cfg = MotionConfig()
+    centred, edge = track_score(track(150.0), (W, H), cfg), track_score(track(5.0), (W, H), cfg)
+    assert centred > 2 * edge
+    assert track_score(track(5.0), (W, H), MotionConfig(centre_sigma=0)) == pytest.approx(8.0)

@@ -38,6 +38,7 @@ confidence 0.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -119,6 +120,9 @@ class MotionConfig:
             interpolation (state ``predicted``); longer ones are ``lost``.
         ambiguous_ratio: when a second track overlapping the chosen one in time scores at least
             this fraction of it, the choice is reported as ambiguous.
+        centre_sigma: framing prior of a track's score: σ of a Gaussian of the box centre's
+            distance from the frame centre, in frame widths/heights (0 disables); subjects are
+            framed near the centre (0.25: the central half of the frame).
     """
 
     long_side: int = 320
@@ -152,6 +156,7 @@ class MotionConfig:
     candidates: int = 4
     bridge_frames: int = 3
     ambiguous_ratio: float = 0.8
+    centre_sigma: float = 0.25
 
     def __post_init__(self) -> None:
         if self.long_side < 16:
@@ -166,7 +171,21 @@ class MotionConfig:
             raise ValueError("strides must be positive frame counts")
 
 
-def one_identity(candidates: list[np.ndarray], cfg: MotionConfig) -> BoxTrack:
+def track_score(track, frame_size: tuple[int, int], cfg: MotionConfig) -> float:
+    """How well a track explains the clip: the sum over its frames of confidence × a framing
+    prior (ours): a Gaussian of the box centre's distance from the frame centre, in frame
+    widths/heights, σ = :attr:`MotionConfig.centre_sigma` — a subject is framed near the centre,
+    scenery passing a window or a car entering at the edge is not."""
+    w, h = frame_size
+    total = 0.0
+    for box, score in zip(track.boxes, track.scores):
+        cx, cy = (box[0] + box[2] / 2) / w - 0.5, (box[1] + box[3] / 2) / h - 0.5
+        prior = math.exp(-(cx * cx + cy * cy) / (2 * cfg.centre_sigma ** 2)) if cfg.centre_sigma else 1.0
+        total += score * prior
+    return total
+
+
+def one_identity(candidates: list[np.ndarray], cfg: MotionConfig, frame_size: tuple[int, int]) -> BoxTrack:
     """The clip's moving object as one identity: per-frame candidate blobs ``(n, 5)`` (``x, y,
     w, h, confidence``) linked into tracks (:mod:`~foleyspace.localize.association`); the track
     with the largest summed confidence — present longest and surest — is followed, other tracks
@@ -174,7 +193,9 @@ def one_identity(candidates: list[np.ndarray], cfg: MotionConfig) -> BoxTrack:
     second track overlapping it scores nearly as high, ``details["ambiguous"]`` says so."""
     n = len(candidates)
     frames = [i for i in range(n) if len(candidates[i])]
-    tracks = sorted(link_tracks(frames, [candidates[i] for i in frames], AssociationConfig()), key=lambda t: -t.total)
+    linked = link_tracks(frames, [candidates[i] for i in frames], AssociationConfig())
+    scores = {id(t): track_score(t, frame_size, cfg) for t in linked}
+    tracks = sorted(linked, key=lambda t: -scores[id(t)])
     boxes, conf = np.full((n, 4), np.nan), np.zeros(n)
     details: dict[str, object] = {"tracks": len(tracks)}
     taken: list[tuple[int, int]] = []
@@ -188,9 +209,9 @@ def one_identity(candidates: list[np.ndarray], cfg: MotionConfig) -> BoxTrack:
     if len(tracks) > 1:
         first, rival = tracks[0], next((t for t in tracks[1:] if t.frames[0] <= tracks[0].frames[-1]
                                         and tracks[0].frames[0] <= t.frames[-1]), None)
-        if rival is not None and rival.total >= cfg.ambiguous_ratio * first.total:
+        if rival is not None and scores[id(rival)] >= cfg.ambiguous_ratio * scores[id(first)]:
             details["ambiguous"] = (f"two moving objects explain the clip almost equally well (scores "
-                                    f"{first.total:.1f} and {rival.total:.1f}); draw a --box or give a --label")
+                                    f"{scores[id(first)]:.1f} and {scores[id(rival)]:.1f}); draw a --box or give a --label")
             log.warning("motion localizer: %s", details["ambiguous"])
     state = np.where(np.all(np.isfinite(boxes), axis=1), TRACKED, LOST).astype(np.int8)
     filled, filled_conf = bridge(boxes, conf, cfg.bridge_frames)
@@ -303,7 +324,8 @@ class _MotionRun:
         boxes = np.array(self.boxes, dtype=float).reshape(-1, 4)
         if not self.cfg.identity:
             return BoxTrack(boxes=boxes, confidence=np.array(self.confidence, dtype=float), label="motion")
-        return one_identity(self.candidates, self.cfg)
+        height, width = self.frame_shape or (1, 1)  # no frames: an empty track
+        return one_identity(self.candidates, self.cfg, (width, height))
 
     def _difference(self, pos: int, offset: int, cache: dict[int, np.ndarray | None]) -> np.ndarray | None:
         """Difference of window frame ``pos`` with frame ``pos + offset`` (``None`` if absent)."""
