@@ -598,7 +598,7 @@ def test_model_settings_reach_the_spec_and_a_missing_model_is_refused(blender_py
         r["panel_unchecked"])
     assert not any("not available" in line or "Auto uses" in line for line in r["panel_unchecked"])
     assert r["check_error"] is None
-    assert r["capabilities"]["localizer"] == {"seeded": True, "yolo-world": False, "motion": True}
+    assert r["capabilities"]["localizer"] == {"seeded": True, "yolo-world": False, "motion": True, "classic": True}
     assert r["capabilities"]["depth"] == {"depth-anything": False, "box-scale": True}
     auto = panel_text(r["panel_auto"])
     assert "Localizer Auto uses Motion: YOLO-World is not available on the server" in auto
@@ -661,7 +661,18 @@ def test_messages_and_retime_arithmetic():
     assert m.for_blender("no 'dog' was detected in the range (no box scored 0.05 or more); name it differently, "
                          "draw a box with --box, or use --localizer motion") == (
         "no 'dog' was detected in the range (no box scored 0.05 or more); name it differently, "
-        "or set Localizer to Motion in the FoleySpace panel")
+        "add a box keyframe in the FoleySpace panel, or set Localizer to Motion in the FoleySpace panel")
+    # box advice names the panel's Add Box Keyframe; a refused box field names the strip's box keyframes
+    assert m.for_blender("x.mp4: the object is lost on 60% of the frames (1.0-2.0 s); draw a box there, "
+                         "e.g. --box X,Y,W,H@1.50") == (
+        "x.mp4: the object is lost on 60% of the frames (1.0-2.0 s); add a box keyframe there in the FoleySpace panel")
+    assert m.for_blender("two tracks are equally plausible (3.0 and 2.9); draw a --box or give a --label") == (
+        "two tracks are equally plausible (3.0 and 2.9); add a box keyframe or set a Label in the FoleySpace panel")
+    assert m.for_blender("job spec: 'localizer': 'motion' does not use a box; leave out --box or choose the seeded "
+                         "localizer").endswith("remove the strip's box keyframes or set Localizer to Auto in the "
+                                               "FoleySpace panel")
+    assert m.for_blender("job spec: 'more_boxes': two keyframes at the same time") == (
+        "the strip's box keyframes: two keyframes at the same time")
     assert m.for_blender("use --label TEXT, --vocab NAME or --depth box-scale") == (
         "use the Label setting in the FoleySpace panel, the Vocabulary setting in the FoleySpace panel or "
         "set Depth to Box Scale in the FoleySpace panel")
@@ -685,3 +696,104 @@ def test_messages_and_retime_arithmetic():
         rt.warp(1, 101, 1.0, 100, 0, effect_start=1.0, k=2.0, name="s")
     with pytest.raises(rt.PlacementError, match="one constant speed"):
         rt.constant_speed([1.0, 2.0], "s")
+
+
+def test_box_keyframes_from_the_sidebar_and_a_preview(blender_python, installed, server, workdir, clip_factory):
+    """Add Box Keyframe on a trimmed, moved strip stores the box at the source time of the movie
+    frame shown; the keyframes survive save/reopen, go to the spec as box/box_time_s/more_boxes
+    (those in the visible range), the seeded tracker honours them (the sidecar's boxes at those
+    times are the keyframes), and Preview writes <stem>.preview.mp4, named in the message."""
+    import av
+
+    clip = clip_factory(**CLIP)  # 160x96, the object crosses left to right at mid-height
+    # content at 31, trimmed 10 frames left and 20 right: frames 41..111 show source frames 10..80
+    first, second = [30.0, 36.0, 24.0, 24.0], [81.0, 36.0, 24.0, 24.0]  # around the object at 0.8 s and 2.4 s
+    r = run_case(blender_python, installed, workdir, "box_keyframes", server.home, server=server.address,
+                 clip=str(clip), trim=[10, 20], content_start=31, keys=[[51, first], [91, second]],
+                 extra_frame=71, extra_time=1.6, outside_frame=105)
+    assert (r["movie"]["left"], r["movie"]["right"]) == (41, 111)
+    assert r["poll_remove_empty"] is False
+    assert r["add"] == [None, None] and r["add_replace"][0] is None and r["add_replace"][2] is None
+    assert "box keyframe at 0.800 s replaced (2 in all)" in r["add_replace"][1]
+    assert r["add_extra"] is None and r["count_with_extra"] == 3 and r["remove_extra"] is None
+    assert "frame 116 is outside strip 'shot' (frames 41–110)" in r["errors"]["off_strip"]
+    assert r["add_outside"] is None
+    stored = json.loads(r["stored"])
+    assert stored == [{"t": 0.8, "box": first}, {"t": 2.4, "box": second}, {"t": 2.96, "box": [0.0, 0.0, 16.0, 16.0]}]
+    panel = panel_text(r["panel"])
+    assert "Box Keyframes (3)" in panel and "0.800 s: 30, 36, 24 × 24" in panel and "2.400 s: 81, 36, 24 × 24" in panel
+    assert "2.960 s: 0, 0, 16 × 16  (outside the strip: not sent)" in panel
+    assert {"prop:box_x", "prop:box_y", "prop:box_w", "prop:box_h", "prop:preview",
+            "operator:foleyspace.add_box_keyframe"} <= set(r["panel"])
+    # saved and reopened: still on the strip
+    assert r["reloaded"] == [[0.8, first], [2.4, second], [2.96, [0.0, 0.0, 16.0, 16.0]]]
+    assert r["source"] == pytest.approx([0.4, 2.96])
+    # Motion with boxes: refused before anything is sent, in the panel's terms
+    assert "has box keyframes" in r["motion_refused"] and "set Localizer to Auto" in r["motion_refused"]
+    assert "--" not in r["motion_refused"] and r["motion_specs"] == 0  # refused before a spec was made
+    assert "The seeded tracker follows the boxes: set Localizer to Auto" in panel_text(r["motion_panel"])
+
+    rendered = r["rendered"]
+    assert rendered["submit_error"] is None and not rendered["timed_out"], rendered
+    assert not rendered["message_is_error"], rendered["message"]
+    spec = r["spec"]
+    assert spec["start_s"] == pytest.approx(0.4) and spec["end_s"] == pytest.approx(2.96)
+    assert spec["box"] == first and spec["box_time_s"] == pytest.approx(0.8)
+    assert spec["more_boxes"] == [[*second, pytest.approx(2.4)]]
+    assert spec["options"]["preview"] is True and "localizer" not in spec["options"]  # Auto: the seeded tracker
+    (stem,) = r["added"]
+    preview = Path(stem["filepath"]).with_suffix(".preview.mp4")
+    assert preview.is_file() and f"Preview: {preview}" in rendered["message"], rendered["message"]
+    assert stem["preview_prop"] == "//foleyspace_stems/" + preview.name
+    assert f"label:Preview: {preview.name}" in r["stem_panel"]
+    with av.open(str(preview)) as container:
+        assert container.streams.video and container.streams.audio
+    sidecar = json.loads(Path(stem["filepath"]).with_suffix(".json").read_text())
+    assert sidecar["analysis"]["localizer"] == "seeded"
+    for t, box in ((0.8, first), (2.4, second)):
+        row = min(sidecar["frames"], key=lambda f: abs(f["t"] - (t - 0.4)))
+        assert abs(row["t"] - (t - 0.4)) < 0.02, row
+        assert row["box"] is not None and np.abs(np.subtract(row["box"], box)).max() <= 1.0, (t, row["box"], box)
+
+    # source times of the picture shown: Reverse Frames (source frames 20..90 backwards), Speed × 2
+    times = r["times"]
+    assert times["rev"] == pytest.approx([89 / FPS, 88 / FPS, 20 / FPS])
+    assert times["fast"] == pytest.approx([0.0, 20 / FPS, 98 / FPS]) and times["fast_effect"] == pytest.approx(0.8)
+
+
+def test_box_keyframe_parts():
+    """Pure parts: the keyframe list (replace at the same time, bad boxes) and the spec fields
+    of the keyframes in a visible range; the source frame a retimed range shows."""
+    load_placement()
+    import types
+
+    pkg_dir = PLUGIN / "foleyspace_blender"
+    pkg = types.ModuleType("fsb")
+    pkg.__path__ = [str(pkg_dir)]
+    sys.modules["fsb"] = pkg
+    sys.modules["fsb.placement"] = sys.modules["fs_placement"]
+    for name in ("retime", "boxes"):
+        spec = importlib.util.spec_from_file_location(f"fsb.{name}", pkg_dir / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    b, rt = sys.modules["fsb.boxes"], sys.modules["fsb.retime"]
+    keys, replaced = b.add([], 2.0, (1, 2, 3, 4))
+    keys, _ = b.add(keys, 0.5, (5, 6, 7, 8))
+    keys, replaced = b.add(keys, 2.0, (9, 9, 9, 9))
+    assert replaced and [k.t for k in keys] == [0.5, 2.0] and keys[1].box == (9.0, 9.0, 9.0, 9.0)
+    assert b.parse(b.dump(keys)) == keys and b.parse("not json") == [] and b.parse('[{"t": 1}]') == []
+    with pytest.raises(b.PlacementError, match="positive width"):
+        b.add(keys, 1.0, (0, 0, -1, 5))
+    with pytest.raises(b.PlacementError, match="four numbers"):
+        b.add(keys, 1.0, (0, 0, 5))
+    fields, left_out = b.spec_fields(keys, 0.0, 4.0)
+    assert fields == {"box": [5.0, 6.0, 7.0, 8.0], "box_time_s": 0.5, "more_boxes": [[9.0, 9.0, 9.0, 9.0, 2.0]]}
+    assert left_out == 0
+    assert b.spec_fields(keys, 1.0, 2.0) == ({}, 2)  # the range end is exclusive
+    assert b.spec_fields(keys, 0.5, None) == ({"box": [5.0, 6.0, 7.0, 8.0], "box_time_s": 0.5}, 1)  # a held frame
+    assert rt.shown_frame(15, 10, rt.Warp(20.0, 90.0, 1.0)) == 25.0
+    assert rt.shown_frame(10, 10, rt.Warp(20.0, 90.0, -1.0)) == 89.0
+    assert rt.shown_frame(13, 10, rt.Warp(0.0, 100.0, 2.0)) == 6.0
+    assert rt.shown_frame(13, 10, rt.Warp(0.0, 10.0, 0.5)) == 1.0
+    assert rt.shown_frame(99, 10, rt.Warp(30.0, 30.0, 0.0)) == 30.0

@@ -679,6 +679,93 @@ def case_models(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def case_box_keyframes(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Box keyframes from the sidebar on a trimmed, moved movie strip: Add Box Keyframe at two
+    frames (their source times), a replaced and a removed one, one outside the visible range,
+    a frame off the strip refused; the keyframes survive save and reopen; Localizer Motion with
+    boxes refused at submit; then the job with Preview on, rendered and placed. Also the source
+    times of keyframes on a reversed strip and under a Speed effect (not rendered)."""
+    scene, ed = new_scene(args["project"])
+    settings = scene.foleyspace
+    clip = args["clip"]
+    movie = ed.strips.new_movie("shot", clip, 2, 1)
+    trim_left, trim_right = args["trim"]
+    movie.frame_final_start = int(movie.frame_start) + trim_left
+    movie.frame_final_end = int(movie.frame_start) + int(movie.frame_duration) - trim_right
+    movie.frame_start = args["content_start"]  # moved, trims kept
+    ed.active_strip = movie
+    out: dict[str, Any] = {"movie": strip_info(movie), "add": [], "errors": {}}
+    out["poll_remove_empty"] = bpy.ops.foleyspace.remove_box_keyframe.poll()
+
+    def add(frame: int, box: list[float]) -> str | None:
+        scene.frame_current = frame
+        settings.box_x, settings.box_y, settings.box_w, settings.box_h = box
+        return run_operator(bpy.ops.foleyspace.add_box_keyframe)
+
+    for frame, box in args["keys"]:
+        out["add"].append(add(frame, box))
+    out["add_replace"] = [add(args["keys"][0][0], [1, 2, 30, 30]), pkg.session.current().message]
+    out["add_replace"].append(add(args["keys"][0][0], args["keys"][0][1]))  # put back
+    out["add_extra"] = add(args["extra_frame"], [5, 5, 20, 20])
+    out["count_with_extra"] = len(pkg.source.keyframes_of(movie))
+    out["remove_extra"] = run_operator(bpy.ops.foleyspace.remove_box_keyframe,
+                                       index=[round(k.t, 3) for k in pkg.source.keyframes_of(movie)].index(
+                                           args["extra_time"]))
+    out["errors"]["off_strip"] = add(int(movie.frame_final_end) + 5, [1, 1, 10, 10])
+    out["add_outside"] = add(args["outside_frame"], [0, 0, 16, 16])
+    movie.frame_final_end = args["outside_frame"]  # re-trimmed: that keyframe is now past the right handle
+    out["stored"] = movie.get("foleyspace_boxes")
+    out["panel"] = draw_ui(pkg)
+    bpy.ops.wm.save_mainfile()
+    bpy.ops.wm.open_mainfile(filepath=bpy.data.filepath)  # saved and reopened
+    scene = bpy.context.scene
+    settings, ed = scene.foleyspace, scene.sequence_editor
+    movie = ed.strips["shot"]
+    ed.active_strip = movie
+    out["reloaded"] = [[k.t, list(k.box)] for k in pkg.source.keyframes_of(movie)]
+    out["source"] = [pkg.source.describe(scene, movie).start_s, pkg.source.describe(scene, movie).end_s]
+
+    specs: list[dict[str, Any]] = []
+    real_spec = pkg.jobs.job_spec
+
+    def recording_spec(*a: Any, **k: Any) -> dict[str, Any]:
+        spec = real_spec(*a, **k)
+        specs.append(spec)
+        return spec
+
+    pkg.jobs.job_spec = recording_spec
+    try:
+        settings.localizer = "motion"
+        out["motion_refused"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
+        out["motion_panel"] = draw_ui(pkg)
+        out["motion_specs"] = len(specs)
+        settings.localizer = "auto"
+        settings.preview = True
+        before = {s.name for s in ed.strips}
+        out["rendered"] = spatialize_and_wait(pkg)
+    finally:
+        pkg.jobs.job_spec = real_spec
+    out["spec"] = specs[-1] if specs else None
+    added = [s for s in ed.strips if s.name not in before]
+    out["added"] = [strip_info(s) | {"preview_prop": s.get("foleyspace_preview")} for s in added]
+    if added:
+        ed.active_strip = added[0]
+        out["stem_panel"] = draw_ui(pkg)
+
+    # source times through Reverse Frames and a Speed effect (× 2)
+    rev = ed.strips.new_movie("rev", clip, 10, 1001)
+    rev.use_reverse_frames = True
+    rev.frame_final_start, rev.frame_final_end = 1011, 1081
+    fast = ed.strips.new_movie("fast", clip, 12, 2001)
+    fast.frame_final_end = 2051
+    fx = ed.strips.new_effect("fx fast", "SPEED", 13, 2001, length=50, input1=fast)
+    fx.speed_control, fx.speed_factor = "MULTIPLY", 2.0
+    out["times"] = {"rev": [pkg.source.keyframe_time(scene, rev, f) for f in (1011, 1012, 1080)],
+                    "fast": [pkg.source.keyframe_time(scene, fast, f) for f in (2001, 2011, 2050)],
+                    "fast_effect": pkg.source.keyframe_time(scene, fx, 2011)}
+    return out
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -75,7 +75,7 @@ def record(job: Any) -> dict[str, Any]:
     """A job as plain JSON data (see :func:`from_record`)."""
     src = dataclasses.asdict(job.source)
     return {"v": RECORD_VERSION, "id": job.id, "scene": job.scene, "strip": job.strip, "strip_id": job.strip_id,
-            "stem": job.stem, "mute": job.mute, "source": src}
+            "stem": job.stem, "mute": job.mute, "preview": bool(getattr(job, "preview", False)), "source": src}
 
 
 def from_record(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -87,7 +87,7 @@ def from_record(data: dict[str, Any]) -> dict[str, Any] | None:
         src["span"] = Span(**src["span"])
         return {"id": str(data["id"]), "scene": str(data["scene"]), "strip": str(data["strip"]),
                 "strip_id": str(data["strip_id"]), "stem": str(data["stem"]), "mute": bool(data["mute"]),
-                "source": Source(**src)}
+                "preview": bool(data.get("preview", False)), "source": Source(**src)}
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("FoleySpace: a stored job is not understood (%s); skipped", exc)
         return None

@@ -18,12 +18,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import backends, binding, messages
+import bpy
+
+from . import backends, binding, boxes, messages
 from .placement import PlacementError, stem_file_name
 from .poller import Poller
 from .server import ClientError, ServerUnavailable, client, quick
 from .session import Session, one_line, redraw
-from .source import Source, describe, job_spec, output_folder
+from .source import Source, describe, job_spec, keyframes_of, output_folder
 from .stems import check_room, place_stem
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.25
 #: A job whose server does not answer for this long is given up.
 GIVE_UP_AFTER_S = 60.0
+#: Custom property of a placed stem strip: the preview movie its job wrote (option Preview).
+PREVIEW_PROP = "foleyspace_preview"
 #: Terminal states of a job on the server.
 ENDED = ("done", "failed", "cancelled")
 
@@ -51,6 +55,7 @@ class StripJob:
     progress: str = "queued"
     last_heard: float = field(default_factory=time.monotonic)
     cancelling: bool = False
+    preview: bool = False  # the job also writes <stem>.preview.mp4 (option Preview)
 
 
 # ------------------------------------------------------------------------- submitting
@@ -65,7 +70,13 @@ def submit(s: Session, scene: Any, strip: Any, settings: Any, prefs: Any) -> Str
     taken = {j.stem for j in s.jobs.values()}
     name = stem_file_name(strip.name, source.span.left, source.span.right,
                           lambda n: os.path.exists(os.path.join(folder, n)) or os.path.join(folder, n) in taken)
-    spec = job_spec(source, folder, name, settings)
+    box_fields, left_out = boxes.spec_fields(keyframes_of(strip), source.start_s,
+                                             None if source.speed == 0 else source.end_s)
+    if box_fields and settings.localizer != "auto":  # the server refuses another localizer with a box
+        raise PlacementError(f"strip {strip.name!r} has box keyframes, which the seeded tracker follows: set "
+                             f"Localizer to Auto in the FoleySpace panel (it follows the boxes), or remove the "
+                             f"strip's box keyframes")
+    spec = job_spec(source, folder, name, settings, box_fields)
     c = client(s, prefs.server_address.strip())
     chosen = {k: v for k, v in spec["options"].items() if k in ("localizer", "depth") and v != "auto"}
     with quick(c):
@@ -83,12 +94,17 @@ def submit(s: Session, scene: Any, strip: Any, settings: Any, prefs: Any) -> Str
         raise ClientError(exc.code, f"the server refused the job: {messages.for_blender(str(exc))}") from None
     s.file_key = s.file_key or binding.file_key()
     job = StripJob(job_id, scene.name, strip.name, source, os.path.join(folder, name), bool(prefs.mute_original),
-                   strip_id=binding.strip_identity(strip), blend=s.file_key)
+                   strip_id=binding.strip_identity(strip), blend=s.file_key,
+                   preview=bool(spec["options"].get("preview")))
     s.jobs[job_id] = job
     binding.write_stores(list(s.jobs.values()))
     s.server_ok = True
     _follow(s, job)
-    s.set_message(f"{strip.name}: job {job_id} queued ({source.start_s:.2f}–{source.end_s:.2f} s)")
+    n_boxes = len(spec.get("more_boxes") or ()) + (1 if "box" in spec else 0)
+    extra = f", {n_boxes} box keyframe(s)" if n_boxes else ""
+    if left_out:
+        extra += f"; {left_out} box keyframe(s) outside the strip not sent"
+    s.set_message(f"{strip.name}: job {job_id} queued ({source.start_s:.2f}–{source.end_s:.2f} s{extra})")
     return job
 
 
@@ -214,13 +230,29 @@ def _on_event(s: Session, job: StripJob, event: dict[str, Any]) -> None:
         except PlacementError as exc:
             _end(s, job, f"{_name(job)}: {one_line(exc)}", error=True)
         else:
-            _end(s, job, f"{_name(job)}: stem placed as {strip.name!r} on channel {strip.channel}")
+            _end(s, job, f"{_name(job)}: stem placed as {strip.name!r} on channel {strip.channel}"
+                         f"{_preview_note(job, strip, result)}")
     elif kind == "failed":
         error = event.get("error") or {}
         text = messages.for_blender(str(error.get("message", error.get("code", "unknown error"))))
         _end(s, job, f"{_name(job)}: the server failed the job: {text}", error=True)
     elif kind == "cancelled":
         _end(s, job, f"{_name(job)}: cancelled")
+
+
+def _preview_note(job: StripJob, stem_strip: Any, result: dict[str, Any]) -> str:
+    """``"; Preview: <file>"`` when the job wrote a preview (also kept on the placed stem strip as
+    its custom property ``foleyspace_preview``), a note when one was asked for and is missing."""
+    if not job.preview:
+        return ""
+    path = result.get("preview")
+    if not isinstance(path, str) or not path or not os.path.isfile(path):
+        return "; no preview was written" + (f" ({path} is missing)" if isinstance(path, str) and path else "")
+    try:
+        stem_strip[PREVIEW_PROP] = bpy.path.relpath(path) if bpy.data.filepath else path
+    except ValueError:  # another drive on Windows: keep it absolute
+        stem_strip[PREVIEW_PROP] = path
+    return f"; Preview: {path}"
 
 
 def _name(job: StripJob) -> str:

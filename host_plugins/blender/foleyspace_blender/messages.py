@@ -7,7 +7,7 @@ settings: ``--localizer motion`` becomes "set Localizer to Motion in the FoleySp
 any other flag left in a message is dropped from it. Commands in backticks (``foleyspace
 models fetch yolo-world``: what the server's owner runs to get a model) are kept as they are.
 A refused job spec names its field (``job spec: 'localizer': ...``): the panel setting is named
-instead. Pure functions, no ``bpy`` (unit-tested outside Blender).
+instead (the ``box`` fields: the strip's box keyframes; ``--box`` advice: Add Box Keyframe). Pure functions, no ``bpy`` (unit-tested outside Blender).
 """
 
 from __future__ import annotations
@@ -33,14 +33,22 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORE
 #: The panel's name of each job-spec option and CLI flag it can meet, and of the backends'
 #: names (kept here so this module needs nothing else of the add-on).
 SETTINGS = {"localizer": "Localizer", "depth": "Depth", "vocab": "Vocabulary", "detect_every": "Detect Every",
-            "depth_model": "Depth Model", "label": "Label", "scheme": "Scheme", "hrtf": "HRTF"}
+            "depth_model": "Depth Model", "label": "Label", "scheme": "Scheme", "hrtf": "HRTF", "preview": "Preview"}
+#: Job-spec fields of the strip's box keyframes.
+BOX_FIELDS = ("box", "box_time_s", "more_boxes")
 CHOICES = {"auto": "Auto", "yolo-world": "YOLO-World", "motion": "Motion", "depth-anything": "Depth Anything",
            "box-scale": "Box Scale"}
 
 #: Flags rephrased as panel settings (before other flags are dropped).
 _FLAG_RULES: tuple[tuple[re.Pattern[str], object], ...] = tuple((re.compile(p), w) for p, w in (
-    # the add-on draws no box: that way out is not offered
-    (r",? ?draw a box with --box(?: [A-Z0-9,@\[\]]+)?,?", ","),
+    # boxes are the strip's box keyframes (the panel's Add Box Keyframe)
+    (r"draw a box with --box(?: [A-Z0-9,@\[\]\.]+)?", "add a box keyframe in the FoleySpace panel"),
+    (r"draw a box there, e\.g\. --box [A-Z0-9,@\[\]\.]+", "add a box keyframe there in the FoleySpace panel"),
+    (r"draw a --box or give a --label", "add a box keyframe or set a Label in the FoleySpace panel"),
+    (r"draw (?:a|one with) --box(?: [A-Z0-9,@\[\]\.]+)?", "add a box keyframe in the FoleySpace panel"),
+    (r"leave out --box or choose the seeded localizer",
+     "remove the strip's box keyframes or set Localizer to Auto in the FoleySpace panel"),
+    (r" ?\(--box X,Y,W,H(?:\[@TIME\])?\)", ""),
     (r"(?:use |with |pass |set |try )?--(?P<flag>localizer|depth)[ =](?P<value>[a-z][a-z0-9-]*)",
      lambda m: f"set {SETTINGS[m['flag']]} to {CHOICES.get(m['value'], m['value'])} in the FoleySpace panel"),
     (r"(?P<verb>(?:use|with|pass|set|give) )?--(?P<flag>localizer|depth|label|vocab|detect-every|depth-model|scheme"
@@ -72,6 +80,8 @@ def _flags(text: str) -> str:
 
 def _spec(field: str, problem: str) -> str:
     """A refused job-spec field in the panel's terms."""
+    if field in BOX_FIELDS:
+        return f"the strip's box keyframes: {problem}"
     setting = SETTINGS.get(field)
     if setting is None:
         return f"the job spec's {field!r}: {problem}"

@@ -1,4 +1,4 @@
-"""Operators: Spatialize Strip, Choose Video, Check Server, Start Server, Cancel.
+"""Operators: Spatialize Strip, Choose Video, Add/Remove Box Keyframe, Check Server, Start Server, Cancel.
 
 Every error is reported as one line (``self.report({'ERROR'}, ...)``) and shown in the panel;
 no operator raises.
@@ -10,13 +10,13 @@ import os
 from typing import Any
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import IntProperty, StringProperty
 
-from . import compat, jobs, prefs, server, session
+from . import boxes, compat, jobs, prefs, server, session
 from .placement import PlacementError
 from .server import ClientError
 from .session import one_line
-from .source import VIDEO_PROP
+from .source import VIDEO_PROP, box_strip, keyframe_time, keyframes_of
 
 
 def active_strip(context: Any) -> Any | None:
@@ -99,6 +99,68 @@ class FOLEYSPACE_OT_choose_video(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class FOLEYSPACE_OT_add_box_keyframe(bpy.types.Operator):
+    """Store the box X, Y, W, H (movie display pixels) as the object's keyframe at the movie frame shown at the current frame"""
+
+    bl_idname = "foleyspace.add_box_keyframe"
+    bl_label = "Add Box Keyframe"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 - Blender reads a plain set
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if box_strip(active_strip(context)) is None:
+            cls.poll_message_set("Select a movie strip")
+            return False
+        return True
+
+    def execute(self, context: Any) -> set[str]:
+        scene = compat.sequencer_scene(context)
+        strip = active_strip(context)
+        movie = box_strip(strip)
+        settings = scene.foleyspace
+        box = (settings.box_x, settings.box_y, settings.box_w, settings.box_h)
+        try:
+            t = keyframe_time(scene, strip, int(scene.frame_current))
+            keyframes, replaced = boxes.add(keyframes_of(movie), t, box)
+        except PlacementError as exc:
+            return _fail(self, one_line(exc))
+        movie[boxes.BOXES_PROP] = boxes.dump(keyframes)
+        text = f"{movie.name}: box keyframe at {t:.3f} s {'replaced' if replaced else 'added'} ({len(keyframes)} in all)"
+        session.current().set_message(text)
+        self.report({"INFO"}, text)
+        return {"FINISHED"}
+
+
+class FOLEYSPACE_OT_remove_box_keyframe(bpy.types.Operator):
+    """Remove a box keyframe of the active movie strip (all of them when no index is given)"""
+
+    bl_idname = "foleyspace.remove_box_keyframe"
+    bl_label = "Remove Box Keyframe"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 - Blender reads a plain set
+
+    index: IntProperty(name="Keyframe", description="Which keyframe (in time order); -1: all", default=-1)  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return bool(keyframes_of(active_strip(context)))
+
+    def execute(self, context: Any) -> set[str]:
+        movie = box_strip(active_strip(context))
+        keyframes = keyframes_of(movie)
+        if self.index >= len(keyframes):
+            return _fail(self, f"no box keyframe {self.index + 1} on strip {movie.name!r}")
+        if self.index < 0:
+            keyframes = []
+        else:
+            keyframes.pop(self.index)
+        if keyframes:
+            movie[boxes.BOXES_PROP] = boxes.dump(keyframes)
+        elif boxes.BOXES_PROP in movie:
+            del movie[boxes.BOXES_PROP]
+        session.current().set_message(f"{movie.name}: {len(keyframes)} box keyframe(s) left")
+        return {"FINISHED"}
+
+
 class FOLEYSPACE_OT_check_server(bpy.types.Operator):
     """Ask the FoleySpace server whether it runs"""
 
@@ -160,5 +222,6 @@ class FOLEYSPACE_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (FOLEYSPACE_OT_spatialize_strip, FOLEYSPACE_OT_choose_video, FOLEYSPACE_OT_check_server,
-           FOLEYSPACE_OT_start_server, FOLEYSPACE_OT_cancel)
+CLASSES = (FOLEYSPACE_OT_spatialize_strip, FOLEYSPACE_OT_choose_video, FOLEYSPACE_OT_add_box_keyframe,
+           FOLEYSPACE_OT_remove_box_keyframe, FOLEYSPACE_OT_check_server, FOLEYSPACE_OT_start_server,
+           FOLEYSPACE_OT_cancel)

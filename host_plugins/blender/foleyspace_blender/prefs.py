@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .backends import DEFAULTS, DEPTH_MODELS, DEPTHS, LOCALIZERS, VOCABULARIES
 
@@ -96,6 +96,24 @@ class FoleySpaceSceneSettings(bpy.types.PropertyGroup):
     hrtf: StringProperty(  # type: ignore[valid-type]
         name="HRTF", subtype="FILE_PATH",
         description="SOFA file with the head-related transfer functions (blank: the built-in set)", default="")
+    preview: BoolProperty(  # type: ignore[valid-type]
+        name="Preview",
+        description="Also write <stem>.preview.mp4 beside the stem: the strip's range with the stem as its sound "
+                    "and the tracked box drawn, to check the stem by eye and ear",
+        default=False)
+    # the box that "Add Box Keyframe" stores, in the movie's display pixels (the picture as a player shows it)
+    box_x: FloatProperty(  # type: ignore[valid-type]
+        name="X", description="Left edge of the box around the object, in the movie's display pixels",
+        default=0.0, precision=1, step=100)
+    box_y: FloatProperty(  # type: ignore[valid-type]
+        name="Y", description="Top edge of the box around the object, in the movie's display pixels (down +)",
+        default=0.0, precision=1, step=100)
+    box_w: FloatProperty(  # type: ignore[valid-type]
+        name="W", description="Width of the box, in the movie's display pixels",
+        default=64.0, min=1.0, precision=1, step=100)
+    box_h: FloatProperty(  # type: ignore[valid-type]
+        name="H", description="Height of the box, in the movie's display pixels",
+        default=64.0, min=1.0, precision=1, step=100)
 
 
 CLASSES = (FOLEYSPACE_AP_preferences, FoleySpaceSceneSettings)

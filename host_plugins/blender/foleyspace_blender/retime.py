@@ -20,6 +20,7 @@ speed (source frames per timeline frame: negative = reversed, 0 = a held frame a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .placement import PlacementError
@@ -91,3 +92,19 @@ def constant_speed(speeds: list[float], name: str) -> float:
         raise PlacementError(f"strip {name!r} changes speed ({shown}); FoleySpace handles one constant speed only: "
                              "split the strip where the speed changes and spatialize each part")
     return first
+
+
+def shown_frame(frame: int, left: int, w: Warp) -> float:
+    """The source frame the picture shows at timeline ``frame`` of a visible range starting at
+    ``left`` that shows ``w`` (Blender's frame index: the retimed position floored; reversed,
+    ``end − 1 − k·(frame − left)`` as ``content_end − 1 − g`` reads). Clamped to the range."""
+    k = abs(w.speed)
+    steps = math.floor(k * (frame - left) + 1e-6)
+    if w.speed == 0:
+        return w.start_f
+    if w.speed > 0:
+        shown = math.floor(w.start_f + 1e-6) + steps
+    else:
+        shown = math.ceil(w.end_f - 1e-6) - 1 - steps
+    lo, hi = math.floor(w.start_f + 1e-6), math.ceil(w.end_f - 1e-6) - 1
+    return float(min(max(shown, lo), max(lo, hi)))

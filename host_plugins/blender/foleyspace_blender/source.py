@@ -12,7 +12,7 @@ from typing import Any
 
 import bpy
 
-from . import backends, compat, retime
+from . import backends, boxes, compat, retime
 from .placement import PlacementError, Span, media_range_s, same_rate
 
 #: Custom strip property holding the video chosen for a sound strip.
@@ -202,8 +202,11 @@ def output_folder(setting: str) -> str:
     return path
 
 
-def job_spec(source: Source, folder: str, name: str, settings: Any) -> dict[str, Any]:
-    """The server job spec (``docs/protocol.md``) for a described strip."""
+def job_spec(source: Source, folder: str, name: str, settings: Any,
+             box_fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The server job spec (``docs/protocol.md``) for a described strip; ``box_fields``: the
+    strip's box keyframes in range (:func:`.boxes.spec_fields`), with the option ``preview``
+    when the panel's Preview is on."""
     options: dict[str, Any] = {"scheme": settings.scheme}
     label = settings.label.strip()
     if label:
@@ -212,6 +215,8 @@ def job_spec(source: Source, folder: str, name: str, settings: Any) -> dict[str,
     if hrtf:
         options["hrtf"] = hrtf
     options.update(backends.job_options(settings))
+    if getattr(settings, "preview", False):
+        options["preview"] = True
     spec: dict[str, Any] = {"video": source.video, "output_dir": folder, "name": name,
                             "start_s": round(source.start_s, 9), "end_s": round(source.end_s, 9), "options": options}
     if source.audio:
@@ -222,5 +227,39 @@ def job_spec(source: Source, folder: str, name: str, settings: Any) -> dict[str,
         spec["speed"], spec["hold_s"] = 0.0, round(float(source.hold_s or 0.0), 9)
     elif source.speed != 1.0:
         spec["speed"] = round(source.speed, 12)
+    spec.update(box_fields or {})
     return spec
+
+
+# ------------------------------------------------------------------------- box keyframes
+def box_strip(strip: Any) -> Any | None:
+    """The movie strip whose box keyframes a strip uses: the strip itself for a movie, the
+    movie under a Speed effect; None for anything else (sound strips take no boxes)."""
+    if strip is None:
+        return None
+    if strip.type == "SPEED" and getattr(strip, "input_1", None) is not None and strip.input_1.type == "MOVIE":
+        return strip.input_1
+    return strip if strip.type == "MOVIE" else None
+
+
+def keyframes_of(strip: Any) -> list[boxes.Keyframe]:
+    """The box keyframes stored on ``strip`` (see :func:`box_strip`), by time."""
+    movie = box_strip(strip)
+    return boxes.parse(movie.get(boxes.BOXES_PROP)) if movie is not None else []
+
+
+def keyframe_time(scene: Any, strip: Any, frame: int) -> float:
+    """Source seconds of the movie frame that ``strip`` shows at timeline ``frame``: the strip's
+    offsets and hold, Reverse Frames, a Speed effect or retiming (the arithmetic of
+    :func:`describe` and :mod:`.retime`). :class:`PlacementError` outside its visible range."""
+    movie = box_strip(strip)
+    if movie is None:
+        raise PlacementError("box keyframes are for movie strips: select a movie strip")
+    src = describe(scene, strip)
+    if not src.span.left <= frame < src.span.right:
+        raise PlacementError(f"frame {frame} is outside strip {movie.name!r} (frames {src.span.left}–"
+                             f"{src.span.right - 1}); move the playhead onto the strip")
+    rate = compat.movie_fps(movie)
+    w = retime.Warp(src.start_s * rate, src.end_s * rate, src.speed)
+    return round(retime.shown_frame(frame, src.span.left, w) / rate, 6)
 

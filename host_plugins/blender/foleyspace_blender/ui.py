@@ -7,18 +7,21 @@ from typing import Any
 
 import bpy
 
-from . import backends, compat, prefs, session
+from . import backends, boxes, compat, prefs, session
+from .jobs import PREVIEW_PROP
 from .operators import (
+    FOLEYSPACE_OT_add_box_keyframe,
     FOLEYSPACE_OT_cancel,
     FOLEYSPACE_OT_check_server,
     FOLEYSPACE_OT_choose_video,
+    FOLEYSPACE_OT_remove_box_keyframe,
     FOLEYSPACE_OT_spatialize_strip,
     FOLEYSPACE_OT_start_server,
     active_strip,
 )
 from .placement import PlacementError
 from .session import one_line
-from .source import VIDEO_PROP, describe
+from .source import VIDEO_PROP, box_strip, describe, keyframes_of
 
 
 class SEQUENCER_PT_foleyspace(bpy.types.Panel):
@@ -47,6 +50,7 @@ class SEQUENCER_PT_foleyspace(bpy.types.Panel):
             col.prop(settings, "label")
             col.prop(settings, "scheme")
             col.prop(settings, "hrtf")
+            col.prop(settings, "preview")
             draw_models(layout, settings, s.capabilities)
         p = prefs.get(context)
         if isinstance(p, bpy.types.AddonPreferences):
@@ -60,12 +64,18 @@ class SEQUENCER_PT_foleyspace(bpy.types.Panel):
                 video = str(strip.get(VIDEO_PROP, "") or "")
                 box.label(text=f"Video: {os.path.basename(video) if video else 'none'}")
                 box.operator(FOLEYSPACE_OT_choose_video.bl_idname, icon="FILE_MOVIE")
+            src = None
             try:
                 src = describe(scene, strip)
                 box.label(text=f"Source {src.start_s:.2f}–{src.end_s:.2f} s, "
                                f"frames {src.span.left}–{src.span.right}")
             except PlacementError as exc:
                 box.label(text=one_line(exc), icon="INFO")
+            preview = str(strip.get(PREVIEW_PROP, "") or "")
+            if preview:
+                box.label(text=f"Preview: {os.path.basename(preview)}", icon="FILE_MOVIE")
+            if settings is not None and box_strip(strip) is not None:
+                draw_box_keyframes(layout, settings, strip, src)
         layout.operator(FOLEYSPACE_OT_spatialize_strip.bl_idname, icon="OUTLINER_OB_SPEAKER")
 
         if s.jobs:
@@ -77,6 +87,29 @@ class SEQUENCER_PT_foleyspace(bpy.types.Panel):
                 op.job = job.id
         if s.message:
             layout.label(text=s.message, icon="ERROR" if s.message_is_error else "INFO")
+
+
+def draw_box_keyframes(layout: Any, settings: Any, strip: Any, src: Any) -> None:
+    """The movie strip's box keyframes (source seconds, display pixels) with remove buttons, and
+    the box that Add Box Keyframe stores at the current frame."""
+    box = layout.box()
+    keyframes = keyframes_of(strip)
+    box.label(text=f"Box Keyframes ({len(keyframes)})", icon="SELECT_SET")
+    for i, k in enumerate(keyframes):
+        row = box.row()
+        outside = src is not None and not boxes.in_range(k, src.start_s, src.end_s)
+        row.label(text=k.text() + ("  (outside the strip: not sent)" if outside else ""))
+        op = row.operator(FOLEYSPACE_OT_remove_box_keyframe.bl_idname, text="", icon="X")
+        op.index = i
+    row = box.row(align=True)
+    for prop in ("box_x", "box_y", "box_w", "box_h"):
+        row.prop(settings, prop)
+    box.operator(FOLEYSPACE_OT_add_box_keyframe.bl_idname, icon="KEYFRAME")
+    if keyframes and settings.localizer != "auto":
+        for i, line in enumerate(backends.wrap(
+                f"The seeded tracker follows the boxes: set Localizer to Auto (now "
+                f"{backends.choice_name('localizer', settings.localizer)}) or remove the box keyframes")):
+            box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
 
 
 def draw_models(layout: Any, settings: Any, capabilities: dict) -> None:
