@@ -297,6 +297,37 @@ def test_model_settings_render_with_the_named_backends(script, dvr, client, clip
                                                                                       "dog, puppy")
 
 
+def test_preview_setting_reaches_the_job_options(script):
+    """FOLEYSPACE_RESOLVE_PREVIEW=1 (or PREVIEW) asks each job for its preview; off by default."""
+    assert script.PREVIEW is False and script.Settings.from_env({}).preview is False
+    assert "preview" not in script.Settings.from_env({}).job_options("a.mov")
+    on = script.Settings.from_env({"FOLEYSPACE_RESOLVE_PREVIEW": " 1 "})
+    assert on.preview is True and on.job_options("a.mov") == {"label": "a.mov", "preview": True}
+    assert script.Settings.from_env({"FOLEYSPACE_RESOLVE_PREVIEW": "0"}).preview is False
+    with pytest.raises(script.ScriptError, match="FOLEYSPACE_RESOLVE_PREVIEW must be 1 or 0"):
+        script.Settings.from_env({"FOLEYSPACE_RESOLVE_PREVIEW": "maybe"})
+    clip = script.Clip(name="shot.mov", video="/v.mov", start_s=0.0, end_s=1.0, record_frame=0, frames=24)
+    spec = clip.spec(Path("/out"), "s.wav", on.job_options(clip.name))
+    assert spec["options"] == {"label": "shot.mov", "preview": True}
+    assert not {"box", "box_time_s", "more_boxes"} & set(spec)  # Resolve gives no box to send
+
+
+def test_preview_is_written_and_reported(script, dvr, client, clips, tmp_path):
+    app = dvr.make_resolve()
+    app.timeline.place(1, app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50), offset=0, duration=24)
+    chosen = settings(script, tmp_path / "stems")
+    chosen.preview = True
+    lines: list[str] = []
+    report = script.spatialize_timeline(app, client, chosen, log=lines.append)
+    assert report.ok, (report.error, report.skipped)
+    (placed,) = report.placed
+    preview = Path(placed.path).with_suffix(".preview.mp4")
+    assert placed.preview == str(preview) and preview.is_file()
+    assert any(line.endswith(f"preview -> {preview}") for line in lines), lines
+    assert any(line.endswith(f"Preview: {preview}") for line in lines), lines
+    assert len(audio_on(app, report.tracks[0])) == 1  # the preview is reported, not placed
+
+
 # ------------------------------------------------------------------ placement failures
 def test_occupied_spot_is_retried_on_another_new_track(script, dvr, client, clips, tmp_path):
     app = dvr.make_resolve()

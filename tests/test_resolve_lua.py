@@ -173,6 +173,8 @@ def test_lua_model_settings_become_the_cli_flags(luajit, tmp_path):
         "labelled": {"FOLEYSPACE_RESOLVE_LABEL": " dog, puppy ", "FOLEYSPACE_RESOLVE_VOCAB": "audioset",
                      "FOLEYSPACE_RESOLVE_DEPTH": "depth-anything",
                      "FOLEYSPACE_RESOLVE_DEPTH_MODEL": "metric-outdoor-small"},
+        "preview": {"FOLEYSPACE_RESOLVE_PREVIEW": " 1 "},
+        "preview_off": {"FOLEYSPACE_RESOLVE_PREVIEW": "0"},
     }
     body = "local env\nlocal function getenv(k) return env[k] end\n"
     for name, env in envs.items():
@@ -189,6 +191,18 @@ fs.LOCALIZER, fs.DEPTH, fs.LABEL, fs.DETECT_EVERY = "motion", "box-scale", "car"
 env = {}
 out.constants = fs.submit_args({name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1},
                                "/s.wav", fs.settings(getenv))
+fs.PREVIEW = true  -- the constant, and the environment's 0 over it
+out.preview_constant = fs.submit_args({name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1},
+                                      "/s.wav", fs.settings(getenv))
+out.preview_no_settings = fs.submit_args({name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1},
+                                         "/s.wav")
+env = {["FOLEYSPACE_RESOLVE_PREVIEW"] = "0"}
+out.preview_env_off = fs.submit_args({name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1},
+                                     "/s.wav", fs.settings(getenv))
+env = {["FOLEYSPACE_RESOLVE_PREVIEW"] = "maybe"}
+local ok, err = pcall(fs.settings, getenv)
+out.preview_bad = err.script
+fs.PREVIEW = false
 """
     out = run_lua(luajit, tmp_path, body)
     head, tail = ["submit", "/media/a.mp4", "-o", "/s.wav", "--in", "0.2"], ["--wait", "-q"]
@@ -198,6 +212,12 @@ out.constants = fs.submit_args({name = "a.mp4", video = "/media/a.mp4", start_s 
     assert out["dash"] == [*head, "--out", "1", "--vocab", "/lists/birds.txt", *tail]
     assert out["labelled"] == [*head, "--label", "dog, puppy", "--out", "1", "--depth", "depth-anything",
                                "--depth-model", "metric-outdoor-small", *tail]  # a label: no vocabulary
+    # FOLEYSPACE_RESOLVE_PREVIEW=1 (or PREVIEW = true): `foleyspace submit --preview` (beside the stem)
+    assert out["preview"] == [*head, "--label", "a.mp4", "--out", "1", "--preview", *tail]
+    assert out["preview_off"] == out["default"]
+    assert "--preview" not in out["preview_env_off"]
+    assert out["preview_constant"][-3:] == ["--preview", *tail] and out["preview_no_settings"][-3:] == ["--preview", *tail]
+    assert out["preview_bad"] == "FoleySpace: FOLEYSPACE_RESOLVE_PREVIEW must be 1 or 0, not 'maybe'"
     assert out["constants"] == [*head, "--label", "car", "--out", "1", "--localizer", "motion", "--depth",
                                 "box-scale", *tail]
 
@@ -360,6 +380,21 @@ tl:place{{track = 1, media = m, offset = 0, duration = 20}}
     analysis = sidecar["analysis"]
     assert (analysis["localizer"], analysis["depth"], analysis["requested_label"]) == ("motion", "box-scale",
                                                                                       "dog, puppy")
+
+
+def test_lua_run_with_preview_writes_and_reports_it(luajit, server, clips, tmp_path):
+    body = scenario_run(f"""
+local m = pool:add_media{{path = {lua_string(str(clips["lr"]))}, fps = 25, frames = 50}}
+tl:place{{track = 1, media = m, offset = 0, duration = 20}}
+""")
+    out = run_lua(luajit, tmp_path, body, {**cli_env(server, tmp_path), "FOLEYSPACE_RESOLVE_PREVIEW": "1"})
+    assert out.get("error") is None and len(out["placed"]) == 1, out["lines"]
+    placed = out["placed"][0]
+    preview = Path(placed["path"]).with_suffix(".preview.mp4")
+    assert placed["preview"] == str(preview) and preview.is_file()
+    assert any(line.endswith(f"preview -> {preview}") for line in out["lines"]), out["lines"]
+    assert any(line.endswith(f"Preview: {preview}") for line in out["lines"]), out["lines"]
+    assert sum(len(t["clips"]) for t in out["audio"]) == 1  # the stem only: the preview is reported, not placed
 
 
 def test_lua_run_without_the_command_says_how_to_fix_it(luajit, server, clips, tmp_path):

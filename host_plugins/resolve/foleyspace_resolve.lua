@@ -17,8 +17,11 @@ settings FOLEYSPACE_RESOLVE_LOCALIZER (auto | yolo-world | motion), FOLEYSPACE_R
 depth-anything | box-scale), FOLEYSPACE_RESOLVE_LABEL (default: the clip's name; empty or "-": no
 label, so YOLO-World picks from the vocabulary), FOLEYSPACE_RESOLVE_VOCAB,
 FOLEYSPACE_RESOLVE_DETECT_EVERY, FOLEYSPACE_RESOLVE_DEPTH_MODEL, passed as the command's --localizer,
---depth, --label, --vocab, --detect-every and --depth-model; FOLEYSPACE_HOME and FOLEYSPACE_SERVER
-reach the command unchanged.
+--depth, --label, --vocab, --detect-every and --depth-model; FOLEYSPACE_RESOLVE_PREVIEW (1/0, or
+PREVIEW below) passes --preview: each job also writes <stem>.preview.mp4 beside the stem (the clip with
+the stem as its sound and the tracked box drawn), whose path is printed. FOLEYSPACE_HOME and
+FOLEYSPACE_SERVER reach the command unchanged. Boxes around the object (the seeded tracker's
+keyframes) are not offered: Resolve's scripting API gives no way to draw or read one.
 
 Where each fact about Resolve comes from is in README.md, "What this relies on".
 ]]
@@ -59,6 +62,9 @@ M.DETECT_EVERY = nil
 --- Depth Anything model: "small", "base", "large", "metric-indoor-small", "metric-outdoor-small",
 --- "metric-indoor-large", "metric-outdoor-large" or an absolute model folder; "" = the default (small).
 M.DEPTH_MODEL = ""
+--- Also write each stem's preview movie, <stem>.preview.mp4 beside it (`foleyspace submit --preview`;
+--- FOLEYSPACE_RESOLVE_PREVIEW=1/0). Same setting as PREVIEW in foleyspace_resolve.py.
+M.PREVIEW = false
 M.LOCALIZERS = {"auto", "yolo-world", "motion"}
 M.DEPTHS = {"auto", "depth-anything", "box-scale"}
 M.VOCABULARIES = {"coco", "imagenet", "vggsound", "audioset"}
@@ -257,7 +263,7 @@ end
 function M.settings(getenv)
   getenv = getenv or os.getenv
   local s = {track = M.TRACK, output_dir = nil, cli = M.FOLEYSPACE_CLI, use_linked_audio = M.USE_LINKED_AUDIO,
-             assume_normal_speed = M.ASSUME_NORMAL_SPEED}
+             assume_normal_speed = M.ASSUME_NORMAL_SPEED, preview = M.PREVIEW}
   local track = (getenv("FOLEYSPACE_RESOLVE_TRACK") or ""):lower():gsub("%s", "")
   if track == "current" then
     s.track = nil
@@ -276,6 +282,8 @@ function M.settings(getenv)
   if linked and linked:match("%S") then s.use_linked_audio = flag("FOLEYSPACE_RESOLVE_LINKED_AUDIO", linked) end
   local assume = getenv("FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED")
   if assume and assume:match("%S") then s.assume_normal_speed = flag("FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED", assume) end
+  local preview = getenv("FOLEYSPACE_RESOLVE_PREVIEW")
+  if preview and preview:match("%S") then s.preview = flag("FOLEYSPACE_RESOLVE_PREVIEW", preview) end
   s.localizer, s.depth, s.label, s.vocab = M.LOCALIZER, M.DEPTH, M.LABEL, M.VOCAB or ""
   s.detect_every, s.depth_model = M.DETECT_EVERY, M.DEPTH_MODEL or ""
   for key, field in pairs({LOCALIZER = "localizer", DEPTH = "depth", VOCAB = "vocab", DEPTH_MODEL = "depth_model"}) do
@@ -586,7 +594,7 @@ end
 --- settings: M.settings() (nil: the constants above), for the label and the model flags.
 function M.submit_args(clip, stem_path, settings)
   local s = settings or {localizer = M.LOCALIZER, depth = M.DEPTH, label = M.LABEL, vocab = M.VOCAB or "",
-                         detect_every = M.DETECT_EVERY, depth_model = M.DEPTH_MODEL or ""}
+                         detect_every = M.DETECT_EVERY, depth_model = M.DEPTH_MODEL or "", preview = M.PREVIEW}
   local label = s.label
   if label == nil then label = clip.name end
   label = trim(label):sub(1, 200)
@@ -616,6 +624,7 @@ function M.submit_args(clip, stem_path, settings)
   if s.vocab and s.vocab ~= "" and label == "" then add("--vocab", s.vocab) end  -- a label names the object
   if s.detect_every then add("--detect-every", tostring(math.floor(s.detect_every))) end
   if s.depth_model and s.depth_model ~= "" then add("--depth-model", s.depth_model) end
+  if s.preview then args[#args + 1] = "--preview" end  -- no name: <stem>.preview.mp4 beside the stem
   args[#args + 1] = "--wait"
   args[#args + 1] = "-q"
   return args
@@ -661,7 +670,9 @@ function M.render(cli, clip, stem_path, settings)
   local path = type(result.stem) == "string" and result.stem or out:match("wrote ([^\r\n]+)") or stem_path
   if not file_exists(path) then return nil, "the command reported " .. path .. " but it is not there" end
   local duration = type(result.duration_s) == "number" and result.duration_s or M.timeline_s(clip)
-  return {path = path, duration_s = duration, job = job}
+  local preview = type(result.preview) == "string" and result.preview ~= "" and result.preview or nil
+  if preview and not file_exists(preview) then preview = nil end
+  return {path = path, duration_s = duration, job = job, preview = preview}
 end
 
 --- Whether the CLI knows the time-warp flags (retimed clips need --speed and --hold).
@@ -754,7 +765,8 @@ function M.place_stems(project, timeline, stems, fps, report)
         log(string.format("FoleySpace: placed %s on audio track %d at frame %d (%d frames)", basename(stem.path),
                           used, clip.record_frame, frames))
         report.placed[#report.placed + 1] = {name = clip.name, path = stem.path, track = used,
-                                             record_frame = clip.record_frame, frames = frames, confirmed_by = how}
+                                             record_frame = clip.record_frame, frames = frames, confirmed_by = how,
+                                             preview = stem.preview}
       else
         report.skipped[#report.skipped + 1] = {clip.name, why}
       end
@@ -827,6 +839,9 @@ local function summarize(report)
   for i, t in ipairs(report.tracks) do tracks[i] = "A" .. t end
   if #report.placed > 0 then
     log("FoleySpace: placed " .. #report.placed .. " stem(s) on audio track(s) " .. table.concat(tracks, ", ") .. ".")
+    for _, p in ipairs(report.placed) do
+      if p.preview then log("FoleySpace: " .. p.name .. ": Preview: " .. p.preview) end
+    end
   else
     log("FoleySpace: nothing was placed on the timeline.")
   end
@@ -884,6 +899,11 @@ function M.spatialize_timeline(resolve, settings)
           stem.clip = clip
           stems[#stems + 1] = stem
           log(prefix .. " done -> " .. stem.path)
+          if stem.preview then
+            log(prefix .. " preview -> " .. stem.preview)
+          elseif settings.preview then
+            log(prefix .. " no preview was written")
+          end
         else
           report.skipped[#report.skipped + 1] = {clip.name, why}
         end

@@ -15,7 +15,10 @@ constant below. ``FOLEYSPACE_RESOLVE_OUTPUT`` overrides the stem folder (default
 the clip's name; empty or ``-``: none, so YOLO-World picks from the vocabulary), ``_VOCAB``,
 ``_DETECT_EVERY``, ``_DEPTH_MODEL``, or the constants below — go into every job's options; a
 model the server lacks stops the run before anything renders, with the server's word on how to
-get it.
+get it. ``FOLEYSPACE_RESOLVE_PREVIEW=1`` (or ``PREVIEW``) asks each job for a preview movie
+(``<stem>.preview.mp4`` beside the stem: the clip with the stem as its sound and the tracked box
+drawn); its path is printed with the stem's. Boxes around the object (the seeded tracker's
+keyframes) are not offered: Resolve's scripting API gives no way to draw or read one.
 
 Only the standard library and ``foleyspace.client`` (pyzmq + msgpack) are imported, because
 Resolve runs its own Python. The core (:func:`spatialize_timeline`) takes a ``resolve`` object
@@ -138,6 +141,9 @@ DETECT_EVERY: Optional[int] = None
 #: "metric-indoor-large", "metric-outdoor-large" or an absolute model folder; "": the server's
 #: default (small) (FOLEYSPACE_RESOLVE_DEPTH_MODEL).
 DEPTH_MODEL = ""
+#: Also write each stem's preview movie, <stem>.preview.mp4 beside it (job option "preview";
+#: FOLEYSPACE_RESOLVE_PREVIEW=1/0).
+PREVIEW = False
 #: The names each choice may take (a Resolve clip has no box, so the seeded tracker is not one).
 LOCALIZERS = ("auto", "yolo-world", "motion")
 DEPTHS = ("auto", "depth-anything", "box-scale")
@@ -170,6 +176,7 @@ class Settings:
         assume_normal_speed: treat clips whose speed Resolve cannot report as 100 %.
         localizer, depth, label, vocab, detect_every, depth_model: the model settings (see
             LOCALIZER ... DEPTH_MODEL above); ``label`` None sends each clip's name.
+        preview: ask each job for its preview movie (job option ``preview``).
     """
 
     track: Optional[int] = TRACK
@@ -186,6 +193,7 @@ class Settings:
     vocab: str = VOCAB
     detect_every: Optional[int] = DETECT_EVERY
     depth_model: str = DEPTH_MODEL
+    preview: bool = PREVIEW
 
     @classmethod
     def from_env(cls, env: Optional[Dict[str, str]] = None) -> "Settings":
@@ -201,7 +209,8 @@ class Settings:
         elif track == "current":
             settings.track = None
         for key, attr in (("FOLEYSPACE_RESOLVE_LINKED_AUDIO", "use_linked_audio"),
-                          ("FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED", "assume_normal_speed")):
+                          ("FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED", "assume_normal_speed"),
+                          ("FOLEYSPACE_RESOLVE_PREVIEW", "preview")):
             if env.get(key, "").strip():
                 setattr(settings, attr, _flag(key, env[key]))
         if env.get("FOLEYSPACE_RESOLVE_OUTPUT"):
@@ -272,7 +281,8 @@ class Settings:
         if self.depth_model:
             models["depth_model"] = self.depth_model if self.depth_model in DEPTH_MODELS else os.path.abspath(
                 os.path.expanduser(self.depth_model))
-        return {**self.options, **({"label": label} if label else {}), **models}
+        return {**self.options, **({"label": label} if label else {}), **models,
+                **({"preview": True} if self.preview else {})}
 
 
 def _flag(key: str, text: str) -> bool:
@@ -338,6 +348,7 @@ class Stem:
     clip: Clip
     path: str
     duration_s: float
+    preview: Optional[str] = None  # the preview movie the job wrote (option preview)
 
 
 @dataclass
@@ -350,6 +361,7 @@ class Placed:
     record_frame: int
     frames: int
     confirmed_by: str  # "returned item" or "track lookup"
+    preview: Optional[str] = None  # the stem's preview movie (option preview), not placed
 
 
 @dataclass
@@ -768,7 +780,14 @@ def render_stems(client: Any, clips: List[Clip], out_dir: Path, settings: Settin
                 skipped.append((clip.name, f"the server reported {stem} but it is not there"))
                 return
             log(f"{prefix} done -> {stem}")
-            stems.append(Stem(clip, stem, float(result.get("duration_s") or clip.timeline_s)))
+            preview = result.get("preview")
+            preview = preview if isinstance(preview, str) and preview else None
+            if preview and os.path.isfile(preview):
+                log(f"{prefix} preview -> {preview}")
+            elif settings.preview:
+                log(f"{prefix} no preview was written" + (f" ({preview} is missing)" if preview else ""))
+                preview = None
+            stems.append(Stem(clip, stem, float(result.get("duration_s") or clip.timeline_s), preview))
         elif state == "unsent":
             skipped.append((clip.name, f"not sent: {message}"))
         elif state == "refused":
@@ -905,7 +924,7 @@ def place_stems(project: Any, timeline: Any, stems: List[Stem], log: Log) -> Rep
             continue
         log(f"FoleySpace: placed {os.path.basename(stem.path)} on audio track {used} "
             f"at frame {clip.record_frame} ({frames} frames)")
-        report.placed.append(Placed(clip, stem.path, used, clip.record_frame, frames, how))
+        report.placed.append(Placed(clip, stem.path, used, clip.record_frame, frames, how, stem.preview))
     return report
 
 
@@ -998,6 +1017,9 @@ def _summarize(report: Report, log: Log) -> None:
     tracks = ", ".join(f"A{t}" for t in report.tracks)
     if report.placed:
         log(f"FoleySpace: placed {len(report.placed)} stem(s) on audio track(s) {tracks}.")
+        for placed in report.placed:
+            if placed.preview:
+                log(f"FoleySpace: {placed.clip.name}: Preview: {placed.preview}")
     else:
         log("FoleySpace: nothing was placed on the timeline.")
     if report.skipped:
