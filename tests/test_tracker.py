@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -201,6 +202,63 @@ def test_states_and_confidence_are_consistent(clips) -> None:
     assert np.all(track.confidence[track.state == PREDICTED] <= 0.3)
     assert np.all((track.confidence >= 0) & (track.confidence <= 1))
     assert track.confidence[0] == 1.0
+
+
+def _dark_burrow_clip() -> tuple[list[np.ndarray], tuple[float, float, float, float]]:
+    """A textured subject sits in a burrow that is dark on frames 0-29 and lights up over frames
+    30-44; a white caption lies over it all along. Returns the frames and the subject's box."""
+    rng = np.random.default_rng(21)
+    h, w = 180, 320
+    bg = (rng.integers(0, 256, (h // 8 + 1, w // 8 + 1), dtype=np.uint8).repeat(8, 0).repeat(8, 1)[:h, :w] * 0.5 + 60)
+    sprite = rng.integers(0, 256, (20, 16), dtype=np.uint8).repeat(4, 0).repeat(4, 1).astype(float)
+    x, y = 120, 40
+    frames = []
+    for i in range(60):
+        light = float(np.clip((i - 30) / 15, 0.0, 1.0)) * 0.85 + 0.15  # 15 % in the dark
+        f = bg.copy()
+        f[y - 20 : y + 100, x - 20 : x + 84] *= light  # the burrow
+        f[y : y + 80, x : x + 64] = sprite * light
+        f = np.clip(f + rng.normal(0, 1.5, f.shape), 0, 255).astype(np.uint8)
+        cv2.putText(f, "a caption", (x - 30, y + 40), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 1)
+        frames.append(np.repeat(f[:, :, None], 3, axis=2))
+    return frames, (x - 4.0, y - 4.0, 72.0, 88.0)
+
+
+def test_subject_in_the_dark_under_a_caption_is_lost() -> None:
+    """NCC ignores gain: in the dark, the caption over the subject still correlates with the
+    keyframe. The patch's contrast, far below the keyframe's, must make those frames lost."""
+    frames, box = _dark_burrow_clip()
+    n = len(frames)
+    track = SeededTracker().localize(iter(frames), LocalizeRequest(n, FPS, None, box, 50, ((box, 50),)))
+    dark = np.arange(0, 30)
+    assert np.mean(track.state[dark] == LOST) >= 0.9
+    assert not np.any(track.state[dark] == TRACKED)
+    assert np.all(track.state[42:] == TRACKED)  # lit: tracked, backward from the seed and forward
+
+
+def test_blend_keeps_lost_unless_the_lone_sighting_looks_like_the_keyframes() -> None:
+    """Between two keyframes, where one pass lost the object, the other pass's box is kept only if
+    it looks like a keyframe; a box on something else (here: noise) becomes lost."""
+    from foleyspace.localize.track_core import Step, crop
+    from foleyspace.localize.tracker import TrackerConfig, _TrackRun
+
+    rng = np.random.default_rng(3)
+    grey = cv2.GaussianBlur(rng.uniform(0, 255, (90, 160)).astype(np.float32), (0, 0), 1.5)
+    obj, other = (10.0, 10.0, 30.0, 30.0), (100.0, 40.0, 30.0, 30.0)
+    anchors = [crop(grey, obj, (30, 30))]
+    run = _TrackRun([(0, obj)], 0, TrackerConfig(), 10, FPS, None)
+    lost = Step(LOST, None, 0.0)
+    on_obj = Step(TRACKED, obj, 0.9, 0.9, 0.85)
+    on_other = Step(TRACKED, other, 0.9, 0.9, 0.85)
+    weak = Step(TRACKED, obj, 0.1, 0.9, 0.5)  # a poor match: below reacquire_score
+    predicted = Step(PREDICTED, other, 0.2)
+    for fwd, back, want in [(lost, on_obj, TRACKED), (on_obj, lost, TRACKED), (lost, on_other, LOST),
+                            (on_other, lost, LOST), (lost, weak, LOST), (lost, predicted, PREDICTED)]:
+        got = run._blend(grey, fwd, back, 3, 4, anchors, (False, False))
+        assert got.state == want, (fwd, back)
+        assert (got.box is None) == (want == LOST)
+    # before the first keyframe there is no forward pass: the backward pass alone decides
+    assert run._blend(grey, None, on_other, 3, 4, anchors, (False, False)).state == TRACKED
 
 
 # -- real footage -----------------------------------------------------------------------------

@@ -16,12 +16,15 @@ Per frame (see :class:`~foleyspace.localize.tracker.TrackerConfig` for the numbe
 3. **Decide**. While tracking, the match is taken when its score is at least ``min_score``, it
    did not fall more than ``score_drop`` below the recent mean score (an occluder sliding in
    changes the appearance suddenly; a turning subject changes it slowly), it does not jump more
-   than ``max_jump`` box sizes away from the prediction, and its anchor score is at least
-   ``anchor_min``. Otherwise the object is taken as occluded: the template is frozen and the box
+   than ``max_jump`` box sizes away from the prediction, its anchor score is at least
+   ``anchor_min``, and its contrast is like the keyframe patch's (:meth:`TrackPass.verify`: NCC
+   ignores gain, so a patch faded into the dark correlates through a caption or noise).
+   Otherwise the object is taken as occluded: the template is frozen and the box
    moves on at the recent velocity for up to ``predict_s`` seconds (state ``predicted``, or at
    once ``lost`` when the prediction leaves the frame), then ``lost`` (no box). It is found again
    only by a match scoring ``reacquire_score`` against the template *and* ``reacquire_anchor``
-   against an anchor, so a passing occluder is not taken for it.
+   against an anchor -- no less than its running mean while tracked, which a poor match just
+   before a loss does not lower -- so a passing occluder is not taken for it.
 4. **Adapt** on confident frames only (score at least ``update_min_score``, near the recent mean
    and anchor-verified): the template moves towards the matched patch by ``update_rate`` and back
    towards the anchor by ``anchor_pull``; the size follows the best scale, smoothed.
@@ -59,6 +62,17 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
     """Normalized cross-correlation of two same-size float32 patches, in [-1, 1] (0 when flat)."""
     r = float(cv2.matchTemplate(a, b, cv2.TM_CCOEFF_NORMED)[0, 0])
     return r if math.isfinite(r) else 0.0
+
+
+def contrast(patch: np.ndarray) -> float:
+    """Robust contrast of a patch: the spread between its 25th and 75th grey-level percentiles.
+
+    Robust to a few saturated pixels (a caption or logo over the object) that would keep the
+    standard deviation up while the object itself fades into the dark.
+    """
+    sample = patch[::2, ::2] if patch.size > 4096 else patch
+    lo, hi = np.percentile(sample, (25.0, 75.0))
+    return float(hi - lo)
 
 
 def _subpixel(res: np.ndarray, ix: int, iy: int) -> tuple[float, float]:
@@ -118,6 +132,7 @@ class Step:
     box: Box | None
     confidence: float
     anchor: float = 0.0
+    score: float = 0.0
 
 
 class TrackPass:
@@ -144,7 +159,9 @@ class TrackPass:
         self.box: Box = box  # last tracked box
         self.velocity = (0.0, 0.0)  # px per frame, in the pass's direction of time
         self.mean_score = 1.0  # recent mean match score while tracked
-        self.anchor_ref = 1.0  # recent mean anchor score while tracked
+        self.anchor_ref = 1.0  # recent mean anchor score while tracked (restarts on a new look)
+        self.anchor_level = 1.0  # the same, never restarted: what a re-found object must match
+        self.ref_contrast = contrast(self.template)  # the keyframe patch's contrast
         self.candidate: tuple[float, float] | None = None  # centre of a re-acquisition on probation
         self.unseen = 0  # frames since the object was last tracked
         self.max_predict = max(0, int(round(cfg.predict_s * fps)))
@@ -152,8 +169,25 @@ class TrackPass:
 
     def anchor_score(self, grey: np.ndarray, box: Box) -> float:
         """Best NCC of an anchor with the patch under ``box``."""
+        return self.verify(grey, box)[0]
+
+    def verify(self, grey: np.ndarray, box: Box) -> tuple[float, bool]:
+        """The anchor score of the patch under ``box``, and whether NCC can be believed there: the
+        patch is not flat (standard deviation at least ``flat_std`` grey levels) and its contrast
+        (:func:`contrast`) is within ``min_contrast`` .. ``max_contrast`` times the keyframe
+        patch's (NCC ignores gain: an object faded into the dark still correlates through whatever
+        keeps its shape -- a caption over it, noise -- and a much busier patch is something else).
+        The lower bound applies only where the keyframe patch's contrast is at least
+        ``min_contrast_px`` grey levels."""
+        cfg = self.cfg
         patch = crop(grey, box, self.size)
-        return max(ncc(patch, a) for a in self.anchors)
+        anchor = max(ncc(patch, a) for a in self.anchors)
+        c, ref = contrast(patch), self.ref_contrast
+        # a keyframe patch without a real spread (a small object on a flat ground: a quarter of
+        # the box or less) says nothing about fading: only the upper bound applies then
+        faded = ref >= cfg.min_contrast_px and c < cfg.min_contrast * ref
+        busier = c > cfg.max_contrast * max(ref, cfg.min_contrast_px)
+        return anchor, float(patch.std()) >= cfg.flat_std and not faded and not busier
 
     def _search(self, grey: np.ndarray, center: tuple[float, float], margin: float) -> tuple[float, Box] | None:
         cfg = self.cfg
@@ -196,19 +230,20 @@ class TrackPass:
         if self.unseen <= self.max_predict and jump <= cfg.max_jump and score >= cfg.min_score:
             # near where it should be: the object, unless its look changed suddenly (an occluder
             # sliding in) -- a drop is trusted only once it persists for a second frame
-            anchor = self.anchor_score(grey, box)
+            anchor, lit = self.verify(grey, box)
+            floor = max(cfg.anchor_min, self.anchor_ref - cfg.anchor_drop)
             if self.unseen == 0:
-                ok = score >= self.mean_score - cfg.score_drop and anchor >= max(cfg.anchor_min, self.anchor_ref - cfg.anchor_drop)
+                ok = score >= self.mean_score - cfg.score_drop and anchor >= floor
             else:  # the look changed a frame ago and still holds: a new look if it is still like a keyframe
                 ok = anchor >= cfg.reacquire_anchor
-            if ok:
+            if ok and lit:
                 self.candidate = None
                 return self._accept(grey, score, box, anchor)
         elif self.unseen > 0 and score >= cfg.reacquire_score:
             # found again elsewhere: it must look like a keyframe as much as it did while tracked,
             # and be found at the same place on two frames in a row
-            anchor = self.anchor_score(grey, box)
-            if anchor >= max(cfg.reacquire_anchor, self.anchor_ref - cfg.reacquire_slack):
+            anchor, lit = self.verify(grey, box)
+            if lit and anchor >= max(cfg.reacquire_anchor, self.anchor_level - cfg.reacquire_slack):
                 previous, self.candidate = self.candidate, bc
                 if previous is not None and math.hypot(bc[0] - previous[0], bc[1] - previous[1]) <= cfg.confirm_dist * size:
                     self.candidate = None
@@ -237,15 +272,18 @@ class TrackPass:
         if self.unseen == 0:
             self.mean_score += cfg.score_smoothing * (score - self.mean_score)
             self.anchor_ref += cfg.score_smoothing * (anchor - self.anchor_ref)
-        else:  # found again: the means restart from this match
+        else:  # found again (or a new look): the recent means restart from this match
             self.mean_score, self.anchor_ref = score, anchor
+        # ... but not the level a re-found object must match: one poor match then a loss must not
+        # lower the bar for whatever the widening search finds later
+        self.anchor_level += cfg.score_smoothing * (anchor - self.anchor_level)
         if (cfg.update_rate > 0 and self.unseen == 0 and score >= cfg.update_min_score
                 and score >= self.mean_score - cfg.score_drop / 2):
             patch = crop(grey, box, self.size)
             r, p = cfg.update_rate, cfg.anchor_pull
             self.template = (1 - r - p) * self.template + r * patch + p * self.anchors[0]
         self.box, self.unseen = box, 0
-        return Step(TRACKED, box, confidence_of(score, cfg), anchor)
+        return Step(TRACKED, box, confidence_of(score, cfg), anchor, score)
 
     def _miss(self, pred: tuple[float, float]) -> Step:
         self.unseen += 1

@@ -9,12 +9,15 @@ is honoured exactly: its frame gets its box, tracked, confidence 1.
   forward to the next keyframe (or the end of the clip) and another runs backward to the previous
   keyframe (or frame 0). Between two keyframes both passes cover every frame; they are blended:
   each pass's box weighs by its nearness in time to its own keyframe times its confidence, and a
-  pass that lost the object contributes nothing. When the two passes disagree (centres more than
+  pass that lost the object contributes nothing; where one pass lost it and the other tracked
+  it, the frame is tracked only if that sighting would re-acquire the object (score and anchor
+  score against the keyframes either side), else lost. When the two passes disagree (centres more than
   ``disagree`` box sizes apart) they are not averaged: the one whose box looks more like the two
   keyframes (anchor score) wins, so a second keyframe corrects a wrong path of the first.
 * **Core.** See :mod:`foleyspace.localize.track_core`: NCC template matching at a few scales
   around a constant-velocity prediction, verified against the keyframe templates (anchors);
-  occlusion (score below the floor, a sudden score drop, a jump, or an anchor mismatch) freezes
+  occlusion (score below the floor, a sudden score drop, a jump, an anchor mismatch, or a patch
+  whose contrast is far from the keyframe's: faded into the dark, or much busier) freezes
   the template and predicts for ``predict_s``, then the frame is lost (NaN box); the object is
   found again only by a match that also looks like a keyframe, in a search window that widens
   while it is lost.
@@ -80,12 +83,21 @@ class TrackerConfig:
         max_jump: a match further than this many box sizes from the constant-velocity
             prediction is an occlusion (something else took the window).
         anchor_min: while tracking, the matched patch must correlate at least this much with a
-            keyframe template (anchor), and no less than its recent mean anchor score minus
-            ``anchor_drop`` (a sudden change of look is something else in the box).
+            keyframe template (anchor): below, it no longer looks like the object the user drew,
+            whatever the frame-to-frame continuity; and no less than its recent mean anchor score
+            minus ``anchor_drop`` (a sudden change of look is something else in the box).
+        min_contrast: a match whose patch has less than this share of the keyframe patch's
+            contrast (25th-75th percentile spread; only where that is at least
+            ``min_contrast_px``) is not the object: NCC ignores gain, so an object faded into the
+            dark still correlates through a caption over it or noise ...
+        max_contrast: ... nor is one with more than this many times it (a busier thing) ...
+        min_contrast_px: (see above), grey levels ...
+        flat_std: ... nor a patch whose standard deviation is below this (grey levels).
         reacquire_score: a not-seen object is found again only by a match scoring at least
             this ...
         reacquire_anchor: ... whose patch correlates at least this much with an anchor, and at
-            least as much as it did while tracked less ``reacquire_slack`` ...
+            least as much as it did while tracked (a running mean that a re-acquisition or a new
+            look does not reset) less ``reacquire_slack`` ...
         reacquire_slack: (see above) ...
         confirm_dist: ... found on two frames in a row within this many box sizes (the first
             of them stays unseen).
@@ -120,8 +132,12 @@ class TrackerConfig:
     score_drop: float = 0.25
     score_smoothing: float = 0.1
     max_jump: float = 0.35
-    anchor_min: float = 0.1
+    anchor_min: float = 0.4
     anchor_drop: float = 0.25
+    min_contrast: float = 0.67
+    max_contrast: float = 2.0
+    min_contrast_px: float = 8.0
+    flat_std: float = 2.0
     reacquire_score: float = 0.65
     reacquire_anchor: float = 0.45
     reacquire_slack: float = 0.1
@@ -382,6 +398,15 @@ class _TrackRun:
         passes = [(s, w) for s, w in ((fwd, until), (back, since)) if s is not None and s.box is not None]
         if not passes:
             return Step(LOST, None, 0.0)
+        if len(passes) == 1 and fwd is not None:
+            # the other pass lost the object here: a sighting by this one stands only if it looks
+            # like the keyframes either side (a pass that ran on past the object may have latched
+            # onto something else); a prediction stands as a prediction
+            only = passes[0][0]
+            if only.state == TRACKED and not (only.score >= self.cfg.reacquire_score
+                                              and self._verified(grey, only.box, anchors)):  # type: ignore[arg-type]
+                return Step(LOST, None, 0.0)
+            return only
         if len(passes) == 2:
             (a, ta), (b, tb) = passes
             assert a.box is not None and b.box is not None
@@ -405,6 +430,10 @@ class _TrackRun:
         conf = float(times @ np.array([s.confidence for s, _ in passes]) / times.sum())
         state = TRACKED if any(s.state == TRACKED for s, _ in passes) else PREDICTED
         return Step(state, box, conf)  # type: ignore[arg-type]
+
+    def _verified(self, grey: np.ndarray, box: Box, anchors: list[np.ndarray]) -> bool:
+        """Whether the patch under ``box`` looks like one of the keyframes (``reacquire_anchor``)."""
+        return self._looks_like(grey, box, anchors) >= self.cfg.reacquire_anchor
 
     @staticmethod
     def _looks_like(grey: np.ndarray, box: Box, anchors: list[np.ndarray]) -> float:
