@@ -109,7 +109,7 @@ def test_auto_choices_follow_the_job():
 
 def test_explicit_choices_are_checked():
     registry = default_registry()
-    with pytest.raises(BackendError, match="localizer 'yolo' is unknown; known: auto, seeded, yolo-world, motion"):
+    with pytest.raises(BackendError, match="localizer .yolo. is unknown; known: auto, seeded, yolo-world, classic, motion"):
         registry.choose("localizer", "yolo", job())
     with pytest.raises(BackendError, match="needs a box"):
         registry.choose("localizer", "seeded", job())
@@ -150,7 +150,7 @@ def test_a_broken_plug_in_is_left_out(monkeypatch, tmp_path, caplog):
     monkeypatch.syspath_prepend(str(plugin))
     default_registry.cache_clear()
     try:
-        assert default_registry().names("localizer") == ["seeded", "yolo-world", "motion"]
+        assert default_registry().names("localizer") == ["seeded", "yolo-world", "classic", "motion"]
         assert "backend plug-in broken could not register: RuntimeError: boom" in caplog.text
     finally:
         default_registry.cache_clear()
@@ -187,7 +187,7 @@ def test_a_plug_in_backend_works_from_cli_spec_server_and_render_otio(toy, clip_
     try:
         with server.client(timeout=30) as client:
             names = [b["name"] for b in client.hello()["capabilities"]["backends"]["localizer"]]
-            assert names == ["seeded", "yolo-world", "motion", "toy-left", "toy-stuck"]
+            assert names == ["seeded", "yolo-world", "classic", "motion", "toy-left", "toy-stuck"]
             final = client.wait(client.submit({**spec, "name": "server.wav",
                                                "options": {"localizer": "toy-left", "depth": "toy-device"}}),
                                 timeout=120)

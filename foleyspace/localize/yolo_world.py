@@ -80,7 +80,7 @@ def load_world_model(path: Path, device: str) -> Any:
     try:
         from ultralytics.nn.tasks import load_checkpoint
 
-        model, _ = load_checkpoint(str(path), device=device)
+        model, _ = load_checkpoint(str(path), device=device, fuse=True)  # Conv+BN fused, as ultralytics predicts
     except Exception as exc:  # unpickling errors come in many types
         raise ModelError(f"{path}: not a readable YOLO-World checkpoint ({exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it and fetch it again") from None
@@ -138,7 +138,7 @@ class YoloWorldLocalizer:
 
         cfg = self.config
         boxed = [letterbox(f, cfg.image_size) for f in frames]
-        shape = max(b[0].shape for b in boxed)
+        shape = (max(b[0].shape[0] for b in boxed), max(b[0].shape[1] for b in boxed), 3)
         batch = np.full((len(boxed), *shape), 114, np.uint8)
         for i, (img, _) in enumerate(boxed):
             batch[i, : img.shape[0], : img.shape[1]] = img
