@@ -23,7 +23,7 @@ log = logging.getLogger("foleyspace")
 
 
 def parse_box(text: str) -> tuple[tuple[float, float, float, float], str | None]:
-    """``"x,y,w,h[@T]"`` → box in source pixels and the time text (or None)."""
+    """``"x,y,w,h[@T]"`` → box in display pixels and the time text (or None)."""
     box_text, _, time_text = text.partition("@")
     parts = box_text.split(",")
     try:
@@ -49,7 +49,7 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
                         "sound plays varispeed (default 1)")
     p.add_argument("--hold", metavar="TIME", help="with --speed 0: how long the frame at --in is held on the timeline")
     p.add_argument("--box", type=parse_box, action="append", metavar="X,Y,W,H[@TIME]",
-                   help="track this box (source pixels) drawn at TIME (default: range start) instead of finding motion; "
+                   help="track this box (display pixels) drawn at TIME (default: range start) instead of finding motion; "
                         "repeat it with @TIME for correction keyframes the tracker honours exactly")
     p.add_argument("--label", metavar="TEXT", help="what makes the sound (for label-aware localizers; recorded)")
     p.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0],

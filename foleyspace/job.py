@@ -18,7 +18,7 @@ from foleyspace.timewarp import TimeWarp
 
 @dataclass(frozen=True)
 class SeedBox:
-    """A user-drawn box around the sounding object, in source-video pixels (``x, y`` top-left
+    """A user-drawn box around the sounding object, in display pixels of the clip (``x, y`` top-left
     corner, ``w, h`` size), drawn at ``time_s`` seconds of the clip (``None``: the range start)."""
 
     x: float

@@ -1,6 +1,6 @@
 """The sidecar JSON written beside a stem: the per-frame trajectory, what ran, and the settings.
 
-Positions are in source-video pixels (``u`` right, ``v`` down) and SOFA listener coordinates
+Positions are in display pixels (``u`` right, ``v`` down; the picture as a player shows it) and SOFA listener coordinates
 (x forward, y left, z up, metres; azimuth counter-clockwise from ahead, left positive; elevation
 up positive); times are seconds from the range start.
 """
@@ -42,7 +42,7 @@ def _r(x: float, nd: int = 4) -> float | None:
 
 def frame_rows(track: BoxTrack, path: SourcePath, scale: tuple[float, float],
                timeline_t: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """One row per analysis frame; ``scale`` maps analysis to source pixels; ``timeline_t``: when
+    """One row per analysis frame; ``scale`` maps analysis to display pixels; ``timeline_t``: when
     the clip is retimed, the timeline second each frame is shown at (``None`` for none or a freeze frame)."""
     sx, sy = scale
     sph = to_spherical(path.xyz)
