@@ -178,16 +178,18 @@ def make_clip(path: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
         if astream is not None:
             mono = (chirp_sound(spec.duration_s, spec.audio_rate) if spec.audio == "chirp"
                     else engine_sound(spec.duration_s, spec.audio_rate, spec.seed))
-            pcm = np.repeat(mono[None, :], spec.audio_channels, axis=0)
-            block = 1024
-            for start in range(0, pcm.shape[1], block):
-                chunk = np.ascontiguousarray(pcm[:, start : start + block])
-                aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=astream.layout.name)
-                aframe.sample_rate = spec.audio_rate
-                aframe.pts = start
-                aframe.time_base = Fraction(1, spec.audio_rate)
-                for packet in astream.encode(aframe):
-                    container.mux(packet)
-            for packet in astream.encode():
-                container.mux(packet)
+            encode_audio(container, astream, np.repeat(mono[None, :], spec.audio_channels, axis=0), spec.audio_rate)
     return path
+
+
+def encode_audio(container, stream, pcm: np.ndarray, rate: int, block: int = 1024) -> None:
+    """Encode ``pcm`` ``(channels, n)`` float samples at ``rate`` Hz into the audio ``stream``
+    of ``container`` (blocks of ``block`` samples), flushing the encoder at the end."""
+    for start in range(0, pcm.shape[1], block):
+        chunk = np.ascontiguousarray(pcm[:, start : start + block], dtype=np.float32)
+        aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
+        aframe.sample_rate, aframe.pts, aframe.time_base = rate, start, Fraction(1, rate)
+        for packet in stream.encode(aframe):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)

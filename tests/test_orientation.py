@@ -22,7 +22,7 @@ import pytest
 
 from foleyspace.cli import main
 from foleyspace.frames import FrameForm, FrameSource
-from foleyspace.synth import SynthSpec, _texture, engine_sound, object_position, render_frame
+from foleyspace.synth import encode_audio, SynthSpec, _texture, engine_sound, object_position, render_frame
 from foleyspace.video import display_orientation, display_size, iter_frames, probe
 
 FPS = 25
@@ -81,15 +81,7 @@ def encode(path: Path, spec: SynthSpec, rotation: int = 0, mirror: bool = False,
                 container.mux(packet)
         for packet in vstream.encode():
             container.mux(packet)
-        pcm = np.repeat(engine_sound(spec.duration_s, 48000, spec.seed)[None, :], 2, axis=0)
-        for start in range(0, pcm.shape[1], 1024):
-            aframe = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, start:start + 1024]), format="fltp",
-                                                layout="stereo")
-            aframe.sample_rate, aframe.pts, aframe.time_base = 48000, start, Fraction(1, 48000)
-            for packet in astream.encode(aframe):
-                container.mux(packet)
-        for packet in astream.encode():
-            container.mux(packet)
+        encode_audio(container, astream, np.repeat(engine_sound(spec.duration_s, 48000, spec.seed)[None, :], 2, axis=0), 48000)
     return path, shown
 
 

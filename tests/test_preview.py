@@ -324,7 +324,7 @@ def test_a_turned_phone_clip_is_previewed_upright_with_the_box_on_the_object(tmp
     pixels) puts it."""
     from fractions import Fraction
 
-    from foleyspace.synth import SynthSpec, _texture, engine_sound, render_frame
+    from foleyspace.synth import encode_audio, SynthSpec, _texture, engine_sound, render_frame
 
     spec = SynthSpec(size=(180, 320), motion="cross_lr", duration_s=2.0)
     rng = np.random.default_rng(0)
@@ -345,15 +345,7 @@ def test_a_turned_phone_clip_is_previewed_upright_with_the_box_on_the_object(tmp
                 container.mux(packet)
         for packet in vstream.encode():
             container.mux(packet)
-        pcm = np.repeat(engine_sound(2.0, 48000)[None, :], 2, axis=0)
-        for start in range(0, pcm.shape[1], 1024):
-            aframe = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, start:start + 1024]), format="fltp",
-                                                layout="stereo")
-            aframe.sample_rate, aframe.pts, aframe.time_base = 48000, start, Fraction(1, 48000)
-            for packet in astream.encode(aframe):
-                container.mux(packet)
-        for packet in astream.encode():
-            container.mux(packet)
+        encode_audio(container, astream, np.repeat(engine_sound(2.0, 48000)[None, :], 2, axis=0), 48000)
     stem = tmp_path / "phone.wav"
     code, _, err = cli(capsys, "spatialize", clip, "-o", stem, "--preview")
     assert code == 0, err
