@@ -96,6 +96,9 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth-model", metavar="NAME|DIR",
                    help="depth-anything: small (default), base, large, metric-indoor-small, metric-outdoor-small, "
                         "metric-indoor-large, metric-outdoor-large, or a model folder")
+    p.add_argument("--depth-every", type=int, metavar="K",
+                   help="depth-anything: a depth map every K-th analysis frame, interpolated between (default 10); "
+                        "depth is the costly stage on a CPU")
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"vocab": vocab if vocab is None or vocab in VOCABULARIES else str(Path(vocab).expanduser().absolute()),
             "detect_every": args.detect_every,
             "depth_model": depth if depth is None or depth in DEPTH_ANYTHING_MODELS
-            else str(Path(depth).expanduser().absolute())}
+            else str(Path(depth).expanduser().absolute()), "depth_every": args.depth_every}
 
 
 def _device_arg(p: argparse.ArgumentParser) -> None:
@@ -184,7 +187,7 @@ FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", 
          "hrtf": "--hrtf", "segments_per_second": "--segments-per-second", "distance_delay": "--distance-delay",
          "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
          "renderer": "--renderer", "overwrite": "--overwrite", "vocab": "--vocab", "detect_every": "--detect-every",
-         "depth_model": "--depth-model", "preview": "--preview"}
+         "depth_model": "--depth-model", "depth_every": "--depth-every", "preview": "--preview"}
 
 
 def _audio_arg(audio: Path | None) -> str | None:

@@ -10,7 +10,8 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
      "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
                  "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false,
-                 "vocab": null, "detect_every": null, "depth_model": null, "preview": false}}
+                 "vocab": null, "detect_every": null, "depth_model": null, "depth_every": null,
+                 "preview": false}}
 
 Only ``video`` and ``output_dir`` are required. :func:`job_from_spec` checks every field's type
 and range, and that the named backends exist, are installed and fit the job, and raises
@@ -47,6 +48,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "vocab": None,
     "detect_every": None,
     "depth_model": None,
+    "depth_every": None,
     "preview": False,
 }
 #: The settings keys of the model backends that the options ``vocab``/``detect_every`` and
@@ -55,7 +57,7 @@ YOLO = "localizer:yolo-world"
 DEPTH_ANYTHING = "depth:depth-anything"
 #: Options that configure one backend: the backend's settings key.
 BACKEND_OPTIONS = {"segments_per_second": "renderer:dsp", "distance_delay": "renderer:dsp",
-                   "vocab": YOLO, "detect_every": YOLO, "depth_model": DEPTH_ANYTHING}
+                   "vocab": YOLO, "detect_every": YOLO, "depth_model": DEPTH_ANYTHING, "depth_every": DEPTH_ANYTHING}
 #: The ``audio`` value that asks for a generated sound instead of a file.
 GENERATE = "generate"
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "speed", "hold_s", "audio", "audio_start_s", "box",
@@ -183,9 +185,10 @@ def _options(spec: dict[str, Any]) -> dict[str, Any]:
             raise SpecError("must be a name or an absolute path", key)
     if opts["vocab"] is not None and opts["vocab"] not in VOCABULARIES:
         _path(opts, "vocab")  # a file: absolute, like every path in a spec
-    every = opts["detect_every"]
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 250):
-        raise SpecError("must be an integer from 1 to 250 (frames)", "detect_every")
+    for key in ("detect_every", "depth_every"):
+        every = opts[key]
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 250):
+            raise SpecError("must be an integer from 1 to 250 (frames)", key)
     return opts
 
 
@@ -203,13 +206,14 @@ def _config(opts: dict[str, Any]) -> SpatializeConfig:
 
         settings[YOLO] = YoloWorldConfig(vocab=opts["vocab"] or YoloWorldConfig.vocab,
                                          detect_every=opts["detect_every"] or YoloWorldConfig.detect_every)
-    if opts["depth_model"] is not None:
+    if opts["depth_model"] is not None or opts["depth_every"] is not None:
         from foleyspace.depth_anything import DepthAnythingSettings
         from foleyspace.models import DEPTH_ANYTHING_MODELS
 
-        if opts["depth_model"] not in DEPTH_ANYTHING_MODELS:
+        if opts["depth_model"] is not None and opts["depth_model"] not in DEPTH_ANYTHING_MODELS:
             _path(opts, "depth_model")  # a local model folder: absolute
-        settings[DEPTH_ANYTHING] = DepthAnythingSettings(model=opts["depth_model"])
+        settings[DEPTH_ANYTHING] = DepthAnythingSettings(model=opts["depth_model"] or DepthAnythingSettings.model,
+                                                         every=opts["depth_every"] or DepthAnythingSettings.every)
     return SpatializeConfig(analysis=AnalysisConfig(long_side=opts["long_side"]),
                             trajectory=TrajectoryConfig(scheme=opts["scheme"]),
                             localizer=opts["localizer"], depth=opts["depth"], renderer=opts["renderer"],
@@ -361,7 +365,7 @@ def _model_options(cfg: SpatializeConfig) -> dict[str, Any]:
     """The spec options of a config's model-backend settings (``None`` where not set)."""
     yolo, depth = cfg.settings.get(YOLO), cfg.settings.get(DEPTH_ANYTHING)
     return {"vocab": yolo.vocab if yolo else None, "detect_every": yolo.detect_every if yolo else None,
-            "depth_model": depth.model if depth else None}
+            "depth_model": depth.model if depth else None, "depth_every": depth.every if depth else None}
 
 
 def spec_from_job(job: Job) -> dict[str, Any]:

@@ -426,3 +426,18 @@ def test_auto_falls_back_when_the_label_is_never_detected(clip, silent_models_di
     assert len(warned) == 1 and "using the motion localizer instead" in warned[0], run.stderr
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["analysis"]["localizer"] == "motion" and side["analysis"]["requested_label"] == "dog"
+
+
+def test_depth_every_is_a_job_option(clip, models_dir, tmp_path):
+    """--depth-every K reaches Depth Anything: the sidecar records it, and a bad value is one line."""
+    out = tmp_path / "s.wav"
+    run = cli("spatialize", str(clip), "-o", str(out), "--localizer", "motion", "--depth", "depth-anything",
+              "--depth-every", "5", models=models_dir)
+    assert run.returncode == 0, run.stderr
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["backends"]["depth"]["settings"]["every"] == 5
+    run = cli("spatialize", str(clip), "-o", str(out), "--depth", "box-scale", "--depth-every", "5", models=models_dir)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and "--depth-every is a setting of the depth-anything depth" in lines[-1], run.stderr
+    run = cli("spatialize", str(clip), "-o", str(out), "--depth-every", "0", models=models_dir)
+    assert run.returncode == 2 and "--depth-every must be an integer from 1 to 250" in run.stderr.strip().splitlines()[-1]

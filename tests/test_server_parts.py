@@ -358,7 +358,7 @@ class TestJobSpec:
             "options": {"scheme": "coarse", "hrtf": str(base / "hrtf" / "ku100.sofa"), "segments_per_second": 3.0,
                         "distance_delay": True, "long_side": 1280, "sidecar": False, "label": "dog",
                         "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": False,
-                        "vocab": "imagenet", "detect_every": 3, "depth_model": "metric-outdoor-small",
+                        "vocab": "imagenet", "detect_every": 3, "depth_model": "metric-outdoor-small", "depth_every": 5,
                         "preview": True},
         }
         job = job_from_spec(original)
