@@ -575,7 +575,7 @@ def test_model_settings_reach_the_spec_and_a_missing_model_is_refused(blender_py
     r = run_case(blender_python, installed, workdir, "models", server.home, server=server.address, clip=str(clip))
     assert r["defaults"] == {"localizer": "auto", "depth": "auto", "vocab": "coco", "detect_every": 1,
                              "depth_model": "small", "label": ""}
-    assert r["enum_items"] == {"localizer": ["auto", "yolo-world", "motion"],
+    assert r["enum_items"] == {"localizer": ["auto", "yolo-world", "motion", "classic"],
                                "depth": ["auto", "depth-anything", "box-scale"],
                                "vocab": ["coco", "imagenet", "vggsound", "audioset"],
                                "depth_model": ["small", "base", "large", "metric-indoor-small", "metric-outdoor-small",
@@ -592,6 +592,8 @@ def test_model_settings_reach_the_spec_and_a_missing_model_is_refused(blender_py
     assert opts["auto_models"] == {"scheme": "fine", "vocab": "vggsound", "detect_every": 3,
                                    "depth_model": "metric-outdoor-small"}
     assert opts["depth_anything"] == {"scheme": "fine", "depth": "depth-anything", "depth_model": "metric-indoor-large"}
+    # Classic: the label as typed, no YOLO-World settings (the server would refuse them)
+    assert opts["classic_person"] == {"scheme": "fine", "label": "Person, walker", "localizer": "classic"}
 
     # the panel: nothing said before a check; after it, Auto says what it uses instead
     assert {"prop:localizer", "prop:depth", "prop:vocab", "prop:detect_every", "prop:depth_model"} <= set(
@@ -625,6 +627,11 @@ def test_model_settings_reach_the_spec_and_a_missing_model_is_refused(blender_py
     assert server_refused["added"] == 0 and server_refused["pending"] == 0
     assert "Depth Anything (Depth) is not available" in r["depth_refused"]
     assert "`foleyspace models fetch depth-anything-small`" in r["depth_refused"]
+    classic = r["classic_refused"]
+    assert classic["submit_error"] == ("Error: Localizer Classic finds people or faces: set Label to person or face "
+                                       "in the FoleySpace panel"), classic
+    assert classic["added"] == 0 and classic["pending"] == 0 and not classic["timer_registered"]
+    assert "Localizer Classic finds people or faces" in panel_text(r["classic_panel"])
     with server.client() as c:
         jobs_after = c.request("list", limit=1000)["jobs"]
     new_jobs = [j for j in jobs_after if j["job"] not in jobs_before]
@@ -689,6 +696,11 @@ def test_messages_and_retime_arithmetic():
         "the Detect Every setting must be an integer from 1 to 250 (frames)")
     assert m.for_blender("see `foleyspace models fetch x --models-dir D` or --depth-model DIR") == (
         "see `foleyspace models fetch x --models-dir D` or the Depth Model setting in the FoleySpace panel")
+    classic = "Localizer Classic finds people or faces: set Label to person or face in the FoleySpace panel"
+    assert m.for_blender("job spec: 'localizer': 'classic' needs a label naming people or a face (--label person, "
+                         "--label face)") == classic
+    assert m.for_blender("the classic localizer finds people or faces; the label 'dog' names neither (try --label "
+                         "person or --label face, or another localizer)") == classic
     # reversed, with a hold offset of 5 frames: content frames 10..80 of 90 shown backwards
     w = rt.warp(11, 81, 1.0, 90, 5, reverse=True)
     assert (w.start_f, w.end_f, w.speed) == (15.0, 85.0, -1.0)
@@ -696,6 +708,51 @@ def test_messages_and_retime_arithmetic():
         rt.warp(1, 101, 1.0, 100, 0, effect_start=1.0, k=2.0, name="s")
     with pytest.raises(rt.PlacementError, match="one constant speed"):
         rt.constant_speed([1.0, 2.0], "s")
+
+
+def load_backends():
+    """``backends.py`` (and the ``messages.py`` it imports) by path, as package ``fsb``."""
+    import types
+
+    pkg_dir = PLUGIN / "foleyspace_blender"
+    pkg = types.ModuleType("fsb")
+    pkg.__path__ = [str(pkg_dir)]
+    sys.modules["fsb"] = pkg
+    for name in ("messages", "backends"):
+        spec = importlib.util.spec_from_file_location(f"fsb.{name}", pkg_dir / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["fsb.backends"]
+
+
+def test_classic_localizer_choice_and_label_check():
+    """Classic (people / faces): offered, sends "classic", and refused in the panel's terms when
+    the Label names neither people nor a face; the add-on's word lists are the core's."""
+    from types import SimpleNamespace
+
+    from foleyspace.localize import classic
+
+    b = load_backends()
+    assert (b.PEOPLE_WORDS, b.FACE_WORDS) == (classic.PEOPLE_WORDS, classic.FACE_WORDS)
+    assert ("classic", "Classic (people / faces)") == b.LOCALIZERS[-1][:2]
+    assert b.choice_name("localizer", "classic") == "Classic (people / faces)"
+    for label in ("person", "Face", "dog, talking head", " woman ", "speaker"):
+        settings = SimpleNamespace(localizer="classic", label=label)
+        assert b.classic_refusal(settings) is None
+        assert (b.names_people_or_face(label), classic.detector_for(label) is not None) == (True, True)
+        assert b.job_options(settings) == {"localizer": "classic"}
+    for label in ("", "dog", "dog, puppy", "faceless"):
+        assert classic.detector_for(label) is None and not b.names_people_or_face(label)
+        assert b.classic_refusal(SimpleNamespace(localizer="classic", label=label)) == (
+            "Localizer Classic finds people or faces: set Label to person or face in the FoleySpace panel")
+        assert b.classic_refusal(SimpleNamespace(localizer="motion", label=label)) is None
+    notes = b.panel_notes(SimpleNamespace(localizer="classic", label="dog", depth="auto"), {})
+    assert notes == [("Localizer Classic finds people or faces: set Label to person or face in the FoleySpace "
+                      "panel", True)]
+    # YOLO-World settings are not sent with Classic (the server refuses them)
+    assert b.job_options(SimpleNamespace(localizer="classic", label="face", vocab="imagenet", detect_every=3,
+                                         depth="auto", depth_model="small")) == {"localizer": "classic"}
 
 
 def test_box_keyframes_from_the_sidebar_and_a_preview(blender_python, installed, server, workdir, clip_factory):

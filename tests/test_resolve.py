@@ -224,7 +224,14 @@ def test_model_settings_reach_the_job_options(script):
 
 @pytest.mark.parametrize("env, message", [
     ({"FOLEYSPACE_RESOLVE_LOCALIZER": "yolo"}, "FOLEYSPACE_RESOLVE_LOCALIZER must be one of auto, yolo-world, "
-                                               "motion, not 'yolo'"),
+                                               "motion, classic, not 'yolo'"),
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "classic", "FOLEYSPACE_RESOLVE_LABEL": "dog"},
+     "FOLEYSPACE_RESOLVE_LOCALIZER=classic finds people or faces, but FOLEYSPACE_RESOLVE_LABEL 'dog' names neither; "
+     "set FOLEYSPACE_RESOLVE_LABEL=person|face"),
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "classic", "FOLEYSPACE_RESOLVE_LABEL": "face",
+      "FOLEYSPACE_RESOLVE_DETECT_EVERY": "2"},
+     "FOLEYSPACE_RESOLVE_DETECT_EVERY is a setting of the yolo-world localizer, but FOLEYSPACE_RESOLVE_LOCALIZER is "
+     "classic"),
     ({"FOLEYSPACE_RESOLVE_LOCALIZER": "seeded"}, "FOLEYSPACE_RESOLVE_LOCALIZER must be one of"),
     ({"FOLEYSPACE_RESOLVE_DEPTH": "box"}, "FOLEYSPACE_RESOLVE_DEPTH must be one of auto, depth-anything, box-scale"),
     ({"FOLEYSPACE_RESOLVE_VOCAB": "birds.txt"}, "FOLEYSPACE_RESOLVE_VOCAB must be one of coco, imagenet, vggsound, "
@@ -260,6 +267,47 @@ def test_bad_model_setting_is_one_line_before_anything_renders(script, dvr, serv
         assert len(c.request("list", limit=1000)["jobs"]) == before
     with pytest.raises(script.ScriptError, match=message.split(",")[0]):
         script.Settings.from_env(env)
+
+
+def test_classic_localizer_reaches_the_spec_and_needs_people_or_a_face(script):
+    """Classic: the spec carries it; the word lists are the core's (a copy: this script imports
+    only foleyspace.client); a label naming neither people nor a face is refused in one line."""
+    from foleyspace.localize import classic
+
+    assert (script.PEOPLE_WORDS, script.FACE_WORDS) == (classic.PEOPLE_WORDS, classic.FACE_WORDS)
+    for label in ("person", "Face", "dog, talking head", " Woman", "dog", "", "dog, puppy", "faceless"):
+        assert script.names_people_or_face(label) == (classic.detector_for(label) is not None), label
+    s = script.Settings.from_env({"FOLEYSPACE_RESOLVE_LOCALIZER": "classic", "FOLEYSPACE_RESOLVE_LABEL": "person"})
+    clip = script.Clip(name="shot.mov", video="/v.mov", start_s=0.0, end_s=1.0, record_frame=0, frames=24)
+    spec = clip.spec(Path("/out"), "s.wav", s.job_options(clip.name))
+    assert spec["options"] == {"label": "person", "localizer": "classic"}
+    job_from_spec(spec)  # the core accepts it
+    by_name = script.Settings(localizer="classic")  # the label: each clip's name
+    by_name.check_labels(["Speaker", "the runner, man"])  # a synonym is a whole comma-separated part
+    with pytest.raises(script.ScriptError) as refused:
+        by_name.check_labels(["A001.mov", "face", "dog", "A001.mov", "b", "c"])
+    assert str(refused.value) == (
+        "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER=classic finds people or faces, but the label (each clip's name by "
+        "default) 'A001.mov', 'dog', 'b' and 1 more names neither; set FOLEYSPACE_RESOLVE_LABEL=person|face")
+    with pytest.raises(script.ScriptError, match="FOLEYSPACE_RESOLVE_LABEL '' names neither"):
+        script.Settings.from_env({"FOLEYSPACE_RESOLVE_LOCALIZER": "classic", "FOLEYSPACE_RESOLVE_LABEL": "-"})
+
+
+def test_classic_with_a_clip_name_naming_neither_stops_before_anything_renders(script, dvr, client, clips, tmp_path):
+    app = dvr.make_resolve()
+    app.timeline.place(1, app.media_pool.add_media(str(clips["lr"]), fps=25.0, frames=50), offset=0, duration=24,
+                       name="dog barking")
+    before = len(client.request("list", limit=1000)["jobs"])
+    chosen = settings(script, tmp_path / "stems")
+    chosen.localizer = "classic"
+    lines: list[str] = []
+    report = script.spatialize_timeline(app, client, chosen, log=lines.append)
+    assert not report.ok and report.placed == [] and "\n" not in report.error
+    assert report.error == ("FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER=classic finds people or faces, but the label "
+                            "(each clip's name by default) 'dog barking' names neither; set "
+                            "FOLEYSPACE_RESOLVE_LABEL=person|face")
+    assert len(client.request("list", limit=1000)["jobs"]) == before  # nothing was sent
+    assert app.timeline.GetTrackCount("audio") == 1 and not (tmp_path / "stems").exists()
 
 
 def test_model_the_server_lacks_stops_the_run_before_anything_renders(script, dvr, client, clips, tmp_path):

@@ -224,7 +224,12 @@ fs.PREVIEW = false
 
 @pytest.mark.parametrize("env, message", [
     ({"FOLEYSPACE_RESOLVE_LOCALIZER": "yolo"},
-     "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER must be one of auto, yolo-world, motion, not 'yolo'"),
+     "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER must be one of auto, yolo-world, motion, classic, not 'yolo'"),
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "classic", "FOLEYSPACE_RESOLVE_LABEL": "dog"},
+     "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER=classic finds people or faces, but FOLEYSPACE_RESOLVE_LABEL 'dog' names "
+     "neither; set FOLEYSPACE_RESOLVE_LABEL=person|face"),
+    ({"FOLEYSPACE_RESOLVE_LOCALIZER": "classic", "FOLEYSPACE_RESOLVE_LABEL": "face", "FOLEYSPACE_RESOLVE_VOCAB": "coco"},
+     "FOLEYSPACE_RESOLVE_VOCAB is a setting of the yolo-world localizer, but FOLEYSPACE_RESOLVE_LOCALIZER is classic"),
     ({"FOLEYSPACE_RESOLVE_DEPTH": "box"}, "FOLEYSPACE_RESOLVE_DEPTH must be one of auto, depth-anything, box-scale"),
     ({"FOLEYSPACE_RESOLVE_VOCAB": "birds.txt"}, "FOLEYSPACE_RESOLVE_VOCAB must be one of coco, imagenet"),
     ({"FOLEYSPACE_RESOLVE_DETECT_EVERY": "0"}, "FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number"),
@@ -244,6 +249,53 @@ out.audio = fake.audio_state(app)
 """
     out = run_lua(luajit, tmp_path, body, {**cli_env(server, tmp_path), **env})
     assert out["ok"] is False and len(out["lines"]) == 1 and message in out["lines"][0], out["lines"]
+    assert len(out["audio"]) == 1 and not (tmp_path / "stems").exists()
+
+
+def test_lua_classic_localizer(luajit, tmp_path):
+    """Classic: `--localizer classic` with a label naming people or a face; the word lists are the
+    core's (a copy); labels are read as the core reads them; a label naming neither is refused."""
+    from foleyspace.localize import classic
+
+    labels = ["person", "Face", "dog, talking head", " Woman", "dog", "", "dog, puppy", "faceless", "speaker a"]
+    body = f"""
+out.people, out.faces = fs.PEOPLE_WORDS, fs.FACE_WORDS
+out.names = {{}}
+for i, label in ipairs({{{", ".join(lua_string(x) for x in labels)}}}) do
+  out.names[i] = fs.names_people_or_face(label)
+end
+local env = {{FOLEYSPACE_RESOLVE_LOCALIZER = "classic", FOLEYSPACE_RESOLVE_LABEL = "face"}}
+out.args = fs.submit_args({{name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1}}, "/s.wav",
+                          fs.settings(function(k) return env[k] end))
+local ok, err = pcall(fs.check_labels, {{localizer = "classic"}}, {{"A001.mov", "face", "dog", "A001.mov", "b", "c"}})
+out.refused = err.script
+out.fine = pcall(fs.check_labels, {{localizer = "classic"}}, {{"speaker", "the runner, man"}})
+"""
+    out = run_lua(luajit, tmp_path, body)
+    assert (set(out["people"]), set(out["faces"])) == (classic.PEOPLE_WORDS, classic.FACE_WORDS)
+    assert len(out["people"]) == len(classic.PEOPLE_WORDS) and len(out["faces"]) == len(classic.FACE_WORDS)
+    assert out["names"] == [classic.detector_for(label) is not None for label in labels]
+    assert out["args"] == ["submit", "/media/a.mp4", "-o", "/s.wav", "--in", "0.2", "--label", "face", "--out", "1",
+                           "--localizer", "classic", "--wait", "-q"]
+    assert out["refused"] == (
+        "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER=classic finds people or faces, but the label (each clip's name by "
+        "default) 'A001.mov', 'dog', 'b' and 1 more names neither; set FOLEYSPACE_RESOLVE_LABEL=person|face")
+    assert out["fine"] is True
+
+
+def test_lua_classic_with_a_clip_name_naming_neither_stops_before_anything_renders(luajit, server, clips, tmp_path):
+    body = f"""
+local app = fake.make_resolve{{fps = "25"}}
+local m = app.media_pool:add_media{{path = {lua_string(str(clips["rl"]))}, fps = 25, frames = 25}}
+app.timeline:place{{track = 1, media = m, offset = 0, duration = 20, name = "dog barking"}}
+out.ok = fs.main(app)
+out.audio = fake.audio_state(app)
+"""
+    out = run_lua(luajit, tmp_path, body, {**cli_env(server, tmp_path), "FOLEYSPACE_RESOLVE_LOCALIZER": "classic"})
+    assert out["ok"] is False and out["lines"][0] == (
+        "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER=classic finds people or faces, but the label (each clip's name by "
+        "default) 'dog barking' names neither; set FOLEYSPACE_RESOLVE_LABEL=person|face"), out["lines"]
+    assert not any("rendering" in line for line in out["lines"])
     assert len(out["audio"]) == 1 and not (tmp_path / "stems").exists()
 
 

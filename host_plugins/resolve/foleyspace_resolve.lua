@@ -13,7 +13,8 @@ Settings (environment variables, or the constants below): FOLEYSPACE_CLI (the co
 "foleyspace"; a full path when Resolve's PATH does not have it), FOLEYSPACE_RESOLVE_TRACK
 ("current" or a video track number), FOLEYSPACE_RESOLVE_OUTPUT (stem folder),
 FOLEYSPACE_RESOLVE_LINKED_AUDIO (1/0), FOLEYSPACE_RESOLVE_ASSUME_NORMAL_SPEED (1/0); the model
-settings FOLEYSPACE_RESOLVE_LOCALIZER (auto | yolo-world | motion), FOLEYSPACE_RESOLVE_DEPTH (auto |
+settings FOLEYSPACE_RESOLVE_LOCALIZER (auto | yolo-world | motion | classic: people or faces, so the
+label must name one), FOLEYSPACE_RESOLVE_DEPTH (auto |
 depth-anything | box-scale), FOLEYSPACE_RESOLVE_LABEL (default: the clip's name; empty or "-": no
 label, so YOLO-World picks from the vocabulary), FOLEYSPACE_RESOLVE_VOCAB,
 FOLEYSPACE_RESOLVE_DETECT_EVERY, FOLEYSPACE_RESOLVE_DEPTH_MODEL, passed as the command's --localizer,
@@ -47,8 +48,9 @@ M.END_FRAME_EXCLUSIVE = true
 M.SPAN_TOLERANCE_FRAMES = 1.0
 M.SPAN_TOLERANCE_MIXED_RATES = 2.5
 --- The model backends (the same names as everywhere in FoleySpace; see foleyspace_resolve.py).
---- LOCALIZER: "auto" (YOLO-World when the server has its weights, else motion), "yolo-world" or
---- "motion" (FOLEYSPACE_RESOLVE_LOCALIZER). DEPTH: "auto", "depth-anything" or "box-scale".
+--- LOCALIZER: "auto" (YOLO-World when the server has its weights, else motion), "yolo-world",
+--- "motion" or "classic" (people or faces, no download; the label must name one)
+--- (FOLEYSPACE_RESOLVE_LOCALIZER). DEPTH: "auto", "depth-anything" or "box-scale".
 M.LOCALIZER = "auto"
 M.DEPTH = "auto"
 --- What YOLO-World looks for: nil = each clip's name; "" = no label (it scores every label of VOCAB
@@ -65,7 +67,14 @@ M.DEPTH_MODEL = ""
 --- Also write each stem's preview movie, <stem>.preview.mp4 beside it (`foleyspace submit --preview`;
 --- FOLEYSPACE_RESOLVE_PREVIEW=1/0). Same setting as PREVIEW in foleyspace_resolve.py.
 M.PREVIEW = false
-M.LOCALIZERS = {"auto", "yolo-world", "motion"}
+M.LOCALIZERS = {"auto", "yolo-world", "motion", "classic"}
+--- Words of a label that the classic localizer finds (as people, as a face): a copy of PEOPLE_WORDS /
+--- FACE_WORDS in foleyspace/localize/classic.py, the source of truth (tests/test_resolve_lua.py
+--- asserts the copy equals the core's lists).
+M.PEOPLE_WORDS = {"person", "people", "pedestrian", "pedestrians", "man", "woman", "child", "human", "walker",
+                  "runner", "cyclist", "dancer", "player"}
+M.FACE_WORDS = {"face", "faces", "speaker", "head", "talking", "talking head", "voice", "dialogue", "singer",
+                "narrator"}
 M.DEPTHS = {"auto", "depth-anything", "box-scale"}
 M.VOCABULARIES = {"coco", "imagenet", "vggsound", "audioset"}
 M.DEPTH_MODELS = {"small", "base", "large", "metric-indoor-small", "metric-outdoor-small", "metric-indoor-large",
@@ -333,14 +342,56 @@ function M.check_models(s)
     refuse("FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number of frames from 1 to 250, not " .. tostring(every))
   end
   if s.label ~= nil and #s.label > 200 then refuse("FOLEYSPACE_RESOLVE_LABEL holds more than 200 characters") end
-  if s.localizer == "motion" and (s.vocab ~= "" or every ~= nil) then
+  if (s.localizer == "motion" or s.localizer == "classic") and (s.vocab ~= "" or every ~= nil) then
     refuse("FOLEYSPACE_RESOLVE_" .. (s.vocab ~= "" and "VOCAB" or "DETECT_EVERY")
-           .. " is a setting of the yolo-world localizer, but FOLEYSPACE_RESOLVE_LOCALIZER is motion")
+           .. " is a setting of the yolo-world localizer, but FOLEYSPACE_RESOLVE_LOCALIZER is " .. s.localizer)
   end
+  if s.label ~= nil then M.check_labels(s, {""}) end
   if s.depth == "box-scale" and s.depth_model ~= "" then
     refuse("FOLEYSPACE_RESOLVE_DEPTH_MODEL is a setting of the depth-anything depth, but FOLEYSPACE_RESOLVE_DEPTH "
            .. "is box-scale")
   end
+end
+
+--- The label sent for a clip: LABEL, else the clip's name ("" sends none).
+function M.label_for(s, clip_name)
+  local label = s.label
+  if label == nil then label = clip_name end
+  return trim(label):sub(1, 200)
+end
+
+--- Whether a label (synonyms separated by commas) names people or a face (classic.detector_for).
+function M.names_people_or_face(label)
+  for word in (label .. ","):gmatch("([^,]*),") do
+    word = trim(word):lower()
+    if one_of(M.PEOPLE_WORDS, word) or one_of(M.FACE_WORDS, word) then return true end
+  end
+  return false
+end
+
+--- Refuse (one line) the classic localizer with a clip label that names neither people nor a face.
+function M.check_labels(s, clip_names)
+  if s.localizer ~= "classic" then return end
+  local bad, seen = {}, {}
+  for _, name in ipairs(clip_names) do
+    local label = M.label_for(s, name)
+    if not M.names_people_or_face(label) and not seen[label] then
+      seen[label] = true
+      bad[#bad + 1] = label
+    end
+  end
+  if #bad == 0 then return end
+  local what
+  if s.label ~= nil then
+    what = "FOLEYSPACE_RESOLVE_LABEL '" .. s.label .. "'"
+  else
+    local shown = {}
+    for i = 1, math.min(#bad, 3) do shown[i] = "'" .. bad[i] .. "'" end
+    what = "the label (each clip's name by default) " .. table.concat(shown, ", ")
+           .. (#bad > 3 and (" and " .. (#bad - 3) .. " more") or "")
+  end
+  error({script = "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER=classic finds people or faces, but " .. what
+         .. " names neither; set FOLEYSPACE_RESOLVE_LABEL=person|face"})
 end
 
 -- ------------------------------------------------------------------ reading the timeline
@@ -595,9 +646,7 @@ end
 function M.submit_args(clip, stem_path, settings)
   local s = settings or {localizer = M.LOCALIZER, depth = M.DEPTH, label = M.LABEL, vocab = M.VOCAB or "",
                          detect_every = M.DETECT_EVERY, depth_model = M.DEPTH_MODEL or "", preview = M.PREVIEW}
-  local label = s.label
-  if label == nil then label = clip.name end
-  label = trim(label):sub(1, 200)
+  local label = M.label_for(s, clip.name)
   local args = {"submit", clip.video, "-o", stem_path, "--in", (num(clip.start_s))}
   if label ~= "" then
     args[#args + 1] = "--label"
@@ -876,6 +925,9 @@ function M.spatialize_timeline(resolve, settings)
     local fps = M.timeline_fps(project, timeline)
     local clips = gather(timeline, fps, settings, report)
     if #clips == 0 then error({script = "FoleySpace: no clip to spatialize."}) end
+    local names = {}
+    for i, clip in ipairs(clips) do names[i] = clip.name end
+    M.check_labels(settings, names)  -- classic: a label naming people or a face
     if settings.label == nil and (settings.vocab or "") ~= "" then
       log("FoleySpace: FOLEYSPACE_RESOLVE_VOCAB is not used: each clip's name is sent as its label; "
           .. "set FOLEYSPACE_RESOLVE_LABEL to - to let YOLO-World choose from the vocabulary")

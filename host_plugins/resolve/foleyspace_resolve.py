@@ -11,9 +11,10 @@ Choose what to spatialize with ``FOLEYSPACE_RESOLVE_TRACK`` (unset or ``current`
 under the playhead; ``N``: every clip on video track N, counted from 1) or the ``TRACK``
 constant below. ``FOLEYSPACE_RESOLVE_OUTPUT`` overrides the stem folder (default
 ``~/FoleySpace Stems/<project name>``). The model settings — ``FOLEYSPACE_RESOLVE_LOCALIZER``
-(auto | yolo-world | motion), ``_DEPTH`` (auto | depth-anything | box-scale), ``_LABEL`` (default:
-the clip's name; empty or ``-``: none, so YOLO-World picks from the vocabulary), ``_VOCAB``,
-``_DETECT_EVERY``, ``_DEPTH_MODEL``, or the constants below — go into every job's options; a
+(auto | yolo-world | motion | classic: people or faces, so the label must name one), ``_DEPTH``
+(auto | depth-anything | box-scale), ``_LABEL`` (default: the clip's name; empty or ``-``: none,
+so YOLO-World picks from the vocabulary), ``_VOCAB``, ``_DETECT_EVERY``, ``_DEPTH_MODEL``, or the
+constants below — go into every job's options; a
 model the server lacks stops the run before anything renders, with the server's word on how to
 get it. ``FOLEYSPACE_RESOLVE_PREVIEW=1`` (or ``PREVIEW``) asks each job for a preview movie
 (``<stem>.preview.mp4`` beside the stem: the clip with the stem as its sound and the tracked box
@@ -123,7 +124,8 @@ SPAN_TOLERANCE_FRAMES = 1.0
 SPAN_TOLERANCE_MIXED_RATES = 2.5
 #: The model backends (docs/protocol.md, "Job spec"; the same names as everywhere in FoleySpace).
 #: LOCALIZER finds the object: "auto" (YOLO-World when the server has its weights, else motion),
-#: "yolo-world" or "motion" (FOLEYSPACE_RESOLVE_LOCALIZER). DEPTH measures its distance: "auto",
+#: "yolo-world", "motion" or "classic" (OpenCV's bundled people and face detectors, no download; the
+#: label must name people or a face) (FOLEYSPACE_RESOLVE_LOCALIZER). DEPTH measures its distance: "auto",
 #: "depth-anything" or "box-scale" (FOLEYSPACE_RESOLVE_DEPTH).
 LOCALIZER = "auto"
 DEPTH = "auto"
@@ -145,7 +147,15 @@ DEPTH_MODEL = ""
 #: FOLEYSPACE_RESOLVE_PREVIEW=1/0).
 PREVIEW = False
 #: The names each choice may take (a Resolve clip has no box, so the seeded tracker is not one).
-LOCALIZERS = ("auto", "yolo-world", "motion")
+LOCALIZERS = ("auto", "yolo-world", "motion", "classic")
+#: Words of a label that the classic localizer finds, as people or as a face. A copy of
+#: PEOPLE_WORDS / FACE_WORDS in foleyspace/localize/classic.py (the source of truth): this script
+#: imports only foleyspace.client (Resolve's Python has no numpy/OpenCV for the core's module);
+#: tests/test_resolve.py asserts the copy equals the core's lists.
+PEOPLE_WORDS = frozenset({"person", "people", "pedestrian", "pedestrians", "man", "woman", "child", "human",
+                          "walker", "runner", "cyclist", "dancer", "player"})
+FACE_WORDS = frozenset({"face", "faces", "speaker", "head", "talking", "talking head", "voice", "dialogue",
+                        "singer", "narrator"})
 DEPTHS = ("auto", "depth-anything", "box-scale")
 VOCABULARIES = ("coco", "imagenet", "vggsound", "audioset")
 DEPTH_MODELS = ("small", "base", "large", "metric-indoor-small", "metric-outdoor-small", "metric-indoor-large",
@@ -259,18 +269,38 @@ class Settings:
                               f"to 250, not {every!r}")
         if self.label is not None and len(self.label) > 200:
             raise ScriptError("FoleySpace: FOLEYSPACE_RESOLVE_LABEL holds more than 200 characters")
-        if self.localizer == "motion" and (self.vocab or every is not None):
+        if self.localizer in ("motion", "classic") and (self.vocab or every is not None):
             key = "VOCAB" if self.vocab else "DETECT_EVERY"
             raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key} is a setting of the yolo-world localizer, but "
-                              "FOLEYSPACE_RESOLVE_LOCALIZER is motion")
+                              f"FOLEYSPACE_RESOLVE_LOCALIZER is {self.localizer}")
+        if self.label is not None:
+            self.check_labels([""])
         if self.depth == "box-scale" and self.depth_model:
             raise ScriptError("FoleySpace: FOLEYSPACE_RESOLVE_DEPTH_MODEL is a setting of the depth-anything depth, "
                               "but FOLEYSPACE_RESOLVE_DEPTH is box-scale")
 
+    def label_for(self, clip_name: str) -> str:
+        """The label sent for a clip: LABEL, else the clip's name ("" sends none)."""
+        return (clip_name if self.label is None else self.label).strip()[:200]
+
+    def check_labels(self, clip_names: List[str]) -> None:
+        """ScriptError (one line) when the classic localizer is chosen and a clip's label names
+        neither people nor a face (the server would refuse the job)."""
+        if self.localizer != "classic":
+            return
+        bad = list(dict.fromkeys(self.label_for(n) for n in clip_names if not names_people_or_face(self.label_for(n))))
+        if not bad:
+            return
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        what = (f"FOLEYSPACE_RESOLVE_LABEL {self.label!r}" if self.label is not None else
+                "the label (each clip's name by default) " + ", ".join(repr(b) for b in bad[:3]) + more)
+        raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER=classic finds people or faces, but {what} names "
+                          "neither; set FOLEYSPACE_RESOLVE_LABEL=person|face")
+
     def job_options(self, clip_name: str) -> Dict[str, Any]:
         """The job ``options`` for a clip: ``options``, the label and the model settings not at
         the server's default (the vocabulary only when no label is sent: a label names the object)."""
-        label = (clip_name if self.label is None else self.label).strip()[:200]
+        label = self.label_for(clip_name)
         models: Dict[str, Any] = {k: v for k, v in (("localizer", self.localizer), ("depth", self.depth))
                                   if v != "auto"}
         if self.vocab and not label:
@@ -283,6 +313,12 @@ class Settings:
                 os.path.expanduser(self.depth_model))
         return {**self.options, **({"label": label} if label else {}), **models,
                 **({"preview": True} if self.preview else {})}
+
+
+def names_people_or_face(label: str) -> bool:
+    """Whether a label (synonyms separated by commas) names people or a face, as the core's
+    ``foleyspace.localize.classic.detector_for`` reads it."""
+    return any(w.strip().lower() in PEOPLE_WORDS | FACE_WORDS for w in label.split(","))
 
 
 def _flag(key: str, text: str) -> bool:
@@ -956,6 +992,7 @@ def spatialize_timeline(resolve: Any, client: Any, settings: Settings, log: Log 
                 report.skipped.append((item_name(item), str(why)))
         if not clips:
             raise ScriptError("FoleySpace: no clip to spatialize.")
+        settings.check_labels([c.name for c in clips])  # classic: a label naming people or a face
         try:
             client.request("ping")
         except ServerUnavailable as exc:

@@ -672,6 +672,14 @@ def case_models(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     settings.depth = "depth-anything"
     out["depth_refused"] = run_operator(bpy.ops.foleyspace.spatialize_strip)
 
+    # Classic: a Label that names neither people nor a face is refused at submit (panel note too)
+    settings.depth, count = "auto", len(ed.strips)
+    settings.localizer, settings.label = "classic", "dog"
+    out["classic_panel"] = draw_ui(pkg)
+    out["classic_refused"] = spatialize_and_wait(pkg) | {"added": len(ed.strips) - count}
+    options("classic_person", label="Person, walker", vocab="imagenet", detect_every=4)
+    settings.label = ""
+
     settings.localizer, settings.depth, settings.detect_every = "motion", "box-scale", 5
     before = {s.name for s in ed.strips}
     out["rendered"] = spatialize_and_wait(pkg)

@@ -2,7 +2,8 @@
 their choices, the job options they send, and what the server's ``hello`` says of them.
 
 The identifiers are the names of the job spec and the server protocol (docs/protocol.md, "Job
-spec"): ``localizer`` auto | yolo-world | motion, ``depth`` auto | depth-anything | box-scale.
+spec"): ``localizer`` auto | yolo-world | motion | classic, ``depth`` auto | depth-anything |
+box-scale.
 Pure functions, no ``bpy`` (unit-tested outside Blender).
 """
 
@@ -20,6 +21,8 @@ LOCALIZERS = [
     ("yolo-world", "YOLO-World", "Open-vocabulary detector: finds the object named in Label (or the best label of "
                                  "the Vocabulary) in every frame; the server needs its weights"),
     ("motion", "Motion", "Follows the main moving object (no model)"),
+    ("classic", "Classic (people / faces)", "OpenCV's bundled people (HOG) and face detectors, no download: "
+                                            "set Label to person or face"),
 ]
 DEPTHS = [
     ("auto", "Auto", "Depth Anything when the server has the model, else Box Scale"),
@@ -46,6 +49,13 @@ DEFAULTS: dict[str, Any] = {"localizer": "auto", "depth": "auto", "vocab": "coco
                             "depth_model": "small"}
 #: The model each kind's ``auto`` prefers, and what it falls back to (panel names).
 AUTO_PREFERS = {"localizer": ("yolo-world", "Motion"), "depth": ("depth-anything", "Box Scale")}
+#: Words of a Label that the Classic localizer finds, as people or as a face. A copy of
+#: PEOPLE_WORDS / FACE_WORDS in foleyspace/localize/classic.py (the source of truth; the add-on
+#: vendors only the thin client, so it cannot import them); tests/test_blender.py asserts they match.
+PEOPLE_WORDS = frozenset({"person", "people", "pedestrian", "pedestrians", "man", "woman", "child", "human",
+                          "walker", "runner", "cyclist", "dancer", "player"})
+FACE_WORDS = frozenset({"face", "faces", "speaker", "head", "talking", "talking head", "voice", "dialogue",
+                        "singer", "narrator"})
 _CHOICES = {"localizer": LOCALIZERS, "depth": DEPTHS, "vocab": VOCABULARIES, "depth_model": DEPTH_MODELS}
 
 
@@ -55,6 +65,21 @@ def choice_name(setting: str, name: str) -> str:
         if ident == name:
             return label
     return name
+
+
+def names_people_or_face(label: str) -> bool:
+    """Whether a Label (synonyms separated by commas) names people or a face, as the core's
+    ``classic.detector_for`` reads it."""
+    return any(w.strip().lower() in PEOPLE_WORDS | FACE_WORDS for w in str(label or "").split(","))
+
+
+def classic_refusal(settings: Any) -> str | None:
+    """Why the server would refuse the Classic localizer with this Label (one line), or None."""
+    if str(getattr(settings, "localizer", "auto")) != "classic":
+        return None
+    if names_people_or_face(getattr(settings, "label", "")):
+        return None
+    return "Localizer Classic finds people or faces: set Label to person or face in the FoleySpace panel"
 
 
 def job_options(settings: Any) -> dict[str, Any]:
@@ -118,7 +143,8 @@ def panel_notes(settings: Any, caps: dict[str, dict[str, dict[str, Any]]]) -> li
     """Lines for the panel about the model settings, from the last ``hello``: ``(text, is_error)``.
     A chosen model the server lacks is an error (with how to get it); ``Auto`` without the model
     says what is used instead."""
-    notes: list[tuple[str, bool]] = []
+    classic = classic_refusal(settings)
+    notes: list[tuple[str, bool]] = [(classic, True)] if classic else []
     for kind in ("localizer", "depth"):
         name = str(getattr(settings, kind, "auto"))
         if kind not in caps:

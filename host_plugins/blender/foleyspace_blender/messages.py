@@ -28,6 +28,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORE
     (r"^--out .* past the end of the clip",
      "the strip ends past the end of its movie file; trim the strip to the movie"),
     (r"^--in .* is negative", "the strip starts before its movie; trim the strip to the movie"),
+    # the classic localizer with a label that names neither people nor a face (spec check, localizer)
+    (r"'localizer': 'classic' needs a label naming people or a face|the classic localizer finds people or faces",
+     "Localizer Classic finds people or faces: set Label to person or face in the FoleySpace panel"),
 ))
 
 #: The panel's name of each job-spec option and CLI flag it can meet, and of the backends'
@@ -37,7 +40,7 @@ SETTINGS = {"localizer": "Localizer", "depth": "Depth", "vocab": "Vocabulary", "
 #: Job-spec fields of the strip's box keyframes.
 BOX_FIELDS = ("box", "box_time_s", "more_boxes")
 CHOICES = {"auto": "Auto", "yolo-world": "YOLO-World", "motion": "Motion", "depth-anything": "Depth Anything",
-           "box-scale": "Box Scale"}
+           "box-scale": "Box Scale", "classic": "Classic (people / faces)"}
 
 #: Flags rephrased as panel settings (before other flags are dropped).
 _FLAG_RULES: tuple[tuple[re.Pattern[str], object], ...] = tuple((re.compile(p), w) for p, w in (

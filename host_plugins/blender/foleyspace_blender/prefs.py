@@ -67,7 +67,8 @@ class FoleySpaceSceneSettings(bpy.types.PropertyGroup):
         name="Label",
         description="What makes the sound, e.g. \"dog\"; several words for the same object separated by commas "
                     "(\"dog, puppy\"). The YOLO-World localizer detects it in every frame; blank: YOLO-World "
-                    "follows the best-scoring label of the Vocabulary. Recorded in the sidecar",
+                    "follows the best-scoring label of the Vocabulary. The Classic localizer needs person "
+                    "or face (or a synonym). Recorded in the sidecar",
         default="", maxlen=200)
     localizer: EnumProperty(  # type: ignore[valid-type]
         name="Localizer", description="How the server finds the sounding object in the picture",
