@@ -49,6 +49,25 @@ def load_placement():
     return module
 
 
+def load_addon_modules(*names: str) -> list:
+    """The add-on's bpy-free modules ``names`` imported by path, in order, as package ``fsb``
+    (``fsb.placement`` too, for the modules that import it)."""
+    import types
+
+    load_placement()
+    pkg_dir = PLUGIN / "foleyspace_blender"
+    pkg = types.ModuleType("fsb")
+    pkg.__path__ = [str(pkg_dir)]
+    sys.modules["fsb"] = pkg
+    sys.modules["fsb.placement"] = sys.modules["fs_placement"]
+    for name in names:
+        spec = importlib.util.spec_from_file_location(f"fsb.{name}", pkg_dir / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return [sys.modules[f"fsb.{name}"] for name in names]
+
+
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def blender_python() -> Path:
@@ -647,20 +666,7 @@ def test_model_settings_reach_the_spec_and_a_missing_model_is_refused(blender_py
 
 def test_messages_and_retime_arithmetic():
     """Pure parts: server messages reworded without CLI flags; retime arithmetic."""
-    load_placement()
-    pkg_dir = PLUGIN / "foleyspace_blender"
-    import types
-
-    pkg = types.ModuleType("fsb")
-    pkg.__path__ = [str(pkg_dir)]
-    sys.modules["fsb"] = pkg
-    sys.modules["fsb.placement"] = sys.modules["fs_placement"]
-    for name in ("messages", "retime"):
-        spec = importlib.util.spec_from_file_location(f"fsb.{name}", pkg_dir / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    m, rt = sys.modules["fsb.messages"], sys.modules["fsb.retime"]
+    m, rt = load_addon_modules("messages", "retime")
     assert "--" not in m.for_blender("/x/a.mp4: the clip has no audio track; pass --audio FILE to give a sound")
     assert m.for_blender("/x: the seeded tracker needs a box (--box X,Y,W,H[@TIME])") == "/x: the seeded tracker needs a box"
     assert "past the end of its movie" in m.for_blender("--out 9 s is past the end of the clip (4.000 s)")
@@ -712,18 +718,7 @@ def test_messages_and_retime_arithmetic():
 
 def load_backends():
     """``backends.py`` (and the ``messages.py`` it imports) by path, as package ``fsb``."""
-    import types
-
-    pkg_dir = PLUGIN / "foleyspace_blender"
-    pkg = types.ModuleType("fsb")
-    pkg.__path__ = [str(pkg_dir)]
-    sys.modules["fsb"] = pkg
-    for name in ("messages", "backends"):
-        spec = importlib.util.spec_from_file_location(f"fsb.{name}", pkg_dir / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["fsb.backends"]
+    return load_addon_modules("messages", "backends")[1]
 
 
 def test_classic_localizer_choice_and_label_check():
@@ -821,20 +816,7 @@ def test_box_keyframes_from_the_sidebar_and_a_preview(blender_python, installed,
 def test_box_keyframe_parts():
     """Pure parts: the keyframe list (replace at the same time, bad boxes) and the spec fields
     of the keyframes in a visible range; the source frame a retimed range shows."""
-    load_placement()
-    import types
-
-    pkg_dir = PLUGIN / "foleyspace_blender"
-    pkg = types.ModuleType("fsb")
-    pkg.__path__ = [str(pkg_dir)]
-    sys.modules["fsb"] = pkg
-    sys.modules["fsb.placement"] = sys.modules["fs_placement"]
-    for name in ("retime", "boxes"):
-        spec = importlib.util.spec_from_file_location(f"fsb.{name}", pkg_dir / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    b, rt = sys.modules["fsb.boxes"], sys.modules["fsb.retime"]
+    rt, b = load_addon_modules("retime", "boxes")
     keys, replaced = b.add([], 2.0, (1, 2, 3, 4))
     keys, _ = b.add(keys, 0.5, (5, 6, 7, 8))
     keys, replaced = b.add(keys, 2.0, (9, 9, 9, 9))

@@ -1,4 +1,4 @@
-"""One object through the clip: temporal association of per-frame detections (numpy only).
+"""One object through the clip: temporal association of per-frame detections (numpy only, no model).
 
 A detector gives, per frame, boxes with scores; two dogs give two boxes a frame. Following "the
 dog" means following *one* of them, so the sound does not jump. Detections are linked into
@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from foleyspace.localize.base import LOST, PREDICTED, TRACKED
 
 
 @dataclass(frozen=True)
@@ -112,19 +114,25 @@ def follow_one(frames: list[int], detections: list[np.ndarray], n_frames: int,
     after its last detection, strongest first, never overlapping what is already chosen.
     """
     cfg = cfg or AssociationConfig()
-    boxes = np.full((n_frames, 4), np.nan)
-    scores = np.zeros(n_frames)
     tracks = link_tracks(frames, detections, cfg)
     long_enough = [t for t in tracks if len(t.frames) >= cfg.min_track_frames] or tracks
+    return assemble(sorted(long_enough, key=lambda t: -t.total), n_frames)
+
+
+def assemble(tracks: list[_Track], n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``(n_frames, 4)`` and scores from ``tracks`` in order of preference: the first is
+    taken whole, each next one only if its time span overlaps none already taken."""
+    boxes = np.full((n_frames, 4), np.nan)
+    scores = np.zeros(n_frames)
     taken: list[tuple[int, int]] = []
-    for track in sorted(long_enough, key=lambda t: -t.total):
+    for track in tracks:
         span = (track.frames[0], track.frames[-1])
         if any(span[0] <= b and a <= span[1] for a, b in taken):
             continue
         taken.append(span)
-        for f, box, s in zip(track.frames, track.boxes, track.scores):
+        for f, box, score in zip(track.frames, track.boxes, track.scores):
             if 0 <= f < n_frames:
-                boxes[f], scores[f] = box, s
+                boxes[f], scores[f] = box, score
     return boxes, scores
 
 
@@ -140,3 +148,12 @@ def bridge(boxes: np.ndarray, scores: np.ndarray, max_gap: int) -> tuple[np.ndar
             boxes[a + 1:b] = boxes[a] + w[:, None] * (boxes[b] - boxes[a])
             scores[a + 1:b] = min(scores[a], scores[b])
     return boxes, scores
+
+
+def bridged_states(boxes: np.ndarray, scores: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`bridge` plus each frame's state: ``TRACKED`` where a box was seen, ``PREDICTED``
+    where the bridge filled one in, ``LOST`` elsewhere."""
+    state = np.where(np.all(np.isfinite(boxes), axis=1), TRACKED, LOST).astype(np.int8)
+    boxes, scores = bridge(boxes, scores, max_gap)
+    state[(state == LOST) & np.all(np.isfinite(boxes), axis=1)] = PREDICTED
+    return boxes, scores, state

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from foleyspace.frames import FrameForm
-from foleyspace.localize.association import AssociationConfig, bridge, follow_one
-from foleyspace.localize.base import LOST, PREDICTED, TRACKED, BoxTrack, FrameProgress, LocalizeRequest, NotDetected
+from foleyspace.localize.association import AssociationConfig, bridged_states, follow_one
+from foleyspace.localize.base import LOST, BoxTrack, FrameProgress, LocalizeRequest, NotDetected
 from foleyspace.localize.vocabulary import split_label
 
 log = logging.getLogger(__name__)
@@ -147,9 +147,7 @@ class ClassicLocalizer:
             at.append(last[0])
             found.append(self.detect(last[1], kind))
         boxes, scores = follow_one(at, found, n, self.config.association)
-        state = np.where(np.all(np.isfinite(boxes), axis=1), TRACKED, LOST).astype(np.int8)
-        boxes, scores = bridge(boxes, scores, max_gap=max(2 * k, self.config.association.max_missed * k))
-        state[(state == LOST) & np.all(np.isfinite(boxes), axis=1)] = PREDICTED
+        boxes, scores, state = bridged_states(boxes, scores, max_gap=max(2 * k, self.config.association.max_missed * k))
         if not (state != LOST).any():
             raise NotDetected(f"no {'face' if kind == 'face' else 'person'} was detected in the range")
         if progress is not None:

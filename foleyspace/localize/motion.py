@@ -48,8 +48,8 @@ import numpy as np
 
 from foleyspace.errors import InputError
 from foleyspace.frames import FrameForm, analysis_size
-from foleyspace.localize.association import AssociationConfig, bridge, link_tracks
-from foleyspace.localize.base import LOST, PREDICTED, TRACKED, BoxTrack, FrameProgress, LocalizeRequest
+from foleyspace.localize.association import AssociationConfig, assemble, bridged_states, link_tracks
+from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest
 from foleyspace.localize.blobs import Blob, blob_confidence, candidate_blobs, find_blobs, pick_blob
 from foleyspace.localize.camera_motion import (
     Affine,
@@ -196,16 +196,8 @@ def one_identity(candidates: list[np.ndarray], cfg: MotionConfig, frame_size: tu
     linked = link_tracks(frames, [candidates[i] for i in frames], AssociationConfig())
     scores = {id(t): track_score(t, frame_size, cfg) for t in linked}
     tracks = sorted(linked, key=lambda t: -scores[id(t)])
-    boxes, conf = np.full((n, 4), np.nan), np.zeros(n)
+    boxes, conf = assemble(tracks, n)
     details: dict[str, object] = {"tracks": len(tracks)}
-    taken: list[tuple[int, int]] = []
-    for track in tracks:
-        span = (track.frames[0], track.frames[-1])
-        if any(span[0] <= b and a <= span[1] for a, b in taken):
-            continue
-        taken.append(span)
-        for f, box, score in zip(track.frames, track.boxes, track.scores):
-            boxes[f], conf[f] = box, score
     if len(tracks) > 1:
         first, rival = tracks[0], next((t for t in tracks[1:] if t.frames[0] <= tracks[0].frames[-1]
                                         and tracks[0].frames[0] <= t.frames[-1]), None)
@@ -213,9 +205,7 @@ def one_identity(candidates: list[np.ndarray], cfg: MotionConfig, frame_size: tu
             details["ambiguous"] = (f"two moving objects explain the clip almost equally well (scores "
                                     f"{scores[id(first)]:.1f} and {scores[id(rival)]:.1f}); draw a --box or give a --label")
             log.warning("motion localizer: %s", details["ambiguous"])
-    state = np.where(np.all(np.isfinite(boxes), axis=1), TRACKED, LOST).astype(np.int8)
-    filled, filled_conf = bridge(boxes, conf, cfg.bridge_frames)
-    state[(state == LOST) & np.all(np.isfinite(filled), axis=1)] = PREDICTED
+    filled, filled_conf, state = bridged_states(boxes, conf, cfg.bridge_frames)
     return BoxTrack(filled, filled_conf, "motion", details, state)
 
 
@@ -285,7 +275,6 @@ class _MotionRun:
         self.boxes: list[np.ndarray] = []
         self.confidence: list[float] = []
         self.candidates: list[np.ndarray] = []  # per frame: (n, 5) x, y, w, h, confidence in analysis px
-        self._candidates: list[tuple[Blob, float]] = []
         self.last_center: tuple[float, float] | None = None
         self.last_seen = -(10**9)
         self.count = 0
@@ -343,8 +332,9 @@ class _MotionRun:
 
     def _detect(
         self, pos: int, stride: int, centered: bool, cache: dict[int, np.ndarray | None]
-    ) -> tuple[Blob, float] | None:
-        """Best blob of window frame ``pos`` differenced ``stride`` frames away, or ``None``.
+    ) -> tuple[Blob, float, list[tuple[Blob, float]]] | None:
+        """Best blob of window frame ``pos`` differenced ``stride`` frames away, its confidence
+        and the frame's candidate blobs with theirs (for one identity), or ``None``.
 
         ``centered`` differences against both sides where both exist; otherwise against the
         earlier frame (the later one at the start of the clip).
@@ -365,8 +355,8 @@ class _MotionRun:
         blob = pick_blob(blobs, self.last_center, cur.shape, self.cfg)
         if blob is None:
             return None
-        self._candidates = [(b, blob_confidence(b, cur.size, self.cfg)) for b in candidate_blobs(blobs, cur.shape, self.cfg)]
-        return blob, blob_confidence(blob, cur.size, self.cfg)
+        candidates = [(b, blob_confidence(b, cur.size, self.cfg)) for b in candidate_blobs(blobs, cur.shape, self.cfg)]
+        return blob, blob_confidence(blob, cur.size, self.cfg), candidates
 
     def _emit(self, index: int) -> None:
         """Localize frame ``index`` (which must be in the window) and append its row."""
@@ -375,23 +365,21 @@ class _MotionRun:
             self.last_center = None
         attempts = [(k, True) for k in self.cfg.strides] if self.cfg.three_frame else []
         attempts += [(k, False) for k in self.cfg.strides]
-        best: tuple[Blob, float] | None = None
-        best_candidates: list[tuple[Blob, float]] = []
+        best: tuple[Blob, float, list[tuple[Blob, float]]] | None = None
         cache: dict[int, np.ndarray | None] = {}
         for stride, centered in attempts:
-            self._candidates = []
             found = self._detect(pos, stride, centered, cache)
             if found is not None and (best is None or found[1] > best[1]):
-                best, best_candidates = found, self._candidates
+                best = found
             if best is not None and best[1] >= self.cfg.stride_confidence:
                 break
-        self.candidates.append(np.array([[*self._to_analysis(b.box), c] for b, c in best_candidates], float)
-                               .reshape(-1, 5))
+        candidates = best[2] if best is not None else []
+        self.candidates.append(np.array([[*self._to_analysis(b.box), c] for b, c in candidates], float).reshape(-1, 5))
         if best is None:
             self.boxes.append(np.full(4, np.nan))
             self.confidence.append(0.0)
             return
-        blob, conf = best
+        blob, conf, _ = best
         self.last_center, self.last_seen = blob.center, index
         self.boxes.append(self._to_analysis(blob.box))
         self.confidence.append(conf)

@@ -27,8 +27,8 @@ import numpy as np
 
 from foleyspace.errors import InputError
 from foleyspace.frames import FrameForm
-from foleyspace.localize.association import AssociationConfig, bridge, follow_one
-from foleyspace.localize.base import LOST, PREDICTED, TRACKED, BoxTrack, FrameProgress, LocalizeRequest, NotDetected
+from foleyspace.localize.association import AssociationConfig, bridged_states, follow_one
+from foleyspace.localize.base import BoxTrack, FrameProgress, LocalizeRequest, NotDetected
 from foleyspace.localize.vocabulary import load_vocabulary, split_label
 from foleyspace.models import YOLO_WORLD_WEIGHTS, ModelError, find_yolo_weights, missing_yolo_message
 
@@ -200,9 +200,7 @@ class YoloWorldLocalizer:
         chosen, choice = self._choose(labels, synonyms, per_frame)
         rows = [d[np.isin(d[:, 5], chosen), :5] for d in per_frame]
         boxes, scores = follow_one(detected_at, rows, n, cfg.association)
-        state = np.where(np.all(np.isfinite(boxes), axis=1), TRACKED, LOST).astype(np.int8)
-        boxes, scores = bridge(boxes, scores, max_gap=max(2 * k, cfg.association.max_missed * k))
-        state[(state == LOST) & np.all(np.isfinite(boxes), axis=1)] = PREDICTED  # interpolated between detections
+        boxes, scores, state = bridged_states(boxes, scores, max_gap=max(2 * k, cfg.association.max_missed * k))
         if not np.isfinite(boxes).all(axis=1).any():
             what = request.label or f"object of the {cfg.vocab} vocabulary"
             raise NotDetected(f"no {what!r} was detected in the range (no box scored {cfg.conf_threshold:g} or more); "
