@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,14 +17,42 @@ import numpy as np
 
 from foleyspace.errors import InputError
 from foleyspace.coords import to_cartesian
+from foleyspace.hrtf.directions import DIRECTION_SETS
 
 log = logging.getLogger(__name__)
+
+
+#: How positions between measured directions are served (``--hrtf-interp``).
+INTERPOLATIONS = ("nearest", "linear", "aligned")
+
+
+@dataclass(frozen=True)
+class SofaSettings:
+    """Settings of the SOFA backend (ours).
+
+    Attributes:
+        interp: ``nearest`` (the closest measured direction), ``linear`` (barycentric mix of
+            the three around it) or ``aligned`` (the same mix with each response's onset delay
+            removed first and the interpolated delay re-applied, so nothing comb-filters).
+        directions: which measured directions may be used: ``all``, or the paper's ``fine`` /
+            ``coarse`` sets (:mod:`foleyspace.hrtf.directions`).
+    """
+
+    interp: str = "aligned"
+    directions: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.interp not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {self.interp!r}")
+        if self.directions not in DIRECTION_SETS:
+            raise ValueError(f"direction set must be one of {', '.join(DIRECTION_SETS)}, not {self.directions!r}")
 
 
 class SofaHrirSet:
     """Measured HRIRs; satisfies :class:`~foleyspace.hrtf.base.HrirSet`."""
 
-    def __init__(self, path: str | Path, sample_rate: int = 48000) -> None:
+    def __init__(self, path: str | Path, sample_rate: int = 48000, config: SofaSettings | None = None) -> None:
+        self.config = config or SofaSettings()
         import sofar  # imported here: only this backend needs it
 
         path = Path(path)
