@@ -101,9 +101,11 @@ def test_default_hrir_set_is_spherical_head():
 
 @pytest.fixture(scope="module")
 def ku100(ku100_sofa):
-    from foleyspace.hrtf.sofa import SofaHrirSet
+    """The KU100 served by nearest direction: these tests are about loading the measured responses
+    (interpolation between them: tests/test_hrtf_interp.py)."""
+    from foleyspace.hrtf.sofa import SofaHrirSet, SofaSettings
 
-    return SofaHrirSet(ku100_sofa, sample_rate=48000)
+    return SofaHrirSet(ku100_sofa, sample_rate=48000, config=SofaSettings(interp="nearest"))
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +150,9 @@ def test_sofa_exact_direction_returns_measured_response(ku100, ku100_raw):
 
 
 def test_sofa_resampled_to_44100(ku100_sofa):
-    from foleyspace.hrtf.sofa import SofaHrirSet
+    from foleyspace.hrtf.sofa import SofaHrirSet, SofaSettings
 
-    s = SofaHrirSet(ku100_sofa, sample_rate=44100)
+    s = SofaHrirSet(ku100_sofa, sample_rate=44100, config=SofaSettings(interp="nearest"))
     # 128 taps · 44100/48000 = 128 · 147/160 = 117.6 → resample_poly gives ceil(117.6) = 118
     h = s.hrirs(np.array([-90.0]), np.array([0.0]))
     assert s.sample_rate == 44100 and h.shape == (1, 2, 118)
