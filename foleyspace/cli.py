@@ -15,9 +15,11 @@ from typing import Any
 
 from foleyspace import __version__
 from foleyspace.cli_eval import add_eval_parser, run_eval
+from foleyspace.cli_hrtf import add_hrtf_parser, run_hrtf
 from foleyspace.cli_server import add_server_commands, run_client_command, run_serve, run_submit
 from foleyspace.config import AUTO, LONG_SIDE_RANGE, SCHEMES
 from foleyspace.errors import FoleySpaceError
+from foleyspace.hrtf.catalog import hrtf_option
 
 log = logging.getLogger("foleyspace")
 
@@ -54,7 +56,9 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", metavar="TEXT", help="what makes the sound (for label-aware localizers; recorded)")
     p.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0],
                    help="fine: a position per frame; coarse: 5x3 grid once per second (paper §III-E)")
-    p.add_argument("--hrtf", type=Path, metavar="SOFA", help="SOFA SimpleFreeFieldHRIR file (default: analytic spherical head)")
+    p.add_argument("--hrtf", type=Path, metavar="SOFA|SET:SUBJECT",
+                   help="measured HRIRs: a SOFA SimpleFreeFieldHRIR file, or a set fetched with `foleyspace hrtf fetch` "
+                        "as SET:SUBJECT, e.g. hutubs:96 or sadie:H3 (default: analytic spherical head)")
     p.add_argument("--segments-per-second", type=float, metavar="HZ",
                    help="eq. 8 segment rate (default: one per analysis frame; coarse: 1)")
     p.add_argument("--distance-delay", action="store_true", help="also delay arrival with distance (§IV-A)")
@@ -148,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--adapter-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="an option for the OTIO adapter that writes OUTPUT (repeatable; VALUE as JSON, else text)")
     ro.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0])
-    ro.add_argument("--hrtf", type=Path, metavar="SOFA")
+    ro.add_argument("--hrtf", type=Path, metavar="SOFA|SET:SUBJECT", help="a SOFA file or a fetched set, e.g. hutubs:96")
     ro.add_argument("--label", metavar="TEXT")
     _backend_args(ro)
     _device_arg(ro)
@@ -162,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("name", help="yolo-world, depth-anything-small (…-base, -large, -metric-indoor-small, …), "
                                  "clip (label embeddings of the shipped vocabularies), or all")
     add_eval_parser(sub)
+    add_hrtf_parser(sub)
     ins = sub.add_parser("install", help="install an editor integration")
     ins.add_argument("target", choices=("resolve",), help="resolve: the DaVinci Resolve Utility script")
     ins.add_argument("--dest", type=Path, help="folder to install into (default: the editor's per-user folder)")
@@ -231,7 +236,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "audio": _audio_arg(args.audio),
             "audio_start_s": seconds("--audio-start", args.audio_start) or 0.0, "box": box, "box_time_s": box_time,
             "more_boxes": more or None,
-            "options": {"scheme": args.scheme, "hrtf": str(args.hrtf.absolute()) if args.hrtf else None,
+            "options": {"scheme": args.scheme, "hrtf": hrtf_option(args.hrtf),
                         "segments_per_second": args.segments_per_second, "distance_delay": args.distance_delay,
                         "long_side": args.long_side, "sidecar": not args.no_sidecar, "label": args.label,
                         "overwrite": args.overwrite, **model_options(args),
@@ -293,9 +298,9 @@ def run_job(job, plot: Path | None, quiet: bool, backends=None) -> int:
     if result.preview:
         print(f"wrote {result.preview} (preview: the clip with the stem as its sound)")
     if plot is not None:
-        from foleyspace.plot import plot_result
+        from foleyspace.plot import plot_result, stem_level_difference_db
 
-        plot_result(plot, result.source_path.times_s, result.source_path.xyz, result.stereo, result.sample_rate,
+        plot_result(plot, result.source_path.times_s, result.source_path.xyz, stem_level_difference_db(result.stem),
                     title=job.video.name, lost_spans=result.lost_spans)
         print(f"wrote {plot}")
     return 0
@@ -386,7 +391,7 @@ def run_render_otio(args: argparse.Namespace) -> int:
     if args.server is not None and args.device != AUTO:
         raise FoleySpaceError("--device applies to rendering in this process; the server uses its own "
                               "(foleyspace serve --device)")
-    options = {"scheme": args.scheme, "hrtf": str(args.hrtf.resolve()) if args.hrtf else None, "label": args.label,
+    options = {"scheme": args.scheme, "hrtf": hrtf_option(args.hrtf), "label": args.label,
                "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer,
                **{k: v for k, v in model_options(args).items() if v is not None}}
     report = render_otio(args.timeline, args.output, args.stems, server=args.server or None,
@@ -475,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_models(args)
         if args.command == "eval":
             return run_eval(args)
+        if args.command == "hrtf":
+            return run_hrtf(args)
         if args.command == "preview" or getattr(args, "preview_only", False):
             return run_preview_only(args, parser)
         if args.command == "install":

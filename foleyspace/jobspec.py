@@ -7,7 +7,7 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
     {"video": "/abs/clip.mov", "output_dir": "/abs/stems", "name": "clip_binaural.wav",
      "start_s": 1.0, "end_s": 5.0, "speed": 1.0, "hold_s": null, "audio": null, "audio_start_s": 0.0,
      "box": [x, y, w, h] | null, "box_time_s": null, "more_boxes": [[x, y, w, h, t], ...] | null,
-     "options": {"scheme": "fine", "hrtf": null, "segments_per_second": null,
+     "options": {"scheme": "fine", "hrtf": null | "/abs/h.sofa" | "hutubs:96", "segments_per_second": null,
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
                  "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false,
                  "vocab": null, "detect_every": null, "depth_model": null, "depth_every": null,
@@ -28,6 +28,7 @@ from typing import Any
 from foleyspace.backends import CHOSEN_KINDS, KINDS, BackendError, Registry, default_registry
 from foleyspace.config import AUTO, LONG_SIDE_RANGE, MAX_SEGMENT_RATE_HZ, SCHEMES, AnalysisConfig, SpatializeConfig, TrajectoryConfig
 from foleyspace.errors import FoleySpaceError, shown
+from foleyspace.hrtf.catalog import is_name as is_hrtf_name, resolve_hrtf
 from foleyspace.job import Job, SeedBox
 from foleyspace.render import DspRendererConfig
 from foleyspace.localize.vocabulary import VOCABULARIES
@@ -122,6 +123,18 @@ def _number(value: Any, key: str, positive: bool = False) -> float | None:
     if value < 0 or (positive and value == 0):
         raise SpecError(f"must be {'positive' if positive else 'non-negative'}", key)
     return float(value)
+
+
+def _hrtf(opts: dict[str, Any]) -> Path | None:
+    """Option ``hrtf``: an absolute SOFA path, or a fetched set named ``SET:SUBJECT`` (``hutubs:96``)
+    resolved to its file in this machine's HRTF folder (:mod:`foleyspace.hrtf.catalog`)."""
+    value = opts.get("hrtf")
+    if isinstance(value, str) and is_hrtf_name(value):
+        try:
+            return resolve_hrtf(value)
+        except FoleySpaceError as exc:
+            raise SpecError(str(exc), "hrtf") from None
+    return _path(opts, "hrtf")
 
 
 def default_name(video: Path) -> str:
@@ -312,7 +325,7 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
     job = Job(video=video, output=output, audio=audio, generate_audio=generate, audio_start_s=audio_start,
               start_s=_number(spec.get("start_s"), "start_s"), end_s=_number(spec.get("end_s"), "end_s"),
               warp=_warp(spec),
-              seed_box=(first := _seed(spec)), more_boxes=_more_boxes(spec, first), hrtf=_path(opts, "hrtf"), label=opts["label"] or None,
+              seed_box=(first := _seed(spec)), more_boxes=_more_boxes(spec, first), hrtf=_hrtf(opts), label=opts["label"] or None,
               config=_config(opts), write_sidecar=opts["sidecar"], overwrite=opts["overwrite"],
               preview=output.parent / preview_name(output) if opts["preview"] else None)
     registry = registry or default_registry()

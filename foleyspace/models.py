@@ -49,16 +49,23 @@ class ModelError(FoleySpaceError):
     code = "missing_model"
 
 
+def user_data_dir() -> Path:
+    """FoleySpace's per-user data folder (not created): ``$XDG_DATA_HOME/foleyspace``
+    (``~/.local/share/foleyspace``) on Linux, ``~/Library/Application Support/FoleySpace`` on macOS,
+    ``%LOCALAPPDATA%\\FoleySpace`` on Windows."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "FoleySpace"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "FoleySpace"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "foleyspace"
+
+
 def models_dir() -> Path:
     """The models folder (not created)."""
     env = os.environ.get("FOLEYSPACE_MODELS")
     if env:
         return Path(env).expanduser()
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "FoleySpace" / "models"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "FoleySpace" / "models"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "foleyspace" / "models"
+    return user_data_dir() / "models"
 
 
 def depth_anything_repo(name: str) -> str:
