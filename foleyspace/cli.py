@@ -298,9 +298,9 @@ def run_job(job, plot: Path | None, quiet: bool, backends=None) -> int:
     if result.preview:
         print(f"wrote {result.preview} (preview: the clip with the stem as its sound)")
     if plot is not None:
-        from foleyspace.plot import plot_result
+        from foleyspace.plot import plot_result, stem_level_difference_db
 
-        plot_result(plot, result.source_path.times_s, result.source_path.xyz, result.stereo, result.sample_rate,
+        plot_result(plot, result.source_path.times_s, result.source_path.xyz, stem_level_difference_db(result.stem),
                     title=job.video.name, lost_spans=result.lost_spans)
         print(f"wrote {plot}")
     return 0

@@ -84,11 +84,19 @@ class OutputConfig:
         subtype: libsndfile subtype (``"PCM_24"``: 24-bit).
         peak_dbfs: if the rendered stem would exceed this peak, it is scaled down to it (ours:
             −1 dBFS) and the applied gain is recorded in the sidecar; quieter stems are untouched.
+        block_samples: the sound is read, rendered and written this many samples at a time
+            (ours: 2^19, ≈ 10.9 s at 48 kHz), so memory follows the block, not the clip; the stem
+            does not depend on it.
     """
 
     sample_rate: int = 48000
     subtype: str = "PCM_24"
     peak_dbfs: float = -1.0
+    block_samples: int = 1 << 19
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.block_samples, int) or self.block_samples < 1:
+            raise ValueError("block_samples must be a positive whole number")
 
 
 @dataclass(frozen=True)

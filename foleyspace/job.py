@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from foleyspace.config import SpatializeConfig
 from foleyspace.timewarp import TimeWarp
 
@@ -96,7 +94,7 @@ class Result:
         sample_rate, samples: of the stem.
         gain_db: peak-limiting gain applied (0 or negative).
         source_path: the analyzed path of the source (:class:`foleyspace.trajectory.SourcePath`).
-        stereo: the stem's samples ``(2, samples)``, float.
+            The stem's samples are in the file only (a long clip's would not fit in memory).
         lost_spans: where the localizer lost the object, ``(start, end)`` seconds from the
             analysed range's start.
         preview: the preview MP4 written (``None`` without one).
@@ -110,7 +108,6 @@ class Result:
     samples: int
     gain_db: float
     source_path: object
-    stereo: np.ndarray = field(repr=False)
     lost_spans: tuple[tuple[float, float], ...] = ()
     preview: Path | None = None
 

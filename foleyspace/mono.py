@@ -1,19 +1,24 @@
 """Mono sources: the signal that gets spatialized.
 
-A source returns exactly the requested number of samples at the requested rate, float64 mono.
+A source returns exactly the requested number of samples at the requested rate, float64 mono,
+whole (``mono``) or in blocks as it is read (``blocks``; :func:`mono_blocks` gives it for a
+source that has only ``mono``). The clip's audio and audio files are decoded, checked and
+resampled block by block, so a long clip's sound is never held whole.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from foleyspace.blocks import BLOCK_SAMPLES, collect, fit_blocks, rechunk, resample_blocks
 from foleyspace.errors import InputError
-from foleyspace.video import read_audio
+from foleyspace.video import audio_rate, iter_audio
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,32 @@ class MonoSource(Protocol):
     def mono(self, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
         """``(round((end_s − start_s)·sample_rate),)`` float mono samples for the clip range."""
         ...
+
+
+class BlockMonoSource(MonoSource, Protocol):
+    """A :class:`MonoSource` that also reads its range block by block (bounded memory)."""
+
+    def blocks(self, start_s: float, end_s: float, sample_rate: int,
+               block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+        """``mono(start_s, end_s, sample_rate)`` in 1-D float blocks of ``block_samples`` (the
+        last may be shorter), read as they are consumed."""
+        ...
+
+
+def mono_blocks(source: MonoSource, start_s: float, end_s: float, sample_rate: int,
+                block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """``source``'s samples for the range in blocks: its own ``blocks`` where it has them, else
+    its whole ``mono`` cut into blocks (memory then holds the whole range, e.g. a generator)."""
+    stream = getattr(source, "blocks", None)
+    if stream is not None:
+        return stream(start_s, end_s, sample_rate, block_samples)
+    return rechunk([np.asarray(source.mono(start_s, end_s, sample_rate), float)], block_samples)
+
+
+def checked_mono(blocks: Iterable[np.ndarray], what: str) -> Iterator[np.ndarray]:
+    """``(channels, k)`` blocks downmixed to mono, each checked for NaN/inf (:func:`check_finite`)."""
+    for block in blocks:
+        yield check_finite(downmix(block), what)
 
 
 def downmix(samples: np.ndarray) -> np.ndarray:
@@ -74,9 +105,16 @@ class ClipAudio:
         self.video = Path(video)
 
     def mono(self, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
-        samples, native = read_audio(self.video, start_s, end_s)
-        x = check_finite(downmix(samples), str(self.video))
-        return fit_length(resample(x, native, sample_rate), int(round((end_s - start_s) * sample_rate)))
+        return collect(self.blocks(start_s, end_s, sample_rate))
+
+    def blocks(self, start_s: float, end_s: float, sample_rate: int,
+               block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+        """The range decoded, downmixed, checked and resampled block by block."""
+        native = audio_rate(self.video)
+        n_in = int(round((end_s - start_s) * native))
+        raw = iter_audio(self.video, start_s, end_s, block_samples)
+        resampled = resample_blocks(checked_mono(raw, str(self.video)), native, sample_rate, n_in)
+        return fit_blocks(resampled, int(round((end_s - start_s) * sample_rate)), block_samples)
 
 
 class FileAudio:
@@ -95,35 +133,84 @@ class FileAudio:
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such audio file")
 
-    def _read(self) -> tuple[np.ndarray, int]:
+    def _native(self, block_samples: int) -> tuple[int, int | None, Iterator[np.ndarray]]:
+        """``(rate, samples, blocks)``: the file from ``start_s`` on at its own rate in
+        ``(channels, k)`` float blocks; ``samples`` left from ``start_s``, ``None`` if unknown."""
         import soundfile as sf
 
         try:
-            data, native = sf.read(str(self.path), dtype="float64", always_2d=True)
-            return data.T, int(native)
+            info = sf.info(str(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError):
-            pass  # not a libsndfile format: try FFmpeg (mp3, m4a, …)
+            return self._native_ffmpeg(block_samples)  # not a libsndfile format: mp3, m4a, …
+        native, frames = int(info.samplerate), int(info.frames)
+        if frames == 0:
+            raise InputError(f"{self.path}: the audio file holds no samples")
+        skip = self._skip(native, frames)
+
+        def read() -> Iterator[np.ndarray]:
+            with sf.SoundFile(str(self.path)) as fh:
+                fh.seek(skip)
+                while True:
+                    data = fh.read(block_samples, dtype="float64", always_2d=True)
+                    if not len(data):
+                        return
+                    yield data.T
+
+        return native, frames - skip, read()
+
+    def _native_ffmpeg(self, block_samples: int) -> tuple[int, int | None, Iterator[np.ndarray]]:
+        """:meth:`_native` through FFmpeg (its length is known only once read)."""
         try:
-            samples, native = read_audio(self.path)
+            native = audio_rate(self.path)
         except InputError as exc:
             raise InputError(f"{self.path}: not a readable audio file") from exc
-        return samples.astype(float), native
+        skip = int(round(self.start_s * native))
+
+        def read() -> Iterator[np.ndarray]:
+            seen = 0
+            try:
+                for block in iter_audio(self.path, block_samples=block_samples):
+                    drop = min(max(skip - seen, 0), block.shape[1])
+                    seen += block.shape[1]
+                    if block.shape[1] > drop:
+                        yield block[:, drop:].astype(float)
+            except InputError as exc:
+                raise InputError(f"{self.path}: not a readable audio file") from exc
+            if seen == 0:
+                raise InputError(f"{self.path}: the audio file holds no samples")
+            self._skip(native, seen)
+
+        return native, None, read()
+
+    def _skip(self, native: int, frames: int) -> int:
+        """Samples to skip for ``start_s`` in a file of ``frames``; refused past its end."""
+        skip = int(round(self.start_s * native))
+        if skip >= frames:
+            raise InputError(f"{self.path}: --audio-start {self.start_s:g} s is past the end of the file "
+                             f"({frames / native:.3f} s)")
+        return skip
 
     def mono(self, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
-        samples, native = self._read()
-        if samples.shape[-1] == 0:
-            raise InputError(f"{self.path}: the audio file holds no samples")
-        x = check_finite(downmix(samples), str(self.path))
+        return collect(self.blocks(start_s, end_s, sample_rate))
+
+    def blocks(self, start_s: float, end_s: float, sample_rate: int,
+               block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+        """The file read, downmixed, checked and resampled block by block; silence (and a
+        warning) past its end. Only the blocks read are checked for NaN/inf."""
+        native, n_in, raw = self._native(block_samples)
         n = int(round((end_s - start_s) * sample_rate))
-        skip = int(round(self.start_s * native))
-        if skip >= len(x):
-            raise InputError(f"{self.path}: --audio-start {self.start_s:g} s is past the end of the file "
-                             f"({len(x) / native:.3f} s)")
-        y = resample(x[skip:], native, sample_rate)
-        if len(y) < n:
+        resampled = resample_blocks(checked_mono(raw, str(self.path)), native, sample_rate, n_in)
+        return fit_blocks(self._warn_if_short(resampled, n, sample_rate), n, block_samples)
+
+    def _warn_if_short(self, blocks: Iterable[np.ndarray], n: int, sample_rate: int) -> Iterator[np.ndarray]:
+        """``blocks`` as they are, with a warning if they end before ``n`` samples."""
+        got = 0
+        for block in blocks:
+            got += len(block)
+            yield block
+        if got < n:
             log.warning("%s lasts %.2f s, shorter than the %.2f s range: the rest is silence",
-                        self.path, len(y) / sample_rate, n / sample_rate)
-        return fit_length(y, n)
+                        self.path, got / sample_rate, n / sample_rate)
 
 
 def clip_audio(job) -> ClipAudio:

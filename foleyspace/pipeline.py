@@ -23,15 +23,17 @@ from typing import Protocol
 import numpy as np
 
 from foleyspace.backends import Backends, Stages
+from foleyspace.blocks import BLOCK_SAMPLES, collect, fit_blocks
 from foleyspace.config import AUTO
 from foleyspace.errors import Cancelled, FoleySpaceError, InputError
 from foleyspace.frames import FrameSource
 from foleyspace.job import Job, Result
 from foleyspace.localize.base import LOST, BoxTrack, LocalizeRequest, NotDetected
-from foleyspace.mono import MonoSource, fit_length
-from foleyspace.render import Waypoints
+from foleyspace.mono import MonoSource, mono_blocks
+from foleyspace.render import Renderer, Waypoints, render_blocks
 from foleyspace.sidecar import sidecar_data
-from foleyspace.stem import atomic_outputs, check_replaceable, check_writable, encode_json, encode_wav, limit_peak
+from foleyspace.stem import (StemSpool, apply_gain, atomic_outputs, check_replaceable, check_writable, encode_json,
+                             encode_wav_blocks, peak_gain)
 from foleyspace.timewarp import TimeWarp, warp_path
 from foleyspace.trajectory import box_centers, source_path
 from foleyspace.video import VideoInfo, analysis_size, probe, resolve_range
@@ -152,18 +154,51 @@ def held_inputs(job: Job, guard: PathGuard | None) -> Iterator[Job]:
             shutil.rmtree(private, ignore_errors=True)
 
 
-def timeline_mono(mono: MonoSource, warp: TimeWarp, start_s: float, end_s: float, rate: int, n_out: int) -> np.ndarray:
-    """The mono signal of the clip as the timeline plays it: ``n_out`` samples at ``rate``.
+def timeline_blocks(mono: MonoSource, warp: TimeWarp, start_s: float, end_s: float, rate: int, n_out: int,
+                    block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """The mono signal of the clip as the timeline plays it: ``n_out`` samples at ``rate`` in
+    blocks of ``block_samples``, read as they are consumed.
 
     A source that follows the picture (the clip's own sound; ``timing == "source"``, the default)
     is read over the source range at ``rate/|speed|`` and played at ``rate`` — varispeed, pitch
     following speed, reversed for a negative speed; one in timeline time (a separate sound file,
     ``timing == "timeline"``) is read for the timeline duration as it is.
+
+    Limit: reversed playback (``speed < 0``) reads the range whole before reversing it, 8 bytes
+    per sample at ``rate/|speed|`` (about 23 MB per minute at ×−1, 48 kHz).
     """
     if getattr(mono, "timing", "source") == "timeline":
-        return fit_length(mono.mono(start_s, start_s + n_out / rate, rate), n_out)
-    x = mono.mono(start_s, end_s, warp.varispeed_rate(rate))
-    return fit_length(x[::-1] if warp.speed < 0 else x, n_out)
+        return fit_blocks(mono_blocks(mono, start_s, start_s + n_out / rate, rate, block_samples), n_out, block_samples)
+    blocks = mono_blocks(mono, start_s, end_s, warp.varispeed_rate(rate), block_samples)
+    if warp.speed < 0:
+        blocks = iter([collect(blocks)[::-1]])
+    return fit_blocks(blocks, n_out, block_samples)
+
+
+def timeline_mono(mono: MonoSource, warp: TimeWarp, start_s: float, end_s: float, rate: int, n_out: int) -> np.ndarray:
+    """:func:`timeline_blocks` whole: ``(n_out,)``."""
+    return collect(timeline_blocks(mono, warp, start_s, end_s, rate, n_out))
+
+
+def render_to_spool(renderer: Renderer, mono: Iterator[np.ndarray], n_out: int, waypoints: Waypoints, rate: int,
+                    spool: StemSpool, progress: Callable[[float], None],
+                    block_samples: int = BLOCK_SAMPLES) -> None:
+    """Render the mono blocks (``n_out`` samples in all) block by block into ``spool``, reporting
+    the share done after each block (where a cancel stops it)."""
+    for block in render_blocks(renderer, mono, n_out, waypoints, rate, block_samples):
+        spool.append(block)
+        progress(spool.samples / n_out)
+
+
+def scaled_blocks(spool: StemSpool, scale: float, progress: Callable[[float], None],
+                  block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """The spooled stem times ``scale`` (the peak limiter's gain), block by block, reporting the
+    share handed out after each block (where a cancel stops it)."""
+    done = 0
+    for block in spool.blocks(block_samples):
+        yield apply_gain(block, scale)
+        done += block.shape[1]
+        progress(done / max(spool.samples, 1))
 
 
 class _Reporter:
@@ -317,39 +352,42 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
     analysis_s = time.perf_counter() - t0
 
     report("audio", 0.0)
-    mono = timeline_mono(stages.mono, warp, start, end, rate, n_out)
+    block = cfg.output.block_samples
+    mono = timeline_blocks(stages.mono, warp, start, end, rate, n_out, block)  # read as the render consumes it
     report("audio", 1.0)
     report("render", 0.0)
     t1 = time.perf_counter()
     times, xyz = path.render_times_s, path.render_xyz
     if not warp.is_identity:
         times, xyz = warp_path(warp, times, xyz, start, end, span[0])
-    stereo = stages.renderer.render(mono, Waypoints(times, xyz), rate)
-    render_s = time.perf_counter() - t1
-    stereo, gain_db = limit_peak(stereo, cfg.output.peak_dbfs)
-    if gain_db:
-        log.warning("stem scaled by %.1f dB to keep its peak at %.1f dBFS", gain_db, cfg.output.peak_dbfs)
-    report("render", 1.0)
+    with StemSpool(Path(job.output).parent) as spool:  # the stem on disk until its peak is known
+        render_to_spool(stages.renderer, mono, n_out, Waypoints(times, xyz), rate, spool, report.stage("render"), block)
+        render_s = time.perf_counter() - t1
+        scale, gain_db = peak_gain(spool.peak, cfg.output.peak_dbfs)
+        if gain_db:
+            log.warning("stem scaled by %.1f dB to keep its peak at %.1f dBFS", gain_db, cfg.output.peak_dbfs)
+        report("render", 1.0)
 
-    report("write", 0.0)
-    targets = [job.output, job.sidecar_path] if job.write_sidecar else [job.output]
-    beside = job.preview is not None and Path(job.preview).parent == Path(job.output).parent
-    with atomic_outputs(*targets, *([job.preview] if beside else []),  # a preview beside: one commit with the stem
-                        check_folder=guard.check_output_folder if guard else None,
-                        overwrite=job.overwrite) as temps:  # nothing replaces the targets before the block ends
-        encode_wav(temps[0], stereo, rate, cfg.output.subtype)
-        sidecar = sidecar_data(job, info, (start, end), size, track, path, stereo.shape[1], gain_db,
-                               stages.described, {"analysis_s": analysis_s, "render_s": render_s},
-                               analysed=None if span == (start, end) else span)
-        if job.write_sidecar:
-            encode_json(temps[1], sidecar)
-        if job.preview is not None:
-            _write_preview(job, opened, temps[0], sidecar, temps[-1] if beside else None, report)
-        report.check()  # the last moment a cancel stops the job
+        report("write", 0.0)
+        targets = [job.output, job.sidecar_path] if job.write_sidecar else [job.output]
+        beside = job.preview is not None and Path(job.preview).parent == Path(job.output).parent
+        with atomic_outputs(*targets, *([job.preview] if beside else []),  # a preview beside: one commit with the stem
+                            check_folder=guard.check_output_folder if guard else None,
+                            overwrite=job.overwrite) as temps:  # nothing replaces the targets before the block ends
+            encode_wav_blocks(temps[0], scaled_blocks(spool, scale, report.stage("write"), block), rate,
+                              cfg.output.subtype)
+            sidecar = sidecar_data(job, info, (start, end), size, track, path, spool.samples, gain_db,
+                                   stages.described, {"analysis_s": analysis_s, "render_s": render_s},
+                                   analysed=None if span == (start, end) else span)
+            if job.write_sidecar:
+                encode_json(temps[1], sidecar)
+            if job.preview is not None:
+                _write_preview(job, opened, temps[0], sidecar, temps[-1] if beside else None, report)
+            report.check()  # the last moment a cancel stops the job
     report("write", 1.0)
     return Result(stem=Path(job.output), sidecar=job.sidecar_path if job.write_sidecar else None,
-                  start_s=start, end_s=end, sample_rate=rate, samples=stereo.shape[1], gain_db=gain_db,
-                  source_path=path, stereo=stereo, lost_spans=lost_spans, preview=job.preview)
+                  start_s=start, end_s=end, sample_rate=rate, samples=spool.samples, gain_db=gain_db,
+                  source_path=path, lost_spans=lost_spans, preview=job.preview)
 
 
 def _write_preview(job: Job, opened: Job, stem_tmp: Path, sidecar: dict, preview_tmp: Path | None,

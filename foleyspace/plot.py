@@ -21,17 +21,34 @@ def level_difference_db(stereo: np.ndarray, sample_rate: int, window_s: float = 
     return (np.arange(blocks) + 0.5) * n / sample_rate, 10 * np.log10(power[0] / power[1])
 
 
-def plot_result(target: str | Path, times_s: np.ndarray, xyz: np.ndarray, stereo: np.ndarray, sample_rate: int,
+def stem_level_difference_db(stem: str | Path, window_s: float = 0.04,
+                             block_samples: int = 1 << 19) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`level_difference_db` of a written stem WAV, read about ``block_samples`` samples at a
+    time (whole windows per block), so a long stem is never held whole; returns ``(times_s, dB)``."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(stem)) as fh:
+        rate = fh.samplerate
+        n = max(1, int(window_s * rate))
+        size = max(1, block_samples // n) * n
+        parts = [level_difference_db(block.T, rate, window_s)[1]
+                 for block in fh.blocks(blocksize=size, dtype="float64", always_2d=True)]
+    db = np.concatenate(parts) if parts else np.zeros(0)
+    return (np.arange(len(db)) + 0.5) * n / rate, db
+
+
+def plot_result(target: str | Path, times_s: np.ndarray, xyz: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
                 title: str = "", lost_spans: Sequence[tuple[float, float]] = ()) -> Path:
     """Write a PNG with four panels, the spans where the object was lost shaded grey (seconds
-    from the range start); the file is written atomically."""
+    from the range start); ``levels``: ``(times_s, left − right dB)`` (:func:`stem_level_difference_db`).
+    The file is written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     az, el, r = to_spherical(xyz).T
-    lt, ld = level_difference_db(stereo, sample_rate)
+    lt, ld = levels
     fig, axes = plt.subplots(4, 1, figsize=(8, 8), sharex=True)
     for ax, y, label in zip(axes[:3], (az, el, r), ("azimuth (°, left +)", "elevation (°)", "distance (m)")):
         ax.plot(times_s, y)

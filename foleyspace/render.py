@@ -13,11 +13,13 @@ Signals are ``(channels, samples)`` float arrays; channel 0 is the left ear.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from foleyspace.blocks import BLOCK_SAMPLES
 from foleyspace.config import MAX_SEGMENT_RATE_HZ
 from foleyspace.coords import to_spherical
 from foleyspace.hrtf.base import HrirSet
@@ -69,13 +71,43 @@ class Waypoints:
 
 
 class Renderer(Protocol):
-    """Turns a mono signal and a trajectory into a binaural signal of the same length."""
+    """Turns a mono signal and a trajectory into a binaural signal of the same length.
+
+    A renderer that can follow a long clip in bounded memory also has ``render_blocks`` (see
+    :class:`StreamingRenderer`); the pipeline calls :func:`render_blocks`, which renders one without
+    it (e.g. a diffusion model that needs the whole signal) in one piece.
+    """
 
     name: str
 
     def render(self, mono: np.ndarray, waypoints: Waypoints, sample_rate: int) -> np.ndarray:
         """``(2, len(mono))`` binaural signal at ``sample_rate`` Hz."""
         ...
+
+
+class StreamingRenderer(Renderer, Protocol):
+    """A :class:`Renderer` that renders a mono signal arriving in blocks, keeping only a block's
+    worth of state (e.g. the overlap-add tail); the blocks it yields equal ``render`` of the whole."""
+
+    def render_blocks(self, blocks: Iterable[np.ndarray], n_samples: int, waypoints: Waypoints,
+                      sample_rate: int, block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+        """``(2, k)`` blocks at ``sample_rate`` Hz, ``n_samples`` in all, from mono ``blocks``
+        (1-D, ``n_samples`` in all); about ``block_samples`` samples are rendered at a time."""
+        ...
+
+
+def render_blocks(renderer: Renderer, blocks: Iterable[np.ndarray], n_samples: int, waypoints: Waypoints,
+                  sample_rate: int, block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """``renderer``'s binaural blocks for mono ``blocks`` (``n_samples`` in all): streamed where it
+    has ``render_blocks``; otherwise the mono signal is collected and rendered in one piece (memory
+    then grows with the clip) and handed out in blocks of ``block_samples``."""
+    stream = getattr(renderer, "render_blocks", None)
+    if stream is not None:
+        return stream(blocks, n_samples, waypoints, sample_rate, block_samples)
+    from foleyspace.blocks import collect
+
+    stereo = renderer.render(collect(blocks), waypoints, sample_rate)
+    return (stereo[:, i : i + block_samples] for i in range(0, stereo.shape[1], block_samples))
 
 
 def segment_bounds(n_samples: int, n_segments: int) -> np.ndarray:
@@ -110,35 +142,161 @@ def delay_hrirs(hrirs: np.ndarray, delays_s: np.ndarray, sample_rate: int) -> np
     return irfft(spectrum, n=n, axis=-1)[..., :taps]
 
 
-def render_segments(mono: np.ndarray, hrirs: np.ndarray, bounds: np.ndarray, block: int = 256) -> np.ndarray:
-    """Eq. 8, batched FFT — render ``mono`` ``(n,)`` with ``hrirs`` ``(N+1, 2, taps)`` given at the
-    ``bounds`` ``(N+1,)`` of N segments. Returns ``(2, n)``; filter tails past the end are dropped."""
-    from scipy.fft import irfft, next_fast_len, rfft
+#: Longest piece of one segment rendered with one FFT, samples (≈ 5.5 s at 48 kHz). A longer
+#: segment (a slow segment rate, a long freeze frame) is rendered in pieces of this length, each
+#: with its share of the eq. 8 ramp, so the FFT size stays bounded; shorter ones are one piece.
+MAX_PIECE_SAMPLES = 1 << 18
 
-    mono = np.asarray(mono, float)
-    n = len(mono)
-    n_seg = len(bounds) - 1
-    taps = hrirs.shape[-1]
+
+@dataclass(frozen=True)
+class SegmentPieces:
+    """Eq. 8 segments cut into pieces of at most :data:`MAX_PIECE_SAMPLES`; each field ``(P,)``.
+
+    Attributes:
+        segment: the segment each piece belongs to (it fades from HRIR ``segment`` to ``segment + 1``).
+        start: the piece's first sample.
+        length: its samples.
+        offset: samples from its segment's start to its own (0 for a whole segment).
+        segment_length: its segment's samples (the eq. 8 ramp spans the whole segment).
+    """
+
+    segment: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+    offset: np.ndarray
+    segment_length: np.ndarray
+
+
+def segment_pieces(bounds: np.ndarray, max_piece: int = MAX_PIECE_SAMPLES) -> SegmentPieces:
+    """The segments between ``bounds`` (N+1 sample indices) cut into pieces of ≤ ``max_piece`` samples."""
+    bounds = np.asarray(bounds, np.int64)
     lengths = np.diff(bounds)
-    lmax = int(lengths.max())
-    nfft = next_fast_len(lmax + taps - 1)
-    out = np.zeros((2, n + lmax + taps))
-    ramp_idx = np.arange(lmax)
-    for b0 in range(0, n_seg, block):
-        b1 = min(b0 + block, n_seg)
-        starts, lens = bounds[b0:b1], lengths[b0:b1]
-        idx = starts[:, None] + ramp_idx[None, :]
-        valid = ramp_idx[None, :] < lens[:, None]
-        seg = np.where(valid, mono[np.minimum(idx, n - 1)], 0.0)
-        w = np.where(valid, ramp_idx[None, :] / np.maximum(lens[:, None], 1), 0.0)
-        head = rfft(seg * (1.0 - w), n=nfft, axis=-1)
-        tail = rfft(seg * w, n=nfft, axis=-1)
-        spec = rfft(hrirs[b0 : b1 + 1], n=nfft, axis=-1)
-        y = irfft(head[:, None, :] * spec[:-1] + tail[:, None, :] * spec[1:], n=nfft, axis=-1)
-        for j, (s, length) in enumerate(zip(starts, lens)):
-            m = int(length) + taps - 1
+    counts = np.maximum(1, -(-lengths // max_piece))
+    segment = np.repeat(np.arange(len(lengths)), counts)
+    offset = (np.arange(len(segment)) - np.repeat(np.cumsum(counts) - counts, counts)) * max_piece
+    length = np.minimum(lengths[segment] - offset, max_piece)
+    return SegmentPieces(segment, bounds[segment] + offset, length, offset, lengths[segment])
+
+
+def piece_batches(pieces: SegmentPieces, block_samples: int) -> list[tuple[int, int]]:
+    """Consecutive runs ``[p0, p1)`` of pieces rendered together: as many as fit in
+    ``block_samples`` samples, at least one."""
+    batches = []
+    p0, n = 0, len(pieces.length)
+    while p0 < n:
+        ends = np.cumsum(pieces.length[p0:]) <= block_samples
+        p1 = p0 + max(1, int(np.count_nonzero(ends)))
+        batches.append((p0, p1))
+        p0 = p1
+    return batches
+
+
+def _render_batch(mono: np.ndarray, base: int, pieces: SegmentPieces, p0: int, p1: int, hrirs: np.ndarray,
+                  nfft: int) -> np.ndarray:
+    """Eq. 8 for pieces ``[p0, p1)``: ``(P, 2, nfft)`` responses, each from its piece's start.
+
+    ``mono`` holds the signal from sample ``base``; ``hrirs`` the HRIRs at the boundaries from
+    segment ``pieces.segment[p0]`` through ``pieces.segment[p1 - 1] + 1``."""
+    from scipy.fft import irfft, rfft
+
+    starts, lens = pieces.start[p0:p1] - base, pieces.length[p0:p1]
+    ramp = np.arange(int(lens.max()))
+    idx = starts[:, None] + ramp[None, :]
+    valid = ramp[None, :] < lens[:, None]
+    seg = np.where(valid, mono[np.minimum(idx, len(mono) - 1)], 0.0)
+    position = pieces.offset[p0:p1, None] + ramp[None, :]
+    w = np.where(valid, position / np.maximum(pieces.segment_length[p0:p1, None], 1), 0.0)
+    head = rfft(seg * (1.0 - w), n=nfft, axis=-1)
+    tail = rfft(seg * w, n=nfft, axis=-1)
+    spec = rfft(hrirs, n=nfft, axis=-1)
+    k = pieces.segment[p0:p1] - pieces.segment[p0]
+    return irfft(head[:, None, :] * spec[k] + tail[:, None, :] * spec[k + 1], n=nfft, axis=-1)
+
+
+class _MonoBuffer:
+    """The mono samples of a stream from ``start`` on, pulled from its blocks as needed."""
+
+    def __init__(self, blocks: Iterable[np.ndarray], n_samples: int) -> None:
+        self._blocks = iter(blocks)
+        self._n = n_samples
+        self.start = 0
+        self.data = np.zeros(0)
+
+    def upto(self, end: int) -> np.ndarray:
+        """The samples ``[start, end)``, reading blocks until they are in."""
+        parts = [self.data]
+        held = len(self.data)
+        while self.start + held < end:
+            block = next(self._blocks, None)
+            if block is None:
+                raise ValueError(f"the mono signal ended after {self.start + held} samples; {self._n} were expected")
+            block = np.asarray(block, float)
+            parts.append(block)
+            held += len(block)
+        if len(parts) > 1:
+            self.data = np.concatenate(parts)
+        return self.data[: end - self.start]
+
+    def drop_before(self, index: int) -> None:
+        self.data = self.data[index - self.start:]
+        self.start = index
+
+
+def render_segment_blocks(blocks: Iterable[np.ndarray], bounds: np.ndarray,
+                          hrirs_at: Callable[[np.ndarray], np.ndarray], block_samples: int = BLOCK_SAMPLES,
+                          max_piece: int = MAX_PIECE_SAMPLES) -> Iterator[np.ndarray]:
+    """Eq. 8, batched FFT, streamed — render a mono signal arriving as ``blocks`` (1-D, ``bounds[-1]``
+    samples in all) along N segments cut at ``bounds`` ``(N+1,)``; ``hrirs_at(i)`` gives the
+    ``(len(i), 2, taps)`` HRIRs at boundaries ``i`` (a fixed ``taps``).
+
+    Pieces of about ``block_samples`` samples are rendered per batch; each batch's responses are
+    overlap-added into a running output whose finished part (before the next piece's start) is
+    yielded as ``(2, k)`` blocks and whose filter tail carries into the next batch. The FFT size
+    is fixed per render (longest piece + taps − 1), so the output does not depend on
+    ``block_samples``. Filter tails past the end are dropped.
+    """
+    from scipy.fft import next_fast_len
+
+    bounds = np.asarray(bounds, np.int64)
+    n = int(bounds[-1])
+    pieces = segment_pieces(bounds, max_piece)
+    mono = _MonoBuffer(blocks, n)
+    out = np.zeros((2, 0))
+    out_start = 0  # sample index of out[:, 0]
+    nfft = None
+    for p0, p1 in piece_batches(pieces, block_samples):
+        end = int(pieces.start[p1 - 1] + pieces.length[p1 - 1])
+        signal = mono.upto(end)
+        hrirs = hrirs_at(np.arange(pieces.segment[p0], pieces.segment[p1 - 1] + 2))
+        taps = hrirs.shape[-1]
+        if nfft is None:
+            nfft = next_fast_len(int(pieces.length.max()) + taps - 1)
+        y = _render_batch(signal, mono.start, pieces, p0, p1, hrirs, nfft)
+        reach = end + taps - 1 - out_start
+        if out.shape[1] < reach:
+            out = np.concatenate([out, np.zeros((2, reach - out.shape[1]))], axis=1)
+        for j in range(p1 - p0):
+            s, m = int(pieces.start[p0 + j]) - out_start, int(pieces.length[p0 + j]) + taps - 1
             out[:, s : s + m] += y[j, :, :m]
-    return out[:, :n]
+        del y
+        done = min(end, n) - out_start  # no later piece starts before `end`
+        yield out[:, :done]
+        out, out_start = out[:, done:], out_start + done
+        mono.drop_before(end)
+
+
+def render_segments(mono: np.ndarray, hrirs: np.ndarray, bounds: np.ndarray, block: int = BLOCK_SAMPLES) -> np.ndarray:
+    """Eq. 8, batched FFT — render ``mono`` ``(n,)`` with ``hrirs`` ``(N+1, 2, taps)`` given at the
+    ``bounds`` ``(N+1,)`` of N segments, about ``block`` samples per batch. Returns ``(2, n)``;
+    filter tails past the end are dropped."""
+    mono = np.asarray(mono, float)
+    return _collect_stereo(render_segment_blocks([mono], bounds, lambda i: hrirs[i], block))
+
+
+def _collect_stereo(blocks: Iterable[np.ndarray]) -> np.ndarray:
+    """``(2, n)`` from ``(2, k)`` blocks (``(2, 0)`` for none)."""
+    parts = list(blocks)
+    return np.concatenate(parts, axis=1) if parts else np.zeros((2, 0))
 
 
 def render_segments_naive(mono: np.ndarray, hrirs: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -199,8 +357,16 @@ class DspRenderer:
         return hrirs
 
     def render(self, mono: np.ndarray, waypoints: Waypoints, sample_rate: int) -> np.ndarray:
+        """``(2, len(mono))``: :meth:`render_blocks` of the whole signal, collected."""
+        mono = np.asarray(mono, float)
+        return _collect_stereo(self.render_blocks([mono], len(mono), waypoints, sample_rate))
+
+    def render_blocks(self, blocks: Iterable[np.ndarray], n_samples: int, waypoints: Waypoints,
+                      sample_rate: int, block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+        """Eq. 8 over mono ``blocks`` (``n_samples`` in all), in ``(2, k)`` blocks: the HRIRs of each
+        batch of segments are made when it is rendered (:func:`render_segment_blocks`)."""
         if sample_rate != self.hrir_set.sample_rate:
             raise ValueError(f"HRIR set is at {self.hrir_set.sample_rate} Hz, signal at {sample_rate} Hz")
-        bounds = self.bounds(len(mono), sample_rate, waypoints)
-        hrirs = self.boundary_hrirs(waypoints, bounds / sample_rate)
-        return render_segments(mono, hrirs, bounds)
+        bounds = self.bounds(n_samples, sample_rate, waypoints)
+        return render_segment_blocks(blocks, bounds, lambda i: self.boundary_hrirs(waypoints, bounds[i] / sample_rate),
+                                     block_samples)

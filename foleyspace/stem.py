@@ -11,7 +11,8 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -337,23 +338,85 @@ def check_writable(target: str | Path) -> None:
         raise OutputError(f"{target}: exists and is not writable")
 
 
+def peak_gain(peak: float, peak_dbfs: float) -> tuple[float, float]:
+    """``(scale, gain_db)`` that bring a signal whose absolute peak is ``peak`` to at most
+    ``peak_dbfs``: ``(1.0, 0.0)`` when it is already there."""
+    ceiling = 10 ** (peak_dbfs / 20)
+    if peak <= ceiling or peak == 0:
+        return 1.0, 0.0
+    return ceiling / peak, 20 * np.log10(ceiling / peak)
+
+
+def apply_gain(stereo: np.ndarray, scale: float) -> np.ndarray:
+    """``stereo`` times ``scale`` (the same array when ``scale`` is 1)."""
+    return stereo if scale == 1.0 else stereo * scale
+
+
 def limit_peak(stereo: np.ndarray, peak_dbfs: float) -> tuple[np.ndarray, float]:
     """Scale ``stereo`` down so its peak is at most ``peak_dbfs``; returns ``(signal, gain_db)``."""
-    ceiling = 10 ** (peak_dbfs / 20)
-    peak = float(np.max(np.abs(stereo))) if stereo.size else 0.0
-    if peak <= ceiling or peak == 0:
-        return stereo, 0.0
-    return stereo * (ceiling / peak), 20 * np.log10(ceiling / peak)
+    scale, gain_db = peak_gain(float(np.max(np.abs(stereo))) if stereo.size else 0.0, peak_dbfs)
+    return apply_gain(stereo, scale), gain_db
+
+
+class StemSpool:
+    """The rendered stem held on disk while it is made: ``(2, k)`` float64 blocks appended to an
+    unnamed temporary file in ``folder`` (beside the output; the system removes it when it is
+    closed, or when the process dies) while the absolute peak is tracked, then read back in
+    blocks — so the peak limiter sees the whole stem without it being in memory. Float64 keeps
+    the samples exactly as rendered."""
+
+    def __init__(self, folder: str | Path, channels: int = 2) -> None:
+        self.channels = channels
+        self.samples = 0
+        self.peak = 0.0
+        try:
+            self._fh = tempfile.TemporaryFile(dir=str(folder) or ".", prefix=".foleyspace-render-")
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot write the render's temporary file ({exc.strerror or exc})") from exc
+
+    def append(self, block: np.ndarray) -> None:
+        """Add ``(channels, k)`` samples at the end."""
+        if block.size:
+            self.peak = max(self.peak, float(np.max(np.abs(block))))
+        try:
+            self._fh.write(np.ascontiguousarray(block.T, dtype="<f8").tobytes())
+        except OSError as exc:
+            raise OutputError(f"the render's temporary file cannot be written ({exc.strerror or exc})") from exc
+        self.samples += block.shape[1]
+
+    def blocks(self, block_samples: int) -> Iterator[np.ndarray]:
+        """The samples again, ``(channels, ≤ block_samples)`` blocks from the start."""
+        self._fh.seek(0)
+        frame = 8 * self.channels
+        while data := self._fh.read(block_samples * frame):
+            yield np.frombuffer(data, "<f8").reshape(-1, self.channels).T
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> StemSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def encode_wav(path: str | Path, stereo: np.ndarray, sample_rate: int, subtype: str = "PCM_24") -> None:
     """Write ``stereo`` ``(2, n)`` in [-1, 1] as a WAV at ``sample_rate`` Hz to ``path`` (a temp path)."""
+    encode_wav_blocks(path, [stereo], sample_rate, subtype, channels=stereo.shape[0])
+
+
+def encode_wav_blocks(path: str | Path, blocks: Iterable[np.ndarray], sample_rate: int, subtype: str = "PCM_24",
+                      channels: int = 2) -> None:
+    """Write ``(channels, k)`` blocks in [-1, 1] one after another as a WAV at ``sample_rate`` Hz to
+    ``path`` (a temp path); the file equals writing their concatenation at once."""
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path), "w", sample_rate, stereo.shape[0], subtype, format="WAV") as fh:
+        with sf.SoundFile(str(path), "w", sample_rate, channels, subtype, format="WAV") as fh:
             fh.software = STEM_SOFTWARE  # marks the file as ours: a later run may replace it
-            fh.write(np.ascontiguousarray(stereo.T))
+            for block in blocks:
+                fh.write(np.ascontiguousarray(block.T))
     except (sf.LibsndfileError, RuntimeError) as exc:  # e.g. a full disk: an output error like any OSError
         raise OSError(f"the stem cannot be written ({exc})") from exc
 

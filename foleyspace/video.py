@@ -386,13 +386,32 @@ def iter_frame_forms(
             k += 1
 
 
-def read_audio(path: str | Path, start_s: float = 0.0, end_s: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream over ``[start_s, end_s)``.
+def audio_rate(path: str | Path) -> int:
+    """Sample rate (Hz) of the first audio stream; :class:`InputError` without one."""
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise InputError(f"{path}: the clip has no audio track; pass --audio FILE to give a sound")
+        return int(container.streams.audio[0].codec_context.sample_rate)
 
-    Returns ``(samples, rate)`` with samples ``(channels, n)`` float32 at the stream's own rate,
-    ``n = round((end_s - start_s) * rate)`` (zero-padded if the stream is shorter).
-    Raises :class:`InputError` when there is no audio stream.
+
+def iter_audio(path: str | Path, start_s: float = 0.0, end_s: float | None = None,
+               block_samples: int | None = None) -> Iterator[np.ndarray]:
+    """Decode the first audio stream over ``[start_s, end_s)`` as it is read: ``(channels, k)``
+    float32 blocks at the stream's own rate (:func:`audio_rate`), ``round((end_s − start_s)·rate)``
+    samples in all (zero-padded if the stream is shorter; without ``end_s``, to the container's
+    duration). Blocks are as decoded, or of ``block_samples`` when given. Decoding stops once the
+    range is in, so memory follows the block, not the range.
+
+    Raises :class:`InputError` when there is no audio stream or nothing decodes.
     """
+    from foleyspace.blocks import rechunk
+
+    blocks = _decoded_audio(path, start_s, end_s)
+    yield from (blocks if block_samples is None else rechunk(blocks, block_samples))
+
+
+def _decoded_audio(path: str | Path, start_s: float, end_s: float | None) -> Iterator[np.ndarray]:
+    """:func:`iter_audio`'s blocks as the decoder hands them out."""
     with _open(path) as container:
         if not container.streams.audio:
             raise InputError(f"{path}: the clip has no audio track; pass --audio FILE to give a sound")
@@ -403,37 +422,48 @@ def read_audio(path: str | Path, start_s: float = 0.0, end_s: float | None = Non
         if end_s is None:
             end_s = container.duration / 1e6 if container.duration else float("inf")
         first = int(round(start_s * rate))
-        n_out = None if math.isinf(end_s) else int(round((end_s - start_s) * rate))
+        left = None if math.isinf(end_s) else int(round((end_s - start_s) * rate))  # samples still to hand out
         if start_s > _AUDIO_PREROLL_S:  # seek early: AAC decoders need pre-roll to settle
             target = start_s - _AUDIO_PREROLL_S + t0
             container.seek(int(target / stream.time_base), backward=True, any_frame=False, stream=stream)
         resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
-        chunks: list[np.ndarray] = []
-        pos: int | None = None  # sample index (from t0) of the first sample in chunks
-        got = 0
+        skip: int | None = None  # samples still to drop before the range starts
         try:
             for frame in container.decode(stream):
                 for rf in resampler.resample(frame):
                     data = rf.to_ndarray().reshape(channels, -1)
-                    if pos is None:
+                    if skip is None:
                         ft = rf.time if rf.time is not None else 0.0
-                        pos = int(round((ft - t0) * rate))
-                    chunks.append(data)
-                    got += data.shape[1]
-                if n_out is not None and pos is not None and pos + got >= first + n_out:
-                    break
+                        skip = first - int(round((ft - t0) * rate))
+                        if skip < 0:  # the stream starts after the range does: silence first
+                            lead = -skip if left is None else min(-skip, left)
+                            yield np.zeros((channels, lead), np.float32)
+                            left = None if left is None else left - lead
+                            skip = 0
+                    drop = min(skip, data.shape[1])
+                    data, skip = data[:, drop:], skip - drop
+                    if left is not None:
+                        data = data[:, :left]
+                        left -= data.shape[1]
+                    if data.shape[1]:
+                        yield np.ascontiguousarray(data, dtype=np.float32)
+                if left == 0:
+                    return
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: the audio cannot be decoded ({exc})") from exc
-    if not chunks:
+    if skip is None:
         raise InputError(f"{path}: the audio track holds no samples")
-    audio = np.concatenate(chunks, axis=1)
-    offset = first - (pos or 0)
-    if offset > 0:
-        audio = audio[:, offset:]
-    elif offset < 0:
-        audio = np.concatenate([np.zeros((channels, -offset), np.float32), audio], axis=1)
-    if n_out is not None:
-        if audio.shape[1] < n_out:
-            audio = np.pad(audio, ((0, 0), (0, n_out - audio.shape[1])))
-        audio = audio[:, :n_out]
-    return np.ascontiguousarray(audio, dtype=np.float32), rate
+    if left:
+        yield np.zeros((channels, left), np.float32)
+
+
+def read_audio(path: str | Path, start_s: float = 0.0, end_s: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream over ``[start_s, end_s)`` whole (see :func:`iter_audio`).
+
+    Returns ``(samples, rate)`` with samples ``(channels, n)`` float32 at the stream's own rate,
+    ``n = round((end_s - start_s) * rate)`` (zero-padded if the stream is shorter).
+    Raises :class:`InputError` when there is no audio stream.
+    """
+    rate = audio_rate(path)
+    blocks = list(iter_audio(path, start_s, end_s))
+    return np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=np.float32), rate
