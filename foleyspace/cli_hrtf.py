@@ -74,27 +74,35 @@ class _Bar:
     """Download progress on stderr (about 10 updates a second, only on a terminal unless it ends)."""
 
     def __init__(self, label: str, quiet: bool) -> None:
-        self.label, self.quiet, self.last = label, quiet, 0.0
+        self.label, self.quiet, self.last, self.open = label, quiet, 0.0, False
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.monotonic()
         if self.quiet or (now - self.last < 0.1 and done != total):
             return
-        self.last = now
+        self.last, self.open = now, True
         size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
         pct = f" {100 * done / total:3.0f}%" if total else ""
-        end = "\n" if total and done >= total else ""
-        print(f"\r{self.label}:{pct} {size}", end=end, file=sys.stderr, flush=True)
+        print(f"\r{self.label}:{pct} {size}", end="", file=sys.stderr, flush=True)
+
+    def end_line(self) -> None:
+        """End the progress line (before the result or an error message)."""
+        if self.open:
+            print(file=sys.stderr, flush=True)
+            self.open = False
 
 
 def _fetch(args: argparse.Namespace) -> int:
     hset = catalog_set(args.set)
     subject = hset.subject(args.subject)
-    print(f"{hset.name}:{subject}: {hset.url_for(subject)} ({hset.licence}; {hset.source})", file=sys.stderr)
-    path = fetch(hset.name, subject, timeout_s=args.timeout, force=args.force,
-                 progress=_Bar(f"{hset.name}:{subject}", args.quiet))
+    bar = _Bar(f"{hset.name}:{subject} {hset.url_for(subject)}", args.quiet)
+    try:
+        path = fetch(hset.name, subject, timeout_s=args.timeout, force=args.force, progress=bar)
+    finally:
+        bar.end_line()
     print(f"{hset.name}:{subject}: {path}")
-    print(f"use it with --hrtf {hset.name}:{subject}")
+    print(f"  {hset.title}; licence {hset.licence} ({hset.source})")
+    print(f"  use it with --hrtf {hset.name}:{subject}")
     return 0
 
 

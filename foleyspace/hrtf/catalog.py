@@ -15,6 +15,7 @@ with one line naming the URL and exactly where to put the file.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
@@ -290,7 +291,7 @@ def fetch(name: str, subject: str, root: Path | None = None, timeout_s: float = 
         downloaded = temp(".part")
         try:
             _download(url, downloaded, timeout_s, progress)
-        except (OSError, urllib.error.URLError, ValueError) as exc:  # HTTPError, timeouts, refused, DNS
+        except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:  # 404, timeout, refused, cut off
             reason = getattr(exc, "reason", None) or exc
             raise HrtfError(f"cannot download {url} ({' '.join(str(reason).split())}); "
                             f"when online run `{fetch_command(hset, subject)}`, or "

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -81,6 +85,22 @@ def _text(sofa: object, name: str) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
+@contextmanager
+def _named_sofa(path: Path) -> Iterator[Path]:
+    """``path`` under a name ending in ``.sofa``: sofar replaces any other suffix with ``.sofa``
+    (``h.bin`` would read ``h.sofa``), so other names are read through a link (or a copy)."""
+    if path.suffix == ".sofa":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="foleyspace-sofa-") as folder:
+        alias = Path(folder) / "data.sofa"
+        try:
+            alias.symlink_to(path.resolve())
+        except OSError:
+            shutil.copyfile(path, alias)
+        yield alias
+
+
 def _open_sofa(path: Path) -> object:
     """The ``sofar.Sofa`` of ``path``, or an :class:`InputError` saying why it cannot be read."""
     if not path.is_file():
@@ -95,11 +115,11 @@ def _open_sofa(path: Path) -> object:
     import sofar  # imported here: only this backend needs it
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _named_sofa(path) as readable:
             warnings.simplefilter("ignore")
-            return sofar.read_sofa(str(path), verify=False, verbose=False)
+            return sofar.read_sofa(str(readable), verify=False, verbose=False)
     except Exception as exc:  # sofar/netCDF raise many types for a damaged file
-        detail = " ".join(str(exc).split())[:120]
+        detail = " ".join(str(exc).replace(f"'{path}'", "").replace(str(path), "").split()).strip(" :")[:120]
         raise InputError(f"{path}: not a readable SOFA file, truncated or damaged? "
                          f"({exc.__class__.__name__}{': ' + detail if detail else ''})") from None
 
