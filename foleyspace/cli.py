@@ -59,6 +59,7 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hrtf", type=Path, metavar="SOFA|SET:SUBJECT",
                    help="measured HRIRs: a SOFA SimpleFreeFieldHRIR file, or a set fetched with `foleyspace hrtf fetch` "
                         "as SET:SUBJECT, e.g. hutubs:96 or sadie:H3 (default: analytic spherical head)")
+    _hrtf_args(p)
     p.add_argument("--segments-per-second", type=float, metavar="HZ",
                    help="eq. 8 segment rate (default: one per analysis frame; coarse: 1)")
     p.add_argument("--distance-delay", action="store_true", help="also delay arrival with distance (§IV-A)")
@@ -71,6 +72,22 @@ def _spatialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUT.wav/OUT.json even if FoleySpace did not write them (earlier stems are always replaced)")
     _preview_arg(p)
+
+
+def _hrtf_args(p: argparse.ArgumentParser) -> None:
+    """--hrtf-interp/--hrtf-directions: how a measured (--hrtf) set is used."""
+    p.add_argument("--hrtf-interp", metavar="nearest|linear|aligned",
+                   help="with --hrtf: between measured directions use the nearest one, a plain mix of the three "
+                        "around, or that mix with their arrival times aligned (default aligned: no comb filtering)")
+    p.add_argument("--hrtf-directions", metavar="all|fine|coarse",
+                   help="with --hrtf: the measured directions used: all (default), the paper's frontal fine set "
+                        "(|az| <= 90, |el| <= 40) or its 15 coarse ones")
+
+
+def hrtf_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The job-spec options of --hrtf-interp/--hrtf-directions that were given."""
+    return {key: value for key, value in (("hrtf_interp", args.hrtf_interp), ("hrtf_directions", args.hrtf_directions))
+            if value is not None}
 
 
 def _preview_arg(p: argparse.ArgumentParser) -> None:
@@ -153,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an option for the OTIO adapter that writes OUTPUT (repeatable; VALUE as JSON, else text)")
     ro.add_argument("--scheme", choices=SCHEMES, default=SCHEMES[0])
     ro.add_argument("--hrtf", type=Path, metavar="SOFA|SET:SUBJECT", help="a SOFA file or a fetched set, e.g. hutubs:96")
+    _hrtf_args(ro)
     ro.add_argument("--label", metavar="TEXT")
     _backend_args(ro)
     _device_arg(ro)
@@ -192,7 +210,8 @@ FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", 
          "hrtf": "--hrtf", "segments_per_second": "--segments-per-second", "distance_delay": "--distance-delay",
          "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
          "renderer": "--renderer", "overwrite": "--overwrite", "vocab": "--vocab", "detect_every": "--detect-every",
-         "depth_model": "--depth-model", "depth_every": "--depth-every", "preview": "--preview"}
+         "depth_model": "--depth-model", "depth_every": "--depth-every", "preview": "--preview",
+         "hrtf_interp": "--hrtf-interp", "hrtf_directions": "--hrtf-directions"}
 
 
 def _audio_arg(audio: Path | None) -> str | None:
@@ -239,7 +258,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "options": {"scheme": args.scheme, "hrtf": hrtf_option(args.hrtf),
                         "segments_per_second": args.segments_per_second, "distance_delay": args.distance_delay,
                         "long_side": args.long_side, "sidecar": not args.no_sidecar, "label": args.label,
-                        "overwrite": args.overwrite, **model_options(args),
+                        "overwrite": args.overwrite, **model_options(args), **hrtf_options(args),
                         "preview": getattr(args, "preview", None) is not None and not _own_preview_path(args, output),
                         "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer}}
 
@@ -393,7 +412,7 @@ def run_render_otio(args: argparse.Namespace) -> int:
                               "(foleyspace serve --device)")
     options = {"scheme": args.scheme, "hrtf": hrtf_option(args.hrtf), "label": args.label,
                "localizer": args.localizer, "depth": args.depth, "renderer": args.renderer,
-               **{k: v for k, v in model_options(args).items() if v is not None}}
+               **{k: v for k, v in model_options(args).items() if v is not None}, **hrtf_options(args)}
     report = render_otio(args.timeline, args.output, args.stems, server=args.server or None,
                          use_server=args.server is not None, options=options, progress=progress,
                          device=args.device, adapter_args=parse_adapter_args(args.adapter_arg),

@@ -11,7 +11,7 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
                  "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false,
                  "vocab": null, "detect_every": null, "depth_model": null, "depth_every": null,
-                 "preview": false}}
+                 "preview": false, "hrtf_interp": "aligned", "hrtf_directions": "all"}}
 
 Only ``video`` and ``output_dir`` are required. :func:`job_from_spec` checks every field's type
 and range, and that the named backends exist, are installed and fit the job, and raises
@@ -50,6 +50,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "detect_every": None,
     "depth_model": None,
     "depth_every": None,
+    "hrtf_interp": "aligned",
+    "hrtf_directions": "all",
     "preview": False,
 }
 #: The settings keys of the model backends that the options ``vocab``/``detect_every`` and
@@ -58,7 +60,10 @@ YOLO = "localizer:yolo-world"
 DEPTH_ANYTHING = "depth:depth-anything"
 #: Options that configure one backend: the backend's settings key.
 BACKEND_OPTIONS = {"segments_per_second": "renderer:dsp", "distance_delay": "renderer:dsp",
-                   "vocab": YOLO, "detect_every": YOLO, "depth_model": DEPTH_ANYTHING, "depth_every": DEPTH_ANYTHING}
+                   "vocab": YOLO, "detect_every": YOLO, "depth_model": DEPTH_ANYTHING, "depth_every": DEPTH_ANYTHING,
+                   "hrtf_interp": "hrir:sofa", "hrtf_directions": "hrir:sofa"}
+#: The settings key of the SOFA HRIR set, which ``hrtf_interp`` and ``hrtf_directions`` configure.
+SOFA = "hrir:sofa"
 #: The ``audio`` value that asks for a generated sound instead of a file.
 GENERATE = "generate"
 SPEC_KEYS = {"video", "output_dir", "name", "start_s", "end_s", "speed", "hold_s", "audio", "audio_start_s", "box",
@@ -198,6 +203,12 @@ def _options(spec: dict[str, Any]) -> dict[str, Any]:
             raise SpecError("must be a name or an absolute path", key)
     if opts["vocab"] is not None and opts["vocab"] not in VOCABULARIES:
         _path(opts, "vocab")  # a file: absolute, like every path in a spec
+    from foleyspace.hrtf.directions import DIRECTION_SETS
+    from foleyspace.hrtf.interpolate import METHODS
+
+    for key, allowed in (("hrtf_interp", METHODS), ("hrtf_directions", DIRECTION_SETS)):
+        if opts[key] not in allowed:
+            raise SpecError(f"must be one of {', '.join(allowed)}, got {shown(opts[key])}", key)
     for key in ("detect_every", "depth_every"):
         every = opts[key]
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 250):
@@ -214,6 +225,10 @@ def _config(opts: dict[str, Any]) -> SpatializeConfig:
         raise SpecError(f"must be in (0, {MAX_SEGMENT_RATE_HZ:g}] segments per second, got {shown(rate)}",
                         "segments_per_second") from None
     settings: dict[str, Any] = {} if dsp == DspRendererConfig() else {DSP: dsp}
+    if (opts["hrtf_interp"], opts["hrtf_directions"]) != (OPTION_DEFAULTS["hrtf_interp"], OPTION_DEFAULTS["hrtf_directions"]):
+        from foleyspace.hrtf.sofa import SofaSettings
+
+        settings[SOFA] = SofaSettings(interp=opts["hrtf_interp"], directions=opts["hrtf_directions"])
     if opts["vocab"] is not None or opts["detect_every"] is not None:
         from foleyspace.localize.yolo_world import YoloWorldConfig
 
@@ -341,7 +356,9 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
         chosen[kind] = backend.name
     for option, key in BACKEND_OPTIONS.items():  # an option of a backend that was named away
         kind, name = key.split(":")
-        if opts[option] != OPTION_DEFAULTS[option] and opts[kind] not in (AUTO, name):
+        if opts[option] != OPTION_DEFAULTS[option] and kind not in CHOSEN_KINDS and chosen[kind] != name:
+            raise SpecError(f"applies to measured HRIRs (hrtf: a SOFA file), not to the {chosen[kind]} {kind} set", option)
+        if opts[option] != OPTION_DEFAULTS[option] and kind in CHOSEN_KINDS and opts[kind] not in (AUTO, name):
             raise SpecError(f"is a setting of the {name} {kind}, not of {chosen[kind]!r}", option)
     return job
 
@@ -385,6 +402,7 @@ def spec_from_job(job: Job) -> dict[str, Any]:
     """The spec of a job (absolute paths), e.g. to submit a CLI-built job to a server."""
     cfg = job.config
     dsp = cfg.settings.get(DSP) or DspRendererConfig()
+    sofa = cfg.settings.get(SOFA)
     box = job.seed_box
     return {
         "video": str(Path(job.video).resolve()),
@@ -404,6 +422,8 @@ def spec_from_job(job: Job) -> dict[str, Any]:
             "hrtf": str(Path(job.hrtf).resolve()) if job.hrtf else None,
             "segments_per_second": dsp.segment_rate_hz,
             "distance_delay": dsp.distance_delay,
+            "hrtf_interp": sofa.interp if sofa else OPTION_DEFAULTS["hrtf_interp"],
+            "hrtf_directions": sofa.directions if sofa else OPTION_DEFAULTS["hrtf_directions"],
             "long_side": cfg.analysis.long_side,
             "sidecar": job.write_sidecar,
             "label": job.label,

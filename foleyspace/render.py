@@ -37,10 +37,18 @@ class DspRendererConfig:
             segment starts at each trajectory position: per analysis frame for the fine scheme
             (25 fps: N = 200 per 8 s, as the paper) and per second for the coarse scheme (N = 8
             per 8 s), so boundaries sit exactly on the positions.
-        distance_gain: apply the 1/r gain relative to the HRIR radius (ours).
-        min_distance_m: the 1/r gain is clamped at this distance (ours).
-        distance_delay: also shift the time of arrival with distance (§IV-A). Off by default
-            (ours): cross-fading responses that differ by many samples comb-filters fast motion.
+        distance_gain: apply the 1/r gain relative to the HRIR set's measured radius (ours).
+        min_distance_m: near-head clamp of the distance, metres: the 1/r gain and the arrival
+            delay treat nearer sources as this near (ours: 0.25 m).
+        distance_delay: also shift the time of arrival with distance (§IV-A): each boundary HRIR
+            is delayed by ``(r − min_distance_m)/c``, r clamped to [min_distance_m,
+            max_distance_m]. Off by default for stems (ours): the picture's own sound already
+            arrived late by the real distance, editors sync sound to picture, and cross-fading
+            responses that differ by many samples comb-filters fast depth changes. The paper uses
+            it to build training data (§IV-A), where it is on.
+        max_distance_m: far clamp of the arrival delay, metres (ours: 6 m, the paper's range).
+            Every HRIR is lengthened by the largest delay this allows, ``(max − min)/c``, so the
+            tap count does not depend on the positions asked for.
         speed_of_sound: for ``distance_delay``, m/s.
     """
 
@@ -48,12 +56,28 @@ class DspRendererConfig:
     distance_gain: bool = True
     min_distance_m: float = 0.25
     distance_delay: bool = False
+    max_distance_m: float = 6.0
     speed_of_sound: float = 343.0
 
     def __post_init__(self) -> None:
         rate = self.segment_rate_hz
         if rate is not None and not 0 < rate <= MAX_SEGMENT_RATE_HZ:  # also false for NaN
             raise ValueError(f"segments per second must be in (0, {MAX_SEGMENT_RATE_HZ:g}]")
+        if not 0 < self.min_distance_m <= self.max_distance_m < float("inf"):
+            raise ValueError("need 0 < min_distance_m <= max_distance_m (metres)")
+        if not self.speed_of_sound > 0:
+            raise ValueError("speed_of_sound must be positive (m/s)")
+
+    def arrival_delay_s(self, distance_m: np.ndarray) -> np.ndarray:
+        """§IV-A — time of arrival relative to a source at ``min_distance_m``: ``(r − r_min)/c``
+        seconds, r clamped to [``min_distance_m``, ``max_distance_m``]."""
+        r = np.clip(np.asarray(distance_m, float), self.min_distance_m, self.max_distance_m)
+        return (r - self.min_distance_m) / self.speed_of_sound
+
+    @property
+    def max_delay_s(self) -> float:
+        """The largest arrival delay, seconds (0 without ``distance_delay``)."""
+        return (self.max_distance_m - self.min_distance_m) / self.speed_of_sound if self.distance_delay else 0.0
 
 
 @dataclass(frozen=True)
@@ -126,15 +150,18 @@ def distance_gain(distance_m: np.ndarray, ref_distance_m: float, min_distance_m:
     return ref_distance_m / np.maximum(np.asarray(distance_m, float), min_distance_m)
 
 
-def delay_hrirs(hrirs: np.ndarray, delays_s: np.ndarray, sample_rate: int) -> np.ndarray:
+def delay_hrirs(hrirs: np.ndarray, delays_s: np.ndarray, sample_rate: int,
+                max_delay_s: float | None = None) -> np.ndarray:
     """§IV-A — shift each HRIR ``(N, 2, taps)`` later by ``delays_s[i]`` ≥ 0 seconds (fractional,
-    by a linear phase), lengthening all to hold the largest shift: the time of arrival at distance."""
+    by a linear phase), lengthening all to hold ``max_delay_s`` (default: the largest of
+    ``delays_s``; give the config's bound so the length does not depend on the batch)."""
     delays = np.asarray(delays_s, float)
-    if np.any(delays < 0):
-        raise ValueError("delays must be non-negative")
+    longest = float(delays.max(initial=0.0)) if max_delay_s is None else float(max_delay_s)
+    if np.any(delays < 0) or np.any(delays > longest + 1e-12):
+        raise ValueError("delays must be in [0, max_delay_s]")
     from scipy.fft import irfft, next_fast_len, rfft
 
-    taps = hrirs.shape[-1] + int(np.ceil(delays.max() * sample_rate)) + 1
+    taps = hrirs.shape[-1] + int(np.ceil(longest * sample_rate)) + 1
     n = next_fast_len(2 * taps)
     spectrum = rfft(hrirs, n=n, axis=-1)
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
@@ -345,13 +372,14 @@ class DspRenderer:
         return np.append(starts if len(starts) and starts[0] == 0 else np.insert(starts, 0, 0), n_samples)
 
     def boundary_hrirs(self, waypoints: Waypoints, times_s: np.ndarray) -> np.ndarray:
-        """``(len(times_s), 2, taps)`` HRIRs at the trajectory positions at ``times_s``, with distance."""
+        """``(len(times_s), 2, taps)`` HRIRs at the trajectory positions at ``times_s``, with
+        distance (§IV-A). Each row depends only on its own time and ``taps`` only on the HRIR set
+        and the config, so HRIRs asked for in blocks equal those of one call, sample for sample."""
         cfg = self.config
         az, el, r = to_spherical(waypoints.at(times_s)).T
         hrirs = self.hrir_set.hrirs(az, el)
         if cfg.distance_delay:
-            near = np.maximum(r, cfg.min_distance_m)  # delays relative to the nearest point keep sync
-            hrirs = delay_hrirs(hrirs, (near - near.min()) / cfg.speed_of_sound, self.hrir_set.sample_rate)
+            hrirs = delay_hrirs(hrirs, cfg.arrival_delay_s(r), self.hrir_set.sample_rate, cfg.max_delay_s)
         if cfg.distance_gain:
             hrirs = hrirs * distance_gain(r, self.hrir_set.ref_distance_m, cfg.min_distance_m)[:, None, None]
         return hrirs

@@ -192,9 +192,18 @@ def _exit_facets(tri: Triangulation, q: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Where the rays along ``q`` ``(n, 3)`` leave the hull: facet index and ``λ`` ``(n, 3)``
     (search over all facets; see the module docstring)."""
     reach = _dot_rows(q, tri.normals) / np.where(tri.heights > 1e-9, tri.heights, np.inf)[None, :]
-    facet = np.argmax(reach, axis=1)
-    lam = _coordinates(tri.inverse[facet], q)
-    lam[reach[np.arange(len(q)), facet] <= 0] = -1.0  # the ray misses the hull
+    # facets in one plane (a co-circular quad of a regular grid, cut in two) reach equally far:
+    # of the few farthest, the one that holds the ray
+    k = min(4, reach.shape[1])
+    top = np.argpartition(-reach, k - 1, axis=1)[:, :k]
+    top_reach = np.take_along_axis(reach, top, 1)
+    lam_top = _coordinates(tri.inverse[top], q)  # (n, k, 3)
+    best = top_reach.max(axis=1, keepdims=True)
+    score = np.where(top_reach >= best - 1e-9 * np.abs(best), lam_top.min(axis=2), -np.inf)
+    pick = np.argmax(score, axis=1)
+    rows = np.arange(len(q))
+    facet, lam = top[rows, pick], lam_top[rows, pick]
+    lam[top_reach[rows, pick] <= 0] = -1.0  # the ray misses the hull
     return facet, lam
 
 
