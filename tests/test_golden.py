@@ -50,7 +50,11 @@ REGEN = os.environ.get("FOLEYSPACE_REGEN_GOLDEN") == "1"
 LUMA_CASES = {"motion_file_audio", "seeded_sofa", "clip_audio_720p", "otio_clip_audio"}
 #: Cases whose localizer changed its method on purpose since ``before`` (their sha256 is the reference):
 #: the motion localizer follows one identity through the clip (tracks of candidate blobs) instead
-#: of each frame's strongest blob.
+#: of each frame's strongest blob. Since then (issue 12, rendering): seeded_sofa (KU100) is rendered with
+#: onset-aligned interpolation between measured directions (the default --hrtf-interp) instead of the
+#: nearest direction (largest 40 ms level change 0.44 dB); coarse_distance_delay's arrival delay is
+#: measured from 0.25 m instead of from the clip's nearest point (a fixed tap count for block
+#: rendering), so the whole stem is (r_nearest − 0.25 m)/c later.
 METHOD_CHANGED = {"motion_file_audio", "clip_audio_720p", "coarse_distance_delay", "otio_clip_audio", "seeded_sofa"}
 FRAME_PATH_TOLERANCE = {"center_frac_of_width": 0.005, "center_share": 0.9, "ild_db": 0.5, "level_db": 3.0}
 
