@@ -357,7 +357,7 @@ def job_from_spec(spec: Any, registry: Registry | None = None) -> Job:
     for option, key in BACKEND_OPTIONS.items():  # an option of a backend that was named away
         kind, name = key.split(":")
         if opts[option] != OPTION_DEFAULTS[option] and kind not in CHOSEN_KINDS and chosen[kind] != name:
-            raise SpecError(f"applies to measured HRIRs (hrtf: a SOFA file), not to the {chosen[kind]} {kind} set", option)
+            raise SpecError(f"applies to measured HRIRs (--hrtf, option hrtf), not to the {chosen[kind]} set", option)
         if opts[option] != OPTION_DEFAULTS[option] and kind in CHOSEN_KINDS and opts[kind] not in (AUTO, name):
             raise SpecError(f"is a setting of the {name} {kind}, not of {chosen[kind]!r}", option)
     return job
