@@ -1,0 +1,134 @@
+"""Every hyper-parameter of the binaural DiffWave in one dataclass, with named configurations.
+
+``paper`` is the paper's model (§III-D, §V-D; DESIGN §2): 60 residual layers, 128 residual
+channels, dilation cycle 10, 2 output channels, T = 200 diffusion steps with a linear β from
+1e-4 to 0.02, 50 inference steps, 200k training steps at batch 12. ``small`` fits a short GPU run
+and ``tiny`` trains on a CPU in tests. Everything the paper does not state is marked (ours).
+
+Signals are at :attr:`DiffusionConfig.sample_rate` (ours: 16 kHz; the pipeline resamples to the
+48 kHz stem). Trajectories are ``(x, y, z)`` metres, SOFA axes (x forward, y left, z up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+#: DiffWave's fast-sampling noise schedule (6 steps), used by the ``fast`` sampler.
+FAST_SCHEDULE = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5)
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Model, diffusion, data and training settings.
+
+    Attributes:
+        name: the named configuration this came from (``paper``, ``small``, ``tiny``) or ``custom``.
+        residual_layers: DiffWave residual layers (paper: 60).
+        residual_channels: channels of each residual layer (paper: 128).
+        dilation_cycle: dilation doubles per layer and restarts every this many layers (paper: 10).
+        out_channels: output channels, left and right (2).
+        condition_channels: width of the condition block's conv stack (ours).
+        condition_layers: conv layers in the condition block (ours).
+        condition_kernel: kernel size of those layers (ours).
+        embedding_dim: sinusoidal diffusion-step embedding size (DiffWave: 128).
+        embedding_hidden: width of the embedding MLP (DiffWave: 512).
+        diffusion_steps: T, training steps of the forward process (paper: 200).
+        beta_start, beta_end: linear β schedule ends (ours, as BinauralGrad: 1e-4 → 0.02).
+        inference_steps: steps of the standard sampler (paper: 50).
+        fast_schedule: β of DiffWave's fast sampler (6 steps).
+        sample_rate: model sample rate in Hz (ours: 16 kHz).
+        segment_s: training segment length in seconds (paper: 8 s).
+        positions: trajectory positions per segment (paper fine scheme: 200 per 8 s; coarse: 8).
+        batch_size, learning_rate, max_steps: training (paper: batch 12, 200k steps; lr ours, DiffWave's 2e-4).
+        grad_clip: gradient-norm clip (ours).
+        ema_decay: EMA of the weights used for sampling (ours).
+        chunk_overlap_s: cross-fade between chunks when a clip is longer than a segment (ours).
+    """
+
+    name: str = "paper"
+    residual_layers: int = 60
+    residual_channels: int = 128
+    dilation_cycle: int = 10
+    out_channels: int = 2
+    condition_channels: int = 64
+    condition_layers: int = 3
+    condition_kernel: int = 3
+    embedding_dim: int = 128
+    embedding_hidden: int = 512
+    diffusion_steps: int = 200
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    inference_steps: int = 50
+    fast_schedule: tuple[float, ...] = FAST_SCHEDULE
+    sample_rate: int = 16000
+    segment_s: float = 8.0
+    positions: int = 200
+    batch_size: int = 12
+    learning_rate: float = 2e-4
+    max_steps: int = 200_000
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    chunk_overlap_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.residual_layers < 1 or self.residual_channels < 1 or self.dilation_cycle < 1:
+            raise ValueError("residual_layers, residual_channels and dilation_cycle must be positive")
+        if self.out_channels != 2:
+            raise ValueError("a binaural model has 2 output channels")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise ValueError("need 0 < beta_start < beta_end < 1")
+        if not 1 <= self.inference_steps <= self.diffusion_steps:
+            raise ValueError("inference_steps must be in [1, diffusion_steps]")
+        if self.sample_rate < 1000 or self.segment_s <= 0 or self.positions < 1:
+            raise ValueError("sample_rate, segment_s and positions must be positive")
+        if not 0 <= self.chunk_overlap_s < self.segment_s / 2:
+            raise ValueError("chunk_overlap_s must be in [0, segment_s / 2)")
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples in one training segment."""
+        return int(round(self.segment_s * self.sample_rate))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for checkpoints and manifests)."""
+        data = asdict(self)
+        data["fast_schedule"] = list(self.fast_schedule)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DiffusionConfig":
+        """The config ``to_dict`` wrote; unknown keys are an error (a checkpoint from other code)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}")
+        values = dict(data)
+        if "fast_schedule" in values:
+            values["fast_schedule"] = tuple(float(b) for b in values["fast_schedule"])
+        return cls(**values)
+
+
+CONFIGS: dict[str, DiffusionConfig] = {
+    "paper": DiffusionConfig(),
+    # fits a ~8-minute single-GPU run: a third of the depth, half the width, 2 s segments (ours)
+    "small": DiffusionConfig(name="small", residual_layers=20, residual_channels=64, dilation_cycle=10,
+                             condition_channels=32, segment_s=2.0, positions=50, batch_size=16,
+                             max_steps=20_000),
+    # trains on a 2-core CPU in tests: 4 layers of 16 channels, 8 kHz, 1 s segments (ours)
+    "tiny": DiffusionConfig(name="tiny", residual_layers=4, residual_channels=16, dilation_cycle=4,
+                            condition_channels=8, condition_layers=2, embedding_dim=32, embedding_hidden=64,
+                            sample_rate=8000, segment_s=1.0, positions=25, batch_size=4, learning_rate=1e-3,
+                            max_steps=400, ema_decay=0.99, chunk_overlap_s=0.1),
+}
+
+
+def named_config(name: str, **overrides: Any) -> DiffusionConfig:
+    """A named configuration, with fields overridden (e.g. ``positions=8`` for the coarse scheme).
+
+    Raises:
+        ValueError: an unknown name or field.
+    """
+    if name not in CONFIGS:
+        raise ValueError(f"unknown diffusion config {name!r}; known: {', '.join(CONFIGS)}")
+    return replace(CONFIGS[name], **overrides) if overrides else CONFIGS[name]
