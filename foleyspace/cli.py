@@ -17,6 +17,7 @@ from foleyspace import __version__
 from foleyspace.cli_eval import add_eval_parser, run_eval
 from foleyspace.cli_hrtf import add_hrtf_parser, run_hrtf
 from foleyspace.cli_server import add_server_commands, run_client_command, run_serve, run_submit
+from foleyspace.cli_train import add_train_parser, run_train
 from foleyspace.config import AUTO, LONG_SIDE_RANGE, SCHEMES
 from foleyspace.errors import FoleySpaceError
 from foleyspace.hrtf.catalog import hrtf_option
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "clip (label embeddings of the shipped vocabularies), or all")
     add_eval_parser(sub)
     add_hrtf_parser(sub)
+    add_train_parser(sub)
     ins = sub.add_parser("install", help="install an editor integration")
     ins.add_argument("target", choices=("resolve",), help="resolve: the DaVinci Resolve Utility script")
     ins.add_argument("--dest", type=Path, help="folder to install into (default: the editor's per-user folder)")
@@ -501,6 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_eval(args)
         if args.command == "hrtf":
             return run_hrtf(args)
+        if args.command == "train":
+            return run_train(args)
         if args.command == "preview" or getattr(args, "preview_only", False):
             return run_preview_only(args, parser)
         if args.command == "install":
