@@ -13,9 +13,9 @@ from fractions import Fraction
 
 import numpy as np
 
-#: Default block length in samples (≈ 10.9 s at 48 kHz): audio read, rendered and written per
+#: Default block length in samples (≈ 2.7 s at 48 kHz): audio read, rendered and written per
 #: block (``OutputConfig.block_samples`` sets it per job).
-BLOCK_SAMPLES = 1 << 19
+BLOCK_SAMPLES = 1 << 17
 
 
 def rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from foleyspace.blocks import BLOCK_SAMPLES
+
 #: The trajectory schemes (paper §III-E): a position per frame, or 5×3 grid cells once per second.
 SCHEMES = ("fine", "coarse")
 #: Highest eq. 8 segment rate accepted (a new HRIR every ~1 ms); more buys nothing audible and
@@ -85,14 +87,14 @@ class OutputConfig:
         peak_dbfs: if the rendered stem would exceed this peak, it is scaled down to it (ours:
             −1 dBFS) and the applied gain is recorded in the sidecar; quieter stems are untouched.
         block_samples: the sound is read, rendered and written this many samples at a time
-            (ours: 2^19, ≈ 10.9 s at 48 kHz), so memory follows the block, not the clip; the stem
+            (ours: 2^17, ≈ 2.7 s at 48 kHz), so memory follows the block, not the clip; the stem
             does not depend on it.
     """
 
     sample_rate: int = 48000
     subtype: str = "PCM_24"
     peak_dbfs: float = -1.0
-    block_samples: int = 1 << 19
+    block_samples: int = BLOCK_SAMPLES
 
     def __post_init__(self) -> None:
         if not isinstance(self.block_samples, int) or self.block_samples < 1:

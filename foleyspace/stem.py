@@ -422,5 +422,8 @@ def encode_wav_blocks(path: str | Path, blocks: Iterable[np.ndarray], sample_rat
 
 
 def encode_json(path: str | Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON to ``path`` (a temp path)."""
-    Path(path).write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    """Write ``data`` as indented JSON to ``path`` (a temp path), streamed: a long clip's sidecar
+    (one entry per frame) is never held as one string."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, allow_nan=False)
+        fh.write("\n")
