@@ -26,7 +26,7 @@ DEFAULT_LOCALIZERS = ("motion", "seeded")
 
 
 def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``eval`` (with its one subcommand ``localization``) to ``subparsers``; returns ``eval``'s parser."""
+    """Add ``eval`` (subcommands ``localization`` and ``binaural``) to ``subparsers``; returns ``eval``'s parser."""
     ev = subparsers.add_parser("eval", help="measure the pipeline against annotations (paper eq. 9/10)")
     what = ev.add_subparsers(dest="eval_command", required=True)
     loc = what.add_parser("localization", help="MAE of azimuth and elevation (eq. 9/10) against per-second annotations",
@@ -55,13 +55,50 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="map both positions at this distance in metres (e.g. 1.47, the paper's HRIR radius) "
                           "instead of the pipeline's own distance of each second")
     loc.add_argument("--json", action="store_true", help="print JSON (summaries and every window) instead of the table")
+    add_binaural_parser(what)
     return ev
+
+
+def add_binaural_parser(what: Any) -> argparse.ArgumentParser:
+    """``eval binaural``: a diffusion checkpoint against the DSP targets of held-out examples
+    (run by :mod:`foleyspace.training.eval_binaural`)."""
+    bi = what.add_parser("binaural", help="a diffusion checkpoint against a data set's held-out DSP targets, "
+                                          "beside mono and nearest-HRIR baselines",
+                         description="Samples the checkpoint's EMA model on held-out examples of a data set built "
+                                     "by `foleyspace train dataset` and scores it, mono duplicated to both ears and "
+                                     "the DSP renderer with nearest-neighbour HRIRs against the set's DSP targets: "
+                                     "waveform L2 (MSE x10^3), STFT amplitude and phase errors (BinauralGrad), "
+                                     "multi-resolution STFT, ILD error (dB) and ITD error (us) per 100 ms window.")
+    bi.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="a diffusion checkpoint (.pt)")
+    bi.add_argument("--data", type=Path, required=True, metavar="DIR", help="the data set (its held-out split is used)")
+    bi.add_argument("--examples", type=int, default=8, metavar="N", help="held-out examples scored (default 8)")
+    bi.add_argument("--schedule", choices=("standard", "fast"), default="fast",
+                    help="sampler: standard (the config's inference steps, paper 50) or fast (6; default)")
+    bi.add_argument("--seed", type=int, default=0, help="sampling seed of the first example (+1 per example)")
+    bi.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
+    bi.add_argument("--json", action="store_true", help="print JSON (means and every example) instead of the table")
+    return bi
+
+
+def run_eval_binaural(args: argparse.Namespace) -> int:
+    """Run ``eval binaural`` from parsed ``args``; print the table (or JSON); return 0."""
+    try:
+        from foleyspace.training.eval_binaural import evaluate_binaural, format_binaural_table
+    except ImportError as exc:
+        raise FoleySpaceError(f"eval binaural needs the training package and PyTorch ({exc})") from None
+    progress = None if getattr(args, "quiet", False) or args.json else (lambda text: print(f"  {text}", file=sys.stderr))
+    report = evaluate_binaural(args.checkpoint, args.data, examples=args.examples, schedule=args.schedule,
+                               seed=args.seed, device=args.device, progress=progress)
+    print(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else format_binaural_table(report))
+    return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``eval localization`` from parsed ``args``; print the table (or JSON); return 0."""
+    if getattr(args, "eval_command", None) == "binaural":
+        return run_eval_binaural(args)
     if getattr(args, "eval_command", None) != "localization":
-        raise FoleySpaceError("eval: the only evaluation is 'localization'")
+        raise FoleySpaceError("eval: the evaluations are 'localization' and 'binaural'")
     quiet = getattr(args, "quiet", False) or args.json
     progress = None if quiet else (lambda text: print(f"  {text}", file=sys.stderr))
     if Path(args.annotations).suffix.lower() == ".json":
