@@ -48,6 +48,9 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     ds.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     ds.add_argument("--workers", type=int, default=1, metavar="K", help="processes rendering shards (default 1)")
     ds.add_argument("--shard-size", type=int, default=64, metavar="M", help="examples per shard (default 64)")
+    for command in what.choices.values():  # the common flags also work after a subcommand
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     return tp
 
 

