@@ -59,7 +59,14 @@ CONDITIONS: dict[str, tuple[Callable[[Job], bool], str]] = {
                              "a label naming people or a face (--label person, --label face)"),
     "hrtf": (lambda job: job.hrtf is not None, "a SOFA file (--hrtf FILE)"),
     "no_hrtf": (lambda job: job.hrtf is None, "no SOFA file"),
+    "checkpoint": (lambda job: _checkpoint_given(job), "a trained checkpoint (--checkpoint CKPT)"),
 }
+
+
+def _checkpoint_given(job: Job) -> bool:
+    from foleyspace.diffusion.config import checkpoint_given  # standard library only
+
+    return checkpoint_given(job.config.settings_for("renderer", "diffusion"))
 
 
 def _classic_label(label: str | None) -> bool:
@@ -171,6 +178,9 @@ BUILTIN: tuple[Backend, ...] = (
             "analytic spherical head (Brown–Duda)", when="no_hrtf"),
     Backend("renderer", "dsp", "foleyspace.render:DspRenderer",
             "HRTF convolution, segments cross-faded along the path (eq. 8)"),
+    Backend("renderer", "diffusion", "foleyspace.diffusion.renderer:DiffusionRenderer",
+            "the trained binaural DiffWave (paper §III-D), with a checkpoint (--checkpoint CKPT)",
+            requires=("torch", "scipy"), extra="models", when="checkpoint", priority=10),
 )
 
 

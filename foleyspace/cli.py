@@ -121,6 +121,12 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth-every", type=int, metavar="K",
                    help="depth-anything: a depth map every K-th analysis frame, interpolated between (default 10); "
                         "depth is the costly stage on a CPU")
+    p.add_argument("--checkpoint", type=Path, metavar="CKPT",
+                   help="diffusion renderer: a trained checkpoint (with it, --renderer auto picks diffusion)")
+    p.add_argument("--diffusion-steps", choices=("standard", "fast"), default=None,
+                   help="diffusion renderer: standard (the checkpoint's 50 steps, as the paper) or fast "
+                        "(DiffWave's 6 steps); default standard")
+    p.add_argument("--seed", type=int, metavar="N", help="diffusion renderer: the sampler's seed (default 0)")
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,7 +138,9 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"vocab": vocab if vocab is None or vocab in VOCABULARIES else str(Path(vocab).expanduser().absolute()),
             "detect_every": args.detect_every,
             "depth_model": depth if depth is None or depth in DEPTH_ANYTHING_MODELS
-            else str(Path(depth).expanduser().absolute()), "depth_every": args.depth_every}
+            else str(Path(depth).expanduser().absolute()), "depth_every": args.depth_every,
+            "checkpoint": None if args.checkpoint is None else str(args.checkpoint.expanduser().absolute()),
+            "seed": args.seed, **({"diffusion_schedule": args.diffusion_steps} if args.diffusion_steps else {})}
 
 
 def _device_arg(p: argparse.ArgumentParser) -> None:
@@ -213,7 +221,8 @@ FLAGS = {"video": "VIDEO", "name": "-o", "output_dir": "-o", "start_s": "--in", 
          "long_side": "--long-side", "label": "--label", "localizer": "--localizer", "depth": "--depth",
          "renderer": "--renderer", "overwrite": "--overwrite", "vocab": "--vocab", "detect_every": "--detect-every",
          "depth_model": "--depth-model", "depth_every": "--depth-every", "preview": "--preview",
-         "hrtf_interp": "--hrtf-interp", "hrtf_directions": "--hrtf-directions"}
+         "hrtf_interp": "--hrtf-interp", "hrtf_directions": "--hrtf-directions", "checkpoint": "--checkpoint",
+         "diffusion_schedule": "--diffusion-steps", "seed": "--seed"}
 
 
 def _audio_arg(audio: Path | None) -> str | None:

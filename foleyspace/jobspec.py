@@ -11,7 +11,8 @@ turns it into a job with :func:`job_from_spec`. A spec is a map of JSON/msgpack 
                  "distance_delay": false, "long_side": 640, "sidecar": true, "label": null,
                  "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": false,
                  "vocab": null, "detect_every": null, "depth_model": null, "depth_every": null,
-                 "preview": false, "hrtf_interp": "aligned", "hrtf_directions": "all"}}
+                 "preview": false, "hrtf_interp": "aligned", "hrtf_directions": "all",
+                 "checkpoint": null | "/abs/model.pt", "diffusion_schedule": "standard", "seed": null}}
 
 Only ``video`` and ``output_dir`` are required. :func:`job_from_spec` checks every field's type
 and range, and that the named backends exist, are installed and fit the job, and raises
@@ -53,6 +54,9 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "hrtf_interp": "aligned",
     "hrtf_directions": "all",
     "preview": False,
+    "checkpoint": None,
+    "diffusion_schedule": "standard",
+    "seed": None,
 }
 #: The settings keys of the model backends that the options ``vocab``/``detect_every`` and
 #: ``depth_model`` configure.
@@ -61,7 +65,11 @@ DEPTH_ANYTHING = "depth:depth-anything"
 #: Options that configure one backend: the backend's settings key.
 BACKEND_OPTIONS = {"segments_per_second": "renderer:dsp", "distance_delay": "renderer:dsp",
                    "vocab": YOLO, "detect_every": YOLO, "depth_model": DEPTH_ANYTHING, "depth_every": DEPTH_ANYTHING,
-                   "hrtf_interp": "hrir:sofa", "hrtf_directions": "hrir:sofa"}
+                   "hrtf_interp": "hrir:sofa", "hrtf_directions": "hrir:sofa",
+                   "checkpoint": "renderer:diffusion", "diffusion_schedule": "renderer:diffusion",
+                   "seed": "renderer:diffusion"}
+#: The settings key of the diffusion renderer, which ``checkpoint``, ``diffusion_schedule`` and ``seed`` configure.
+DIFFUSION = "renderer:diffusion"
 #: The settings key of the SOFA HRIR set, which ``hrtf_interp`` and ``hrtf_directions`` configure.
 SOFA = "hrir:sofa"
 #: The ``audio`` value that asks for a generated sound instead of a file.
@@ -213,7 +221,26 @@ def _options(spec: dict[str, Any]) -> dict[str, Any]:
         every = opts[key]
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 250):
             raise SpecError("must be an integer from 1 to 250 (frames)", key)
+    _diffusion_options(opts)
     return opts
+
+
+def _diffusion_options(opts: dict[str, Any]) -> None:
+    """Options ``checkpoint`` (an absolute file path), ``diffusion_schedule`` and ``seed``; the
+    last two only with a checkpoint."""
+    from foleyspace.diffusion.config import MAX_SEED, SCHEDULES
+
+    _path(opts, "checkpoint")
+    if opts["diffusion_schedule"] not in SCHEDULES:
+        raise SpecError(f"must be one of {', '.join(SCHEDULES)}, got {shown(opts['diffusion_schedule'])}",
+                        "diffusion_schedule")
+    seed = opts["seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise SpecError(f"must be an integer from 0 to {MAX_SEED}", "seed")
+    for key in ("diffusion_schedule", "seed"):
+        if opts[key] != OPTION_DEFAULTS[key] and opts["checkpoint"] is None:
+            raise SpecError("is a setting of the diffusion renderer: give its checkpoint too (--checkpoint, "
+                           "option checkpoint)", key)
 
 
 def _config(opts: dict[str, Any]) -> SpatializeConfig:
@@ -242,6 +269,11 @@ def _config(opts: dict[str, Any]) -> SpatializeConfig:
             _path(opts, "depth_model")  # a local model folder: absolute
         settings[DEPTH_ANYTHING] = DepthAnythingSettings(model=opts["depth_model"] or DepthAnythingSettings.model,
                                                          every=opts["depth_every"] or DepthAnythingSettings.every)
+    if opts["checkpoint"] is not None:
+        from foleyspace.diffusion.config import DiffusionRendererSettings
+
+        settings[DIFFUSION] = DiffusionRendererSettings(checkpoint=opts["checkpoint"],
+                                                        schedule=opts["diffusion_schedule"], seed=opts["seed"] or 0)
     return SpatializeConfig(analysis=AnalysisConfig(long_side=opts["long_side"]),
                             trajectory=TrajectoryConfig(scheme=opts["scheme"]),
                             localizer=opts["localizer"], depth=opts["depth"], renderer=opts["renderer"],
@@ -403,6 +435,7 @@ def spec_from_job(job: Job) -> dict[str, Any]:
     cfg = job.config
     dsp = cfg.settings.get(DSP) or DspRendererConfig()
     sofa = cfg.settings.get(SOFA)
+    diffusion = cfg.settings.get(DIFFUSION)
     box = job.seed_box
     return {
         "video": str(Path(job.video).resolve()),
@@ -432,6 +465,9 @@ def spec_from_job(job: Job) -> dict[str, Any]:
             "renderer": cfg.renderer,
             "overwrite": job.overwrite,
             "preview": job.preview is not None,  # (a server writes it beside the stem)
+            "checkpoint": diffusion.checkpoint if diffusion else None,
+            "diffusion_schedule": diffusion.schedule if diffusion else OPTION_DEFAULTS["diffusion_schedule"],
+            "seed": diffusion.seed if diffusion else None,
             **_model_options(cfg),
         },
     }

@@ -184,7 +184,11 @@ def render_to_spool(renderer: Renderer, mono: Iterator[np.ndarray], n_out: int, 
                     spool: StemSpool, progress: Callable[[float], None],
                     block_samples: int = BLOCK_SAMPLES) -> None:
     """Render the mono blocks (``n_out`` samples in all) block by block into ``spool``, reporting
-    the share done after each block (where a cancel stops it)."""
+    the share done after each block (where a cancel stops it). A renderer with ``with_progress``
+    (the diffusion sampler, which renders in one piece) reports its own steps instead."""
+    own = getattr(renderer, "with_progress", None)
+    if own is not None:
+        renderer, progress = own(progress), lambda fraction: None
     for block in render_blocks(renderer, mono, n_out, waypoints, rate, block_samples):
         spool.append(block)
         progress(spool.samples / n_out)

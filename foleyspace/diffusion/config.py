@@ -16,6 +16,10 @@ from typing import Any
 
 #: DiffWave's fast-sampling noise schedule (6 steps), used by the ``fast`` sampler.
 FAST_SCHEDULE = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5)
+#: The sampler schedules: ``standard`` (``inference_steps`` respaced steps) and ``fast`` (DiffWave's).
+SCHEDULES = ("standard", "fast")
+#: Largest sampler seed (a 63-bit integer).
+MAX_SEED = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -138,3 +142,31 @@ def named_config(name: str, **overrides: Any) -> DiffusionConfig:
     if name not in CONFIGS:
         raise ValueError(f"unknown diffusion config {name!r}; known: {', '.join(CONFIGS)}")
     return replace(CONFIGS[name], **overrides) if overrides else CONFIGS[name]
+
+
+@dataclass(frozen=True)
+class DiffusionRendererSettings:
+    """Settings of the ``diffusion`` renderer (``SpatializeConfig.settings["renderer:diffusion"]``).
+
+    Attributes:
+        checkpoint: absolute path of a trained checkpoint (``--checkpoint``, option ``checkpoint``);
+            ``None`` leaves the renderer unusable (``auto`` never picks it then).
+        schedule: ``standard`` (the config's ``inference_steps``, paper: 50) or ``fast``
+            (DiffWave's 6 steps) — ``--diffusion-steps``, option ``diffusion_schedule``.
+        seed: the sampler's seed; the same seed, checkpoint and device give the same stem.
+    """
+
+    checkpoint: str | None = None
+    schedule: str = "standard"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}")
+
+
+def checkpoint_given(settings: Any) -> bool:
+    """Whether renderer settings name a checkpoint (the registry's condition for ``diffusion``)."""
+    return isinstance(settings, DiffusionRendererSettings) and settings.checkpoint is not None

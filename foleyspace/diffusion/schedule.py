@@ -23,13 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from foleyspace.diffusion.config import DiffusionConfig
+from foleyspace.diffusion.config import SCHEDULES, DiffusionConfig
 
 if TYPE_CHECKING:
     import torch
-
-#: The sampler schedules: ``standard`` (``inference_steps`` respaced steps) and ``fast`` (DiffWave's).
-SCHEDULES = ("standard", "fast")
 
 
 @dataclass(frozen=True)
