@@ -112,7 +112,7 @@ def find_audio(audio_dir: Path) -> list[Path]:
     return files
 
 
-@lru_cache(maxsize=8)  # per process: a shard's examples often share recordings
+@lru_cache(maxsize=2)  # per process: consecutive examples often share a recording (whole files: keep few)
 def load_mono(path: str, sample_rate: int) -> np.ndarray:
     """A whole audio file, downmixed to mono and resampled to ``sample_rate``: float64 ``(n,)``.
 
