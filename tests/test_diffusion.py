@@ -368,6 +368,9 @@ def test_renderer_loads_once_per_process_and_renders(tiny_ckpt):
     assert out.shape == (2, 24000) and np.all(np.isfinite(out)) and len(steps) == 6
     assert a._progress is None  # the view reported; the shared renderer keeps none
     np.testing.assert_array_equal(a.render(np.zeros(100), Waypoints(np.zeros(1), np.ones((1, 3))), 48000), 0)
+    # the model hears the data's level (RMS mono_level_dbfs) whatever the clip's; the output keeps the clip's
+    wp = Waypoints(np.array([0.0]), np.array([[1.0, 0.5, 0.0]]))
+    np.testing.assert_allclose(a.render(10 * mono, wp, 48000), 10 * a.render(mono, wp, 48000), rtol=1e-5, atol=1e-9)
 
 
 def test_spatialize_with_the_diffusion_renderer_end_to_end(tmp_path, tiny_ckpt, bikes_mp4, speech_wav, capsys):

@@ -48,9 +48,10 @@ class DiffusionConfig:
         grad_clip: gradient-norm clip (ours).
         ema_decay: EMA of the weights used for sampling (ours).
         chunk_overlap_s: cross-fade between chunks when a clip is longer than a segment (ours).
-        mono_peak: level convention of the data (ours): a training segment's mono is scaled to this
-            peak and its binaural target by the same gain; at inference the mono is scaled to it
-            and the output scaled back, so the model sees the levels it was trained on.
+        mono_level_dbfs: level convention of the data (ours): the training set's mono segments are
+            scaled to this RMS (dB re full scale; the set builder's ``level_dbfs``, −20) and their
+            binaural targets by the same gain; at inference the clip's mono is scaled to it and the
+            output scaled back, so the model hears the levels it was trained on.
     """
 
     name: str = "paper"
@@ -77,7 +78,7 @@ class DiffusionConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     chunk_overlap_s: float = 0.5
-    mono_peak: float = 0.5
+    mono_level_dbfs: float = -20.0
 
     def __post_init__(self) -> None:
         if self.residual_layers < 1 or self.residual_channels < 1 or self.dilation_cycle < 1:
@@ -92,8 +93,8 @@ class DiffusionConfig:
             raise ValueError("sample_rate, segment_s and positions must be positive")
         if not 0 <= self.chunk_overlap_s < self.segment_s / 2:
             raise ValueError("chunk_overlap_s must be in [0, segment_s / 2)")
-        if not 0 < self.mono_peak <= 1:
-            raise ValueError("mono_peak must be in (0, 1]")
+        if not -80.0 <= self.mono_level_dbfs <= 0.0:
+            raise ValueError("mono_level_dbfs must be in [-80, 0] dB re full scale")
 
     @property
     def segment_samples(self) -> int:

@@ -2,7 +2,7 @@
 
 It renders a clip in one piece (the pipeline collects the mono for it, see
 :func:`foleyspace.render.render_blocks`): the mono is resampled to the model rate and scaled to the
-data's level (``DiffusionConfig.mono_peak``), the trajectory is read at the starts of the eq. 8
+data's level (RMS ``DiffusionConfig.mono_level_dbfs``), the trajectory is read at the starts of the eq. 8
 segments the DSP renderer would use (per analysis frame for the fine scheme, per second for the
 coarse one) and held over equal segments (:func:`~foleyspace.diffusion.model.expand_trajectory`),
 the sampler generates the two ears, and the result is scaled back and resampled to the stem rate.
@@ -119,10 +119,10 @@ class DiffusionRenderer:
             return np.zeros((2, 0))
         n_model = max(1, int(round(n * cfg.sample_rate / sample_rate)))
         signal = resample(mono, sample_rate, cfg.sample_rate, n_model)
-        peak = float(np.max(np.abs(signal)))
-        if peak == 0.0:
+        rms = float(np.sqrt(np.mean(signal ** 2)))
+        if rms == 0.0:
             return np.zeros((2, n))
-        gain = cfg.mono_peak / peak
+        gain = 10.0 ** (cfg.mono_level_dbfs / 20.0) / rms
         xyz = model_positions(waypoints, n, sample_rate, n_model)
         out = sample(self.loaded.model, cfg, (signal * gain).astype(np.float32), xyz, schedule=self.config.schedule,
                      seed=self.config.seed, device=self.device, progress=self._progress)

@@ -114,7 +114,7 @@ def sample(model: BinauralDiffWave, cfg: DiffusionConfig, mono: np.ndarray, xyz:
     Args:
         model: the network (its weights: the EMA ones for inference), moved to ``device`` here.
         cfg: its config (rate, segment, overlap).
-        mono: ``(n,)`` at ``cfg.sample_rate``, at the data's level convention (``cfg.mono_peak``).
+        mono: ``(n,)`` at ``cfg.sample_rate``, at the data's level convention (``cfg.mono_level_dbfs`` RMS).
         xyz: ``(N, 3)`` metres, position i held over eq.-8 segment i of the whole clip
             (:func:`~foleyspace.diffusion.model.expand_trajectory`).
         schedule: ``standard`` (``inference_steps`` respaced steps) or ``fast`` (DiffWave's 6).
