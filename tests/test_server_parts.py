@@ -359,7 +359,8 @@ class TestJobSpec:
                         "distance_delay": True, "long_side": 1280, "sidecar": False, "label": "dog",
                         "localizer": "auto", "depth": "auto", "renderer": "auto", "overwrite": False,
                         "vocab": "imagenet", "detect_every": 3, "depth_model": "metric-outdoor-small", "depth_every": 5,
-                        "preview": True},
+                        "preview": True, "hrtf_interp": "linear", "hrtf_directions": "fine",
+                        "checkpoint": str(base / "models" / "fine.pt"), "diffusion_schedule": "fast", "seed": 11},
         }
         job = job_from_spec(original)
         again = spec_from_job(job)
