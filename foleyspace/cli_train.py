@@ -1,7 +1,8 @@
 """``foleyspace train …``: the diffusion model's training side (``training/``, installed as
 ``foleyspace.training``).
 
-``train dataset`` builds a training set (paper §IV). Wiring (in :mod:`foleyspace.cli`):
+``train dataset`` builds a training set (paper §IV); ``train fit`` trains on it
+(:mod:`foleyspace.training.train`). Wiring (in :mod:`foleyspace.cli`):
 ``add_train_parser(sub)`` in ``build_parser`` and ``if args.command == "train": return
 run_train(args)`` in ``main``. A new subcommand adds its parser in :func:`add_train_parser` and
 its runner to :data:`RUNNERS`. Errors are :class:`~foleyspace.errors.FoleySpaceError` (one line, exit 2).
@@ -48,6 +49,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     ds.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     ds.add_argument("--workers", type=int, default=1, metavar="K", help="processes rendering shards (default 1)")
     ds.add_argument("--shard-size", type=int, default=64, metavar="M", help="examples per shard (default 64)")
+    _add_fit_parser(what)
     for command in what.choices.values():  # the common flags also work after a subcommand
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
         command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
@@ -78,8 +80,37 @@ def _dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fit_parser(what: Any) -> None:
+    from foleyspace.training.train_args import add_train_arguments
+
+    fit = what.add_parser(
+        "fit", help="train the diffusion model on a built dataset (one process; prints the torchrun line for several)",
+        description="Trains the binaural DiffWave (DiffWave noise MSE, Adam, gradient clipping, EMA) on --data and "
+                    "writes checkpoints, log.csv and EMA samples to --out; --resume continues exactly where the "
+                    "newest checkpoint stopped. SIGINT/SIGTERM save a checkpoint and stop. With --nproc N > 1 it "
+                    "prints the torchrun command that trains on N processes (gloo on CPUs, NCCL on GPUs).")
+    add_train_arguments(fit)
+    fit.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="processes (GPUs) on this machine; above 1 the torchrun line is printed, not run")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from foleyspace.training.train_args import torchrun_command
+
+    if args.nproc < 1:
+        raise FoleySpaceError("--nproc must be at least 1")
+    if args.nproc > 1:
+        print(torchrun_command(args, args.nproc))
+        return 0
+    from foleyspace.training.train import train
+
+    step = train(args)
+    print(f"{args.out}: trained to step {step} (checkpoints, log.csv{', samples/' if args.sample_every else ''})")
+    return 0
+
+
 #: ``train`` subcommand → its runner.
-RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {"dataset": _dataset}
+RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {"dataset": _dataset, "fit": _fit}
 
 
 def run_train(args: argparse.Namespace) -> int:

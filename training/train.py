@@ -33,11 +33,12 @@ import torch.distributed as dist
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from foleyspace.diffusion.config import CONFIGS, DiffusionConfig, named_config
+from foleyspace.diffusion.config import DiffusionConfig, named_config
 from foleyspace.errors import FoleySpaceError
 
 from foleyspace.training import run_state
 from foleyspace.training.data_order import DataOrder, StepBatches, step_generator
+from foleyspace.training.train_args import add_train_arguments
 from foleyspace.training.train_log import TrainLog
 
 log = logging.getLogger(__name__)
@@ -48,26 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="foleyspace.training.train", description=__doc__.split("\n\n")[0])
     add_train_arguments(p)
     return p
-
-
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """The training options, shared with ``foleyspace train fit``."""
-    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset built by `foleyspace train dataset`")
-    p.add_argument("--config", choices=sorted(CONFIGS), required=True, help="named model/training configuration")
-    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder: checkpoints, log.csv, samples/")
-    p.add_argument("--max-steps", type=int, metavar="S", help="train until this step (default: the config's max_steps)")
-    p.add_argument("--batch-size", type=int, metavar="B", help="examples per process per step (default: the config's)")
-    p.add_argument("--save-every", type=int, default=1000, metavar="K", help="checkpoint every K steps (default 1000)")
-    p.add_argument("--sample-every", type=int, default=0, metavar="K",
-                   help="write an EMA sample of a held-out example every K steps (default 0: never)")
-    p.add_argument("--keep", type=int, default=3, metavar="N", help="checkpoints kept (newest; 0 = all; default 3)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in RUN_DIR")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the data order and the draws (default 0)")
-    p.add_argument("--max-minutes", type=float, metavar="M",
-                   help="stop (and checkpoint) after this many minutes of training in this run")
-    p.add_argument("--workers", type=int, metavar="N", help="DataLoader workers per process (default: 0 on CPU, 4 on GPU)")
-    p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is there) or cpu (default auto)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
 
 
 @dataclass(frozen=True)
