@@ -32,6 +32,7 @@ from foleyspace.diffusion.schedule import (align_steps, fast_schedule, kept_step
                                            respaced_schedule, reverse_step, training_schedule)
 from foleyspace.errors import Cancelled  # noqa: E402
 from foleyspace.jobspec import SpecError, job_from_spec, spec_from_job  # noqa: E402
+from foleyspace.pipeline import setting_files  # noqa: E402
 from foleyspace.render import Waypoints, segment_bounds  # noqa: E402
 
 TINY = named_config("tiny")
@@ -330,6 +331,7 @@ def test_registry_picks_diffusion_only_with_a_checkpoint(tmp_path, tiny_ckpt, bi
     job = job_from_spec(spec(tmp_path, bikes_mp4, checkpoint=str(tiny_ckpt), diffusion_schedule="fast", seed=9))
     assert backends.choose("renderer", job).name == "diffusion"
     assert job.config.settings["renderer:diffusion"] == DiffusionRendererSettings(str(tiny_ckpt), "fast", 9)
+    assert str(tiny_ckpt) in setting_files(job)  # a server's path policy judges the checkpoint like the inputs
     again = spec_from_job(job)["options"]
     assert (again["checkpoint"], again["diffusion_schedule"], again["seed"]) == (str(tiny_ckpt), "fast", 9)
     assert job_from_spec({**spec(tmp_path, bikes_mp4), "options": again}).config.settings == job.config.settings
@@ -386,3 +388,22 @@ def test_spatialize_with_the_diffusion_renderer_end_to_end(tmp_path, tiny_ckpt, 
     sidecar = json.loads(out.with_suffix(".json").read_text())
     text = json.dumps(sidecar)
     assert '"diffusion"' in text and str(tiny_ckpt) in text and '"fast"' in text
+
+
+def test_pipeline_reports_each_sampling_step_and_cancels_between_them(tmp_path, tiny_ckpt, bikes_mp4, speech_wav):
+    from foleyspace.pipeline import spatialize
+
+    job = job_from_spec({"video": str(bikes_mp4), "output_dir": str(tmp_path), "start_s": 0.0, "end_s": 0.8,
+                         "audio": str(speech_wav), "options": {"checkpoint": str(tiny_ckpt), "localizer": "motion",
+                                                                "depth": "box-scale", "diffusion_schedule": "fast"}})
+    seen: list[tuple[str, float]] = []
+    spatialize(job, Backends("cpu"), lambda stage, f: seen.append((stage, f)))
+    render = [f for stage, f in seen if stage == "render"]
+    assert render[1:7] == pytest.approx([k / 6 for k in range(1, 7)])  # one chunk, 6 fast steps
+    stop = {"now": False}
+
+    def progress(stage: str, fraction: float) -> None:
+        stop["now"] = stop["now"] or (stage == "render" and fraction > 0.4)
+
+    with pytest.raises(Cancelled):
+        spatialize(job, Backends("cpu"), progress, cancel=lambda: stop["now"])
