@@ -836,3 +836,172 @@ def test_box_keyframe_parts():
     assert rt.shown_frame(13, 10, rt.Warp(0.0, 100.0, 2.0)) == 6.0
     assert rt.shown_frame(13, 10, rt.Warp(0.0, 10.0, 0.5)) == 1.0
     assert rt.shown_frame(99, 10, rt.Warp(30.0, 30.0, 0.0)) == 30.0
+
+
+def test_renderer_and_hrtf_settings_options_and_refusals():
+    """Renderer, Checkpoint, Diffusion Steps, Seed, HRTF Interpolation, HRTF Directions: the
+    choices are the core's, the job options each sends (defaults and settings of a backend not
+    chosen left out; files made absolute, a fetched set's name kept), and what the core would
+    refuse is refused in the panel's terms, as the core's own refusal is reworded."""
+    from types import SimpleNamespace
+
+    from foleyspace.diffusion.config import SCHEDULES
+    from foleyspace.hrtf.catalog import CATALOG, is_name
+    from foleyspace.hrtf.directions import DIRECTION_SETS
+    from foleyspace.hrtf.interpolate import METHODS
+
+    m, b = load_addon_modules("messages", "backends")
+    assert [i[0] for i in b.HRTF_INTERPS] == list(METHODS) and [i[0] for i in b.HRTF_DIRECTIONS] == list(DIRECTION_SETS)
+    assert [i[0] for i in b.DIFFUSION_STEPS] == list(SCHEDULES) and b.HRTF_SETS == tuple(CATALOG)
+    assert [i[:2] for i in b.DIFFUSION_STEPS] == [("standard", "Standard (50)"), ("fast", "Fast (6)")]
+    assert [i[0] for i in b.RENDERERS] == ["auto", "dsp", "diffusion"]
+    for text in ("hutubs:96", "sadie:H3", "HUTUBS:pp96", "hutubs:", "/x/h.sofa", "C:\\h.sofa", "sadie:a/b", "x:1",
+                 "h.sofa"):
+        assert b.is_hrtf_name(text) == is_name(text), text
+
+    def opts(**values):
+        return b.job_options(SimpleNamespace(**{"label": "", "hrtf": "", **values}), abspath=lambda p: "/abs/" + p)
+
+    assert opts() == {} and opts(renderer="auto", checkpoint="c.pt", diffusion_schedule="fast", seed=4) == {}
+    assert opts(renderer="dsp", checkpoint="c.pt", seed=3) == {"renderer": "dsp"}  # not the diffusion's settings
+    assert opts(renderer="diffusion", checkpoint="//c.pt") == {"renderer": "diffusion", "checkpoint": "/abs///c.pt"}
+    assert opts(renderer="diffusion", checkpoint=" c.pt ", diffusion_schedule="fast", seed=7) == {
+        "renderer": "diffusion", "checkpoint": "/abs/c.pt", "diffusion_schedule": "fast", "seed": 7}
+    assert opts(hrtf_interp="nearest", hrtf_directions="coarse") == {}  # no HRTF: not sent (refused below)
+    assert opts(hrtf="h.sofa", hrtf_interp="aligned", hrtf_directions="all") == {}
+    assert opts(hrtf="h.sofa", hrtf_interp="nearest", hrtf_directions="fine") == {"hrtf_interp": "nearest",
+                                                                                   "hrtf_directions": "fine"}
+    assert b.hrtf_option(" hutubs:96 ", lambda p: "/abs/" + p) == "hutubs:96"
+    assert b.hrtf_option("//h.sofa", lambda p: "/abs/" + p) == "/abs///h.sofa" and b.hrtf_option("  ") == ""
+
+    diffusion = "Renderer Diffusion needs a Checkpoint: choose a trained checkpoint file in the FoleySpace panel"
+    assert b.refusal(SimpleNamespace(renderer="diffusion", checkpoint=" ", label="")) == diffusion
+    assert b.refusal(SimpleNamespace(renderer="diffusion", checkpoint="/c.pt", label="")) is None
+    assert b.refusal(SimpleNamespace(renderer="dsp", checkpoint="", label="")) is None
+    nearest = ("HRTF Interpolation Nearest applies to a measured HRTF: set HRTF in the FoleySpace panel (a SOFA file "
+               "or a fetched set such as hutubs:96), or set HRTF Interpolation back to Aligned")
+    assert b.refusal(SimpleNamespace(hrtf="", hrtf_interp="nearest", label="")) == nearest
+    assert b.refusal(SimpleNamespace(hrtf="", hrtf_directions="coarse", label="")).startswith(
+        "HRTF Directions Coarse applies to a measured HRTF")
+    assert b.refusal(SimpleNamespace(hrtf="sadie:H3", hrtf_interp="nearest", label="")) is None
+    assert b.panel_notes(SimpleNamespace(renderer="diffusion", checkpoint="", label=""), {}) == [(diffusion, True)]
+    # a renderer the server lacks, from its hello
+    caps = {"renderer": {"dsp": {"available": True}, "diffusion": {"available": False, "missing": "needs torch"}}}
+    assert b.unavailable({"renderer": "diffusion"}, caps) == (
+        "Diffusion (Renderer) is not available on the FoleySpace server (choose another Renderer, or Auto, in the "
+        "FoleySpace panel): needs torch")
+    # the core's own refusals, reworded the same way (no CLI flag, no field name)
+    assert m.for_blender("job spec: 'renderer': 'diffusion' needs a trained checkpoint (--checkpoint CKPT)") == diffusion
+    assert m.for_blender("job spec: 'seed': is a setting of the diffusion renderer: give its checkpoint too "
+                         "(--checkpoint, option checkpoint)") == (
+        "Diffusion Steps and Seed are settings of Renderer Diffusion: set Renderer to Diffusion and choose its "
+        "Checkpoint in the FoleySpace panel")
+    assert m.for_blender("job spec: 'hrtf_interp': applies to measured HRIRs (--hrtf, option hrtf), not to the "
+                         "spherical-head set").startswith("HRTF Interpolation and HRTF Directions apply to a measured "
+                                                          "HRTF: set HRTF in the FoleySpace panel")
+    assert m.for_blender("job spec: 'hrtf': hutubs:96 is not fetched yet (no /h/pp96.sofa); run `foleyspace hrtf "
+                         "fetch hutubs --subject 96`") == ("the HRTF setting: hutubs:96 is not fetched yet (no "
+                                                           "/h/pp96.sofa); run `foleyspace hrtf fetch hutubs --subject 96`")
+    assert m.for_blender("try --hrtf SOFA|SET:SUBJECT or --renderer dsp") == (
+        "try the HRTF setting in the FoleySpace panel or set Renderer to DSP in the FoleySpace panel")
+
+
+def tiny_checkpoint(path: Path) -> Path | None:
+    """A tiny random diffusion checkpoint (as tests/test_diffusion.py makes one), or None without torch."""
+    try:
+        import torch
+
+        from foleyspace.diffusion.checkpoint import Checkpoint, save
+        from foleyspace.diffusion.config import named_config
+        from foleyspace.diffusion.model import BinauralDiffWave
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    config = named_config("tiny")
+    model = BinauralDiffWave(config)
+    torch.nn.init.normal_(model.output_projection.weight, std=0.05)  # its noise estimate is not 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save(path, Checkpoint(config, model.state_dict(), step=1))
+
+
+def test_renderer_and_hrtf_settings_reach_the_spec_and_render(blender_python, installed, server, workdir, clip_factory,
+                                                              ku100_sofa):
+    """The panel's Renderer, Checkpoint, Diffusion Steps, Seed, HRTF Interpolation and HRTF
+    Directions in real Blender: the options each sends (defaults not sent, ``//`` files made
+    absolute beside the .blend, ``hutubs:96`` kept), each shown where it applies, the core's
+    refusals refused at submit in the panel's terms (nothing sent), and two real jobs: the KU100
+    SOFA file with Nearest, and Diffusion with a tiny random checkpoint (Fast, Seed 3)."""
+    import shutil
+
+    clip = clip_factory(**CLIP)
+    project = workdir / "project-renderer_hrtf"
+    (project / "heads").mkdir(parents=True, exist_ok=True)
+    sofa = Path(shutil.copy(ku100_sofa, project / "heads" / "ku100.sofa"))  # inside the server's root
+    ckpt = tiny_checkpoint(project / "tiny.pt")
+    with server.client() as c:
+        jobs_before = {j["job"] for j in c.request("list", limit=1000)["jobs"]}
+    r = run_case(blender_python, installed, workdir, "renderer_hrtf", server.home, server=server.address,
+                 clip=str(clip), hrtf="//heads/ku100.sofa", checkpoint="//tiny.pt" if ckpt else "")
+    assert r["defaults"] == {"renderer": "auto", "checkpoint": "", "diffusion_schedule": "standard", "seed": 0,
+                             "hrtf_interp": "aligned", "hrtf_directions": "all", "hrtf": ""}
+    assert r["enum_items"] == {"renderer": ["auto", "dsp", "diffusion"], "diffusion_schedule": ["standard", "fast"],
+                               "hrtf_interp": ["nearest", "linear", "aligned"],
+                               "hrtf_directions": ["all", "fine", "coarse"]}
+    assert r["names"] == {"renderer": "Renderer", "checkpoint": "Checkpoint", "diffusion_schedule": "Diffusion Steps",
+                          "seed": "Seed", "hrtf_interp": "HRTF Interpolation", "hrtf_directions": "HRTF Directions",
+                          "hrtf": "HRTF"}
+    assert "bad_enum" in r
+    opts, panel = r["options"], r["panel"]
+    assert opts["default"] == opts["no_hrtf_defaults"] == {"scheme": "fine"}  # defaults are not sent
+    assert opts["hrtf_file"] == {"scheme": "fine", "hrtf": str(sofa), "hrtf_interp": "nearest", "hrtf_directions": "fine"}
+    assert opts["hrtf_name"] == {"scheme": "fine", "hrtf": "hutubs:96", "hrtf_interp": "linear"}
+    assert opts["dsp"] == {"scheme": "fine", "renderer": "dsp"}  # the diffusion's settings are not sent with DSP
+    assert opts["diffusion"] == {"scheme": "fine", "renderer": "diffusion", "checkpoint": str(project / "tiny.pt")}
+    assert opts["diffusion_fast"] == {"scheme": "fine", "renderer": "diffusion", "checkpoint": str(project / "tiny.pt"),
+                                      "diffusion_schedule": "fast", "seed": 3}
+    for spec_options in opts.values():  # the core takes every one of them (the hutubs name needs a fetch)
+        if spec_options.get("hrtf") != "hutubs:96":
+            job_from_spec({"video": str(clip), "output_dir": str(workdir), "options": spec_options})
+    hrtf_props, diffusion_props = {"prop:hrtf_interp", "prop:hrtf_directions"}, {
+        "prop:checkpoint", "prop:diffusion_schedule", "prop:seed"}
+    assert "prop:renderer" in panel["default"] and "prop:hrtf" in panel["default"]
+    assert not (hrtf_props | diffusion_props) & set(panel["default"] + panel["dsp"])
+    assert hrtf_props <= set(panel["hrtf_file"]) and hrtf_props <= set(panel["hrtf_name"])
+    assert diffusion_props <= set(panel["diffusion"])
+
+    # refused before anything is sent, one line in the panel's terms, also noted in the panel
+    diffusion, interp = r["refused_diffusion"], r["refused_interp"]
+    assert diffusion["submit_error"] == ("Error: Renderer Diffusion needs a Checkpoint: choose a trained checkpoint "
+                                         "file in the FoleySpace panel"), diffusion
+    assert interp["submit_error"] == (
+        "Error: HRTF Interpolation Nearest applies to a measured HRTF: set HRTF in the FoleySpace panel (a SOFA file "
+        "or a fetched set such as hutubs:96), or set HRTF Interpolation back to Aligned"), interp
+    for refusal in (diffusion, interp):
+        assert refusal["added"] == 0 and refusal["pending"] == 0 and not refusal["timer_registered"]
+        assert refusal["message_is_error"] and "--" not in refusal["submit_error"]
+        assert refusal["submit_error"].removeprefix("Error: ") in panel_text(refusal["panel"])
+    assert "prop:hrtf_interp" in interp["panel"]  # shown, to put it back, though no HRTF is set
+
+    # real jobs: the sidecar says what ran
+    hrtf_job = r["rendered_hrtf"]
+    assert hrtf_job["submit_error"] is None and not hrtf_job["timed_out"] and not hrtf_job["message_is_error"], hrtf_job
+    (stem,) = hrtf_job["added"]
+    sidecar = json.loads(Path(stem["filepath"]).with_suffix(".json").read_text())
+    assert sidecar["analysis"]["hrir"] == "sofa" and sidecar["analysis"]["renderer"] == "dsp"
+    assert sidecar["settings"]["settings"]["hrir:sofa"]["interp"] == "nearest"
+    expected_jobs = 1
+    if ckpt is not None:
+        diffusion_job = r["rendered_diffusion"]
+        assert diffusion_job["submit_error"] is None and not diffusion_job["timed_out"], diffusion_job
+        assert not diffusion_job["message_is_error"], diffusion_job
+        (stem,) = diffusion_job["added"]
+        data, rate = sf.read(stem["filepath"])
+        assert rate == 48000 and data.shape == (4 * 48000, 2) and np.all(np.isfinite(data))
+        sidecar = json.loads(Path(stem["filepath"]).with_suffix(".json").read_text())
+        assert sidecar["analysis"]["renderer"] == "diffusion"
+        assert sidecar["settings"]["settings"]["renderer:diffusion"] == {
+            "checkpoint": str(project / "tiny.pt"), "schedule": "fast", "seed": 3}
+        expected_jobs += 1
+    with server.client() as c:
+        new_jobs = [j for j in c.request("list", limit=1000)["jobs"] if j["job"] not in jobs_before]
+    assert len(new_jobs) == expected_jobs  # nothing was sent for the refused ones

@@ -774,6 +774,73 @@ def case_box_keyframes(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def case_renderer_hrtf(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Renderer, Checkpoint, Diffusion Steps, Seed, HRTF Interpolation, HRTF Directions: the options
+    each sends (``//`` files made absolute beside the .blend, a fetched set's name as typed); the
+    panel shows each where it applies; Diffusion without a Checkpoint and an HRTF Interpolation
+    without an HRTF refused at submit; then a measured HRTF with Nearest, and Diffusion with a
+    tiny checkpoint (Fast, Seed), rendered and placed."""
+    scene, ed = new_scene(args["project"])
+    settings = scene.foleyspace
+    movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
+    ed.active_strip = movie
+    src = pkg.source.describe(scene, movie)
+    keys = ("renderer", "checkpoint", "diffusion_schedule", "seed", "hrtf_interp", "hrtf_directions", "hrtf")
+    out: dict[str, Any] = {"defaults": {k: getattr(settings, k) for k in keys}, "options": {}, "panel": {}}
+    out["enum_items"] = {k: [i.identifier for i in settings.bl_rna.properties[k].enum_items]
+                         for k in ("renderer", "diffusion_schedule", "hrtf_interp", "hrtf_directions")}
+    out["names"] = {k: settings.bl_rna.properties[k].name for k in keys}
+
+    def apply(values: dict[str, Any]) -> dict[str, Any]:
+        saved = {k: getattr(settings, k) for k in values}
+        for k, v in values.items():
+            setattr(settings, k, v)
+        return saved
+
+    def options(key: str, **values: Any) -> None:
+        saved = apply(values)
+        out["options"][key] = pkg.source.job_spec(src, "/tmp", "x.wav", settings)["options"]
+        out["panel"][key] = [line for line in draw_ui(pkg) if line.startswith("prop:")]
+        apply(saved)
+
+    options("default")
+    options("hrtf_file", hrtf="//heads/ku100.sofa", hrtf_interp="nearest", hrtf_directions="fine")
+    options("hrtf_name", hrtf="hutubs:96", hrtf_interp="linear")
+    options("no_hrtf_defaults", hrtf_interp="aligned", hrtf_directions="all")
+    options("dsp", renderer="dsp", checkpoint="//tiny.pt", seed=5)
+    options("diffusion", renderer="diffusion", checkpoint="//tiny.pt")
+    options("diffusion_fast", renderer="diffusion", checkpoint="//tiny.pt", diffusion_schedule="fast", seed=3)
+    try:
+        settings.renderer = "neural"
+    except TypeError as exc:
+        out["bad_enum"] = str(exc)
+
+    def refused(**values: Any) -> dict[str, Any]:
+        saved = apply(values)
+        count = len(ed.strips)
+        panel = draw_ui(pkg)
+        result = spatialize_and_wait(pkg) | {"added": len(ed.strips) - count, "panel": panel}
+        apply(saved)
+        return result
+
+    out["refused_diffusion"] = refused(renderer="diffusion", checkpoint="")
+    out["refused_interp"] = refused(hrtf="", hrtf_interp="nearest")
+
+    def rendered(**values: Any) -> dict[str, Any]:
+        saved = apply(values)
+        before = {s.name for s in ed.strips}
+        result = spatialize_and_wait(pkg)
+        result["added"] = [strip_info(s) for s in ed.strips if s.name not in before]
+        apply(saved)
+        return result
+
+    out["rendered_hrtf"] = rendered(hrtf=args["hrtf"], hrtf_interp="nearest")
+    if args.get("checkpoint"):
+        out["rendered_diffusion"] = rendered(renderer="diffusion", checkpoint=args["checkpoint"],
+                                             diffusion_schedule="fast", seed=3)
+    return out
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

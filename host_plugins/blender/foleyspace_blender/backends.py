@@ -1,16 +1,19 @@
-"""The model settings of the panel — Localizer, Depth, Vocabulary, Detect Every, Depth Model:
-their choices, the job options they send, and what the server's ``hello`` says of them.
+"""The model settings of the panel — Localizer, Depth, Vocabulary, Detect Every, Depth Model,
+Renderer, Checkpoint, Diffusion Steps, Seed, and the measured HRTF's Interpolation and
+Directions: their choices, the job options they send, what the server would refuse, and what
+its ``hello`` says of them.
 
 The identifiers are the names of the job spec and the server protocol (docs/protocol.md, "Job
 spec"): ``localizer`` auto | yolo-world | motion | classic, ``depth`` auto | depth-anything |
-box-scale.
+box-scale, ``renderer`` auto | dsp | diffusion, ``diffusion_schedule`` standard | fast,
+``hrtf_interp`` nearest | linear | aligned, ``hrtf_directions`` all | fine | coarse.
 Pure functions, no ``bpy`` (unit-tested outside Blender).
 """
 
 from __future__ import annotations
 
 import textwrap
-from typing import Any
+from typing import Any, Callable
 
 from .messages import SETTINGS as SETTING_NAMES
 from .messages import for_blender
@@ -44,9 +47,35 @@ DEPTH_MODELS = [
     ("metric-indoor-large", "Metric Indoor Large", "Distances in metres, indoor scenes"),
     ("metric-outdoor-large", "Metric Outdoor Large", "Distances in metres, outdoor scenes"),
 ]
+RENDERERS = [
+    ("auto", "Auto", "The server's choice: DSP (the diffusion renderer needs a Checkpoint: choose Diffusion)"),
+    ("dsp", "DSP", "HRTF convolution along the object's path (no model)"),
+    ("diffusion", "Diffusion", "The trained binaural diffusion model (paper §III-D): needs a Checkpoint file on the "
+                               "server's machine and torch there; slow without a GPU"),
+]
+DIFFUSION_STEPS = [
+    ("standard", "Standard (50)", "The checkpoint's 50 sampling steps, as the paper"),
+    ("fast", "Fast (6)", "DiffWave's 6-step fast sampling: much quicker, a little less faithful"),
+]
+HRTF_INTERPS = [
+    ("nearest", "Nearest", "The nearest measured direction"),
+    ("linear", "Linear", "A plain mix of the three measured directions around"),
+    ("aligned", "Aligned", "That mix with their arrival times aligned (no comb filtering)"),
+]
+HRTF_DIRECTIONS = [
+    ("all", "All", "Every measured direction"),
+    ("fine", "Fine", "The paper's frontal fine set: |azimuth| ≤ 90°, |elevation| ≤ 40°"),
+    ("coarse", "Coarse", "The paper's 15 coarse directions"),
+]
 #: The server's default of each setting: a setting at its default is not sent.
 DEFAULTS: dict[str, Any] = {"localizer": "auto", "depth": "auto", "vocab": "coco", "detect_every": 1,
-                            "depth_model": "small"}
+                            "depth_model": "small", "renderer": "auto", "checkpoint": "",
+                            "diffusion_schedule": "standard", "seed": 0, "hrtf_interp": "aligned",
+                            "hrtf_directions": "all"}
+#: The measured HRTF sets the server fetches (``SET:SUBJECT``, e.g. ``hutubs:96``). A copy of the
+#: keys of CATALOG in foleyspace/hrtf/catalog.py (the source of truth); tests/test_blender.py
+#: asserts they match.
+HRTF_SETS = ("hutubs", "sadie")
 #: The model each kind's ``auto`` prefers, and what it falls back to (panel names).
 AUTO_PREFERS = {"localizer": ("yolo-world", "Motion"), "depth": ("depth-anything", "Box Scale")}
 #: Words of a Label that the Classic localizer finds, as people or as a face. A copy of
@@ -56,7 +85,11 @@ PEOPLE_WORDS = frozenset({"person", "people", "pedestrian", "pedestrians", "man"
                           "walker", "runner", "cyclist", "dancer", "player"})
 FACE_WORDS = frozenset({"face", "faces", "speaker", "head", "talking", "talking head", "voice", "dialogue",
                         "singer", "narrator"})
-_CHOICES = {"localizer": LOCALIZERS, "depth": DEPTHS, "vocab": VOCABULARIES, "depth_model": DEPTH_MODELS}
+_CHOICES = {"localizer": LOCALIZERS, "depth": DEPTHS, "vocab": VOCABULARIES, "depth_model": DEPTH_MODELS,
+            "renderer": RENDERERS, "diffusion_schedule": DIFFUSION_STEPS, "hrtf_interp": HRTF_INTERPS,
+            "hrtf_directions": HRTF_DIRECTIONS}
+#: Kinds of backend the panel names (Auto or one of them), as ``hello`` lists them.
+KINDS = ("localizer", "depth", "renderer")
 
 
 def choice_name(setting: str, name: str) -> str:
@@ -82,15 +115,65 @@ def classic_refusal(settings: Any) -> str | None:
     return "Localizer Classic finds people or faces: set Label to person or face in the FoleySpace panel"
 
 
-def job_options(settings: Any) -> dict[str, Any]:
+def _same(path: str) -> str:
+    return path
+
+
+def is_hrtf_name(text: str) -> bool:
+    """Whether an HRTF setting names a fetched set (``hutubs:96``, ``sadie:H3``) rather than a file,
+    as the core's ``catalog.is_name`` reads it."""
+    head, sep, tail = str(text).strip().partition(":")
+    return bool(sep) and head.lower() in HRTF_SETS and "/" not in tail and "\\" not in tail
+
+
+def hrtf_option(text: str, abspath: Callable[[str], str] = _same) -> str:
+    """The job option ``hrtf`` of the HRTF setting: a set name as typed, a file made absolute by
+    ``abspath`` (``//`` = beside the .blend), ``""`` when blank."""
+    text = str(text or "").strip()
+    if not text or is_hrtf_name(text):
+        return text
+    return abspath(text)
+
+
+def diffusion_refusal(settings: Any) -> str | None:
+    """Why the server would refuse Renderer Diffusion as set (one line), or None."""
+    if str(getattr(settings, "renderer", "auto")) != "diffusion":
+        return None
+    if str(getattr(settings, "checkpoint", "") or "").strip():
+        return None
+    return "Renderer Diffusion needs a Checkpoint: choose a trained checkpoint file in the FoleySpace panel"
+
+
+def hrtf_refusal(settings: Any) -> str | None:
+    """Why the server would refuse HRTF Interpolation / HRTF Directions (one line): they apply
+    only to a measured HRTF, so a blank HRTF with either away from its default is refused."""
+    if str(getattr(settings, "hrtf", "") or "").strip():
+        return None
+    for key, setting in (("hrtf_interp", "HRTF Interpolation"), ("hrtf_directions", "HRTF Directions")):
+        value = str(getattr(settings, key, DEFAULTS[key]))
+        if value != DEFAULTS[key]:
+            return (f"{setting} {choice_name(key, value)} applies to a measured HRTF: set HRTF in the FoleySpace "
+                    f"panel (a SOFA file or a fetched set such as hutubs:96), or set {setting} back to "
+                    f"{choice_name(key, DEFAULTS[key])}")
+    return None
+
+
+def refusal(settings: Any) -> str | None:
+    """The first reason the server would refuse the panel's settings (one line, the panel's
+    terms), or None: checked before a job is submitted."""
+    return classic_refusal(settings) or diffusion_refusal(settings) or hrtf_refusal(settings)
+
+
+def job_options(settings: Any, abspath: Callable[[str], str] = _same) -> dict[str, Any]:
     """The job options of the model settings: only those not at the server's default, and only
     those the chosen backend reads (the server refuses a YOLO-World setting with another
-    localizer; a Label leaves no vocabulary to score)."""
+    localizer; a Label leaves no vocabulary to score; the diffusion settings go with Renderer
+    Diffusion, the HRTF's with an HRTF). ``abspath`` makes a file setting absolute."""
     def value(key: str) -> Any:
         return getattr(settings, key, DEFAULTS[key])
 
     options: dict[str, Any] = {}
-    for key in ("localizer", "depth"):
+    for key in KINDS:
         if value(key) != DEFAULTS[key]:
             options[key] = str(value(key))
     if value("localizer") in ("auto", "yolo-world"):
@@ -100,6 +183,22 @@ def job_options(settings: Any) -> dict[str, Any]:
             options["detect_every"] = int(value("detect_every"))
     if value("depth") in ("auto", "depth-anything") and value("depth_model") != DEFAULTS["depth_model"]:
         options["depth_model"] = str(value("depth_model"))
+    options.update(_diffusion_options(settings, value, abspath))
+    if str(getattr(settings, "hrtf", "") or "").strip():
+        options.update({k: str(value(k)) for k in ("hrtf_interp", "hrtf_directions") if value(k) != DEFAULTS[k]})
+    return options
+
+
+def _diffusion_options(settings: Any, value: Callable[[str], Any], abspath: Callable[[str], str]) -> dict[str, Any]:
+    """Checkpoint, Diffusion Steps and Seed as job options: with Renderer Diffusion only."""
+    checkpoint = str(value("checkpoint") or "").strip()
+    if value("renderer") != "diffusion" or not checkpoint:
+        return {}
+    options: dict[str, Any] = {"checkpoint": abspath(checkpoint)}
+    if value("diffusion_schedule") != DEFAULTS["diffusion_schedule"]:
+        options["diffusion_schedule"] = str(value("diffusion_schedule"))
+    if int(value("seed")) != DEFAULTS["seed"]:
+        options["seed"] = int(value("seed"))
     return options
 
 
@@ -124,7 +223,7 @@ def _missing(row: dict[str, Any]) -> str:
 def unavailable(options: dict[str, Any], caps: dict[str, dict[str, dict[str, Any]]]) -> str | None:
     """Why the server cannot run a backend the job options name (one line, the panel's terms), or
     None. ``auto`` is never refused: the server falls back to the offline backend."""
-    for kind in ("localizer", "depth"):
+    for kind in KINDS:
         name = options.get(kind)
         if not name or name == "auto" or kind not in caps:
             continue
@@ -141,15 +240,15 @@ def unavailable(options: dict[str, Any], caps: dict[str, dict[str, dict[str, Any
 
 def panel_notes(settings: Any, caps: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, bool]]:
     """Lines for the panel about the model settings, from the last ``hello``: ``(text, is_error)``.
-    A chosen model the server lacks is an error (with how to get it); ``Auto`` without the model
-    says what is used instead."""
-    classic = classic_refusal(settings)
-    notes: list[tuple[str, bool]] = [(classic, True)] if classic else []
-    for kind in ("localizer", "depth"):
+    What the server would refuse (:func:`refusal`) and a chosen model it lacks are errors (with
+    how to get it); ``Auto`` without the model says what is used instead."""
+    refused = refusal(settings)
+    notes: list[tuple[str, bool]] = [(refused, True)] if refused else []
+    for kind in KINDS:
         name = str(getattr(settings, kind, "auto"))
         if kind not in caps:
             continue
-        if name == "auto":
+        if name == "auto" and kind in AUTO_PREFERS:
             model, fallback = AUTO_PREFERS[kind]
             row = caps[kind].get(model)
             if row is not None and not row.get("available", True):

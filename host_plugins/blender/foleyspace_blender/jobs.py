@@ -76,12 +76,12 @@ def submit(s: Session, scene: Any, strip: Any, settings: Any, prefs: Any) -> Str
         raise PlacementError(f"strip {strip.name!r} has box keyframes, which the seeded tracker follows: set "
                              f"Localizer to Auto in the FoleySpace panel (it follows the boxes), or remove the "
                              f"strip's box keyframes")
-    classic = backends.classic_refusal(settings)
-    if classic:  # the server refuses it too, but only after the ping and hello
-        raise PlacementError(classic)
+    refused = backends.refusal(settings)
+    if refused:  # the server refuses it too, but only after the ping and hello
+        raise PlacementError(refused)
     spec = job_spec(source, folder, name, settings, box_fields)
     c = client(s, prefs.server_address.strip())
-    chosen = {k: v for k, v in spec["options"].items() if k in ("localizer", "depth") and v != "auto"}
+    chosen = {k: v for k, v in spec["options"].items() if k in backends.KINDS and v != "auto"}
     with quick(c):
         c.request("ping")  # fail fast when no server runs
     if chosen:  # a model named: does this server have it? (nothing is rendered when it has not)

@@ -31,16 +31,29 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORE
     # the classic localizer with a label that names neither people nor a face (spec check, localizer)
     (r"'localizer': 'classic' needs a label naming people or a face|the classic localizer finds people or faces",
      "Localizer Classic finds people or faces: set Label to person or face in the FoleySpace panel"),
+    # the diffusion renderer's settings without its checkpoint (spec checks renderer, diffusion_schedule, seed)
+    (r"'renderer': 'diffusion' needs a trained checkpoint",
+     "Renderer Diffusion needs a Checkpoint: choose a trained checkpoint file in the FoleySpace panel"),
+    (r"'(?:diffusion_schedule|seed)': is a setting of the diffusion renderer: give its checkpoint",
+     "Diffusion Steps and Seed are settings of Renderer Diffusion: set Renderer to Diffusion and choose its "
+     "Checkpoint in the FoleySpace panel"),
+    # the measured HRTF's settings without one (spec check hrtf_interp, hrtf_directions)
+    (r"'hrtf_(?:interp|directions)': applies to measured HRIRs",
+     "HRTF Interpolation and HRTF Directions apply to a measured HRTF: set HRTF in the FoleySpace panel (a SOFA "
+     "file or a fetched set such as hutubs:96)"),
 ))
 
 #: The panel's name of each job-spec option and CLI flag it can meet, and of the backends'
 #: names (kept here so this module needs nothing else of the add-on).
 SETTINGS = {"localizer": "Localizer", "depth": "Depth", "vocab": "Vocabulary", "detect_every": "Detect Every",
-            "depth_model": "Depth Model", "label": "Label", "scheme": "Scheme", "hrtf": "HRTF", "preview": "Preview"}
+            "depth_model": "Depth Model", "label": "Label", "scheme": "Scheme", "hrtf": "HRTF", "preview": "Preview",
+            "renderer": "Renderer", "checkpoint": "Checkpoint", "diffusion_schedule": "Diffusion Steps",
+            "diffusion_steps": "Diffusion Steps", "seed": "Seed", "hrtf_interp": "HRTF Interpolation",
+            "hrtf_directions": "HRTF Directions"}
 #: Job-spec fields of the strip's box keyframes.
 BOX_FIELDS = ("box", "box_time_s", "more_boxes")
 CHOICES = {"auto": "Auto", "yolo-world": "YOLO-World", "motion": "Motion", "depth-anything": "Depth Anything",
-           "box-scale": "Box Scale", "classic": "Classic (people / faces)"}
+           "box-scale": "Box Scale", "classic": "Classic (people / faces)", "dsp": "DSP", "diffusion": "Diffusion"}
 
 #: Flags rephrased as panel settings (before other flags are dropped).
 _FLAG_RULES: tuple[tuple[re.Pattern[str], object], ...] = tuple((re.compile(p), w) for p, w in (
@@ -52,10 +65,10 @@ _FLAG_RULES: tuple[tuple[re.Pattern[str], object], ...] = tuple((re.compile(p), 
     (r"leave out --box or choose the seeded localizer",
      "remove the strip's box keyframes or set Localizer to Auto in the FoleySpace panel"),
     (r" ?\(--box X,Y,W,H(?:\[@TIME\])?\)", ""),
-    (r"(?:use |with |pass |set |try )?--(?P<flag>localizer|depth)[ =](?P<value>[a-z][a-z0-9-]*)",
+    (r"(?:use |with |pass |set |try )?--(?P<flag>localizer|depth|renderer)[ =](?P<value>[a-z][a-z0-9-]*)",
      lambda m: f"set {SETTINGS[m['flag']]} to {CHOICES.get(m['value'], m['value'])} in the FoleySpace panel"),
     (r"(?P<verb>(?:use|with|pass|set|give) )?--(?P<flag>localizer|depth|label|vocab|detect-every|depth-model|scheme"
-     r"|hrtf)(?![a-z-])(?: [A-Z][A-Z0-9|]*\b)?",
+     r"|hrtf|hrtf-interp|hrtf-directions|renderer|checkpoint|diffusion-steps|seed)(?![a-z-])(?: [A-Z][A-Z0-9|:]*\b)?",
      lambda m: f"{('with ' if m['verb'] == 'with ' else 'use ') if m['verb'] else ''}the {SETTINGS[m['flag'].replace('-', '_')]} setting in the "
                "FoleySpace panel"),
     (r"--device\b", "the server's device"),  # set where the server starts, not in Blender
@@ -88,7 +101,7 @@ def _spec(field: str, problem: str) -> str:
     setting = SETTINGS.get(field)
     if setting is None:
         return f"the job spec's {field!r}: {problem}"
-    if field in ("localizer", "depth"):
+    if field in ("localizer", "depth", "renderer"):
         m = _UNKNOWN.match(problem)
         if m:
             return (f"{CHOICES.get(m['name'], m['name'])} ({setting}): the FoleySpace server does not offer it; "

@@ -8,7 +8,17 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from .backends import DEFAULTS, DEPTH_MODELS, DEPTHS, LOCALIZERS, VOCABULARIES
+from .backends import (
+    DEFAULTS,
+    DEPTH_MODELS,
+    DEPTHS,
+    DIFFUSION_STEPS,
+    HRTF_DIRECTIONS,
+    HRTF_INTERPS,
+    LOCALIZERS,
+    RENDERERS,
+    VOCABULARIES,
+)
 
 
 class FOLEYSPACE_AP_preferences(bpy.types.AddonPreferences):
@@ -96,7 +106,28 @@ class FoleySpaceSceneSettings(bpy.types.PropertyGroup):
         default="fine")
     hrtf: StringProperty(  # type: ignore[valid-type]
         name="HRTF", subtype="FILE_PATH",
-        description="SOFA file with the head-related transfer functions (blank: the built-in set)", default="")
+        description="Measured head-related transfer functions: a SOFA file, or a set fetched on the server's "
+                    "machine (foleyspace hrtf fetch) named SET:SUBJECT, e.g. hutubs:96 or sadie:H3 "
+                    "(blank: the built-in spherical head)", default="")
+    hrtf_interp: EnumProperty(  # type: ignore[valid-type]
+        name="HRTF Interpolation", description="With an HRTF: how directions between the measured ones are made",
+        items=HRTF_INTERPS, default=DEFAULTS["hrtf_interp"])
+    hrtf_directions: EnumProperty(  # type: ignore[valid-type]
+        name="HRTF Directions", description="With an HRTF: which of its measured directions are used",
+        items=HRTF_DIRECTIONS, default=DEFAULTS["hrtf_directions"])
+    renderer: EnumProperty(  # type: ignore[valid-type]
+        name="Renderer", description="How the server makes the binaural sound",
+        items=RENDERERS, default=DEFAULTS["renderer"])
+    checkpoint: StringProperty(  # type: ignore[valid-type]
+        name="Checkpoint", subtype="FILE_PATH",
+        description="Renderer Diffusion: the trained checkpoint file (// is the .blend's folder); the server must "
+                    "be able to read it", default=DEFAULTS["checkpoint"])
+    diffusion_schedule: EnumProperty(  # type: ignore[valid-type]
+        name="Diffusion Steps", description="Renderer Diffusion: how many sampling steps",
+        items=DIFFUSION_STEPS, default=DEFAULTS["diffusion_schedule"])
+    seed: IntProperty(  # type: ignore[valid-type]
+        name="Seed", description="Renderer Diffusion: the sampler's seed (the same seed gives the same stem)",
+        min=0, default=DEFAULTS["seed"])
     preview: BoolProperty(  # type: ignore[valid-type]
         name="Preview",
         description="Also write <stem>.preview.mp4 beside the stem: the strip's range with the stem as its sound "

@@ -211,10 +211,10 @@ def job_spec(source: Source, folder: str, name: str, settings: Any,
     label = settings.label.strip()
     if label:
         options["label"] = label
-    hrtf = compat.abspath(settings.hrtf.strip())
+    hrtf = backends.hrtf_option(settings.hrtf, compat.abspath)  # a SET:SUBJECT name is kept as typed
     if hrtf:
         options["hrtf"] = hrtf
-    options.update(backends.job_options(settings))
+    options.update(backends.job_options(settings, compat.abspath))
     if getattr(settings, "preview", False):
         options["preview"] = True
     spec: dict[str, Any] = {"video": source.video, "output_dir": folder, "name": name,

@@ -50,6 +50,9 @@ class SEQUENCER_PT_foleyspace(bpy.types.Panel):
             col.prop(settings, "label")
             col.prop(settings, "scheme")
             col.prop(settings, "hrtf")
+            if settings.hrtf.strip() or backends.hrtf_refusal(settings):  # shown to put them back, too
+                col.prop(settings, "hrtf_interp")
+                col.prop(settings, "hrtf_directions")
             col.prop(settings, "preview")
             draw_models(layout, settings, s.capabilities)
         p = prefs.get(context)
@@ -113,8 +116,9 @@ def draw_box_keyframes(layout: Any, settings: Any, strip: Any, src: Any) -> None
 
 
 def draw_models(layout: Any, settings: Any, capabilities: dict) -> None:
-    """The model settings, and what the last server check said of them (a chosen model the
-    server lacks: how to get it; Auto without the model: what it uses instead)."""
+    """The model settings (the diffusion ones with Renderer Diffusion), and what the last server
+    check said of them (a chosen model the server lacks: how to get it; Auto without the model:
+    what it uses instead) or what the server would refuse."""
     box = layout.box()
     col = box.column()
     col.prop(settings, "localizer")
@@ -126,6 +130,10 @@ def draw_models(layout: Any, settings: Any, capabilities: dict) -> None:
     col.prop(settings, "depth")
     if settings.depth in ("auto", "depth-anything"):
         col.prop(settings, "depth_model")
+    col.prop(settings, "renderer")
+    if settings.renderer == "diffusion":
+        for prop in ("checkpoint", "diffusion_schedule", "seed"):
+            col.prop(settings, prop)
     for text, is_error in backends.panel_notes(settings, capabilities):
         for i, line in enumerate(backends.wrap(text)):
             box.label(text=line, icon=("ERROR" if is_error else "INFO") if i == 0 else "BLANK1")
