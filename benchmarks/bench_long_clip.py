@@ -30,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from bench_cli import RUNNER  # runs a CLI from another source tree (benchmarks/ is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (1920, 1080)
@@ -38,17 +39,6 @@ RATE = 48000
 #: The goal: the longest clip's peak memory within this many times the 8 s clip's.
 GOAL_RATIO = 1.3
 
-#: Runs a CLI from another source tree: drops the editable-install finder, imports from ``base``.
-RUNNER = """
-import sys
-base = sys.argv[1]
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(type(f)).lower()]
-sys.path.insert(0, base)
-import foleyspace
-assert foleyspace.__file__.startswith(base), foleyspace.__file__
-from foleyspace.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def _picture_planes(t: float, background: np.ndarray) -> np.ndarray:

@@ -66,6 +66,13 @@ def plot_result(target: str | Path, times_s: np.ndarray, xyz: np.ndarray, levels
         axes[0].text(0.99, 0.95, "grey: object lost", transform=axes[0].transAxes, ha="right", va="top", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    return save_figure(fig, target)
+
+
+def save_figure(fig, target: str | Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (temp file + rename) and close it."""
+    import matplotlib.pyplot as plt
+
     target = Path(target)
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

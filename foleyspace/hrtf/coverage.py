@@ -129,7 +129,7 @@ def plot_coverage(data: SofaData, target: str | Path, config: DirectionSetConfig
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from foleyspace.stem import atomic_path
+    from foleyspace.plot import save_figure
 
     az, el = data.directions_deg[:, 0], data.directions_deg[:, 1]
     fine = fine_mask(az, el, config)
@@ -157,8 +157,4 @@ def plot_coverage(data: SofaData, target: str | Path, config: DirectionSetConfig
     ax.set_title(f"{data.path.name}: {data.count} directions, {data.sample_rate:g} Hz, {data.taps} taps, "
                  f"{data.radius_m:g} m", fontsize=9)
     fig.tight_layout()
-    target = Path(target)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return target
+    return save_figure(fig, target)
