@@ -376,6 +376,149 @@ def test_preview_is_written_and_reported(script, dvr, client, clips, tmp_path):
     assert len(audio_on(app, report.tracks[0])) == 1  # the preview is reported, not placed
 
 
+
+# ------------------------------------------------------------------ HRTF and renderer settings
+def test_hrtf_and_renderer_settings_reach_the_job_options(script, tmp_path):
+    """FOLEYSPACE_RESOLVE_HRTF/_HRTF_INTERP/_HRTF_DIRECTIONS/_RENDERER/_CHECKPOINT/_DIFFUSION_STEPS/_SEED
+    (or the constants) become job options: files absolute, a fetched set's name as given, defaults
+    left out; the choices are the core's, and the core accepts the specs."""
+    from foleyspace.diffusion.config import MAX_SEED, SCHEDULES
+    from foleyspace.hrtf.catalog import CATALOG, is_name
+    from foleyspace.hrtf.directions import DIRECTION_SETS
+    from foleyspace.hrtf.interpolate import METHODS
+
+    assert (script.HRTF_INTERPS, script.HRTF_DIRECTION_SETS, script.DIFFUSION_SCHEDULES) == (
+        tuple(METHODS), tuple(DIRECTION_SETS), tuple(SCHEDULES))
+    assert script.HRTF_SETS == tuple(CATALOG) and script.MAX_SEED == MAX_SEED
+    for text in ("hutubs:96", "SADIE:H3", "hutubs:", "/h/a.sofa", "C:\\h.sofa", "sadie:a/b", "x:1"):
+        assert script.is_hrtf_name(text) == is_name(text), text
+    sofa, ckpt = tmp_path / "head.sofa", tmp_path / "tiny.pt"
+    sofa.write_bytes(b"x")
+    ckpt.write_bytes(b"x")
+    env = {"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_HRTF": f" {sofa} ",
+           "FOLEYSPACE_RESOLVE_HRTF_INTERP": "nearest", "FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS": "all",
+           "FOLEYSPACE_RESOLVE_RENDERER": "diffusion", "FOLEYSPACE_RESOLVE_CHECKPOINT": str(ckpt),
+           "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "fast", "FOLEYSPACE_RESOLVE_SEED": "3"}
+    s = script.Settings.from_env(env)
+    assert s.job_options("x") == {"hrtf": str(sofa), "hrtf_interp": "nearest", "renderer": "diffusion",
+                                  "checkpoint": str(ckpt), "diffusion_schedule": "fast", "seed": 3}
+    named = script.Settings.from_env({"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_HRTF": "hutubs:96",
+                                      "FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS": "coarse",
+                                      "FOLEYSPACE_RESOLVE_CHECKPOINT": str(ckpt),
+                                      "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "standard",
+                                      "FOLEYSPACE_RESOLVE_SEED": "0"})
+    # renderer auto with a checkpoint: the server picks diffusion; standard and seed 0 are the defaults
+    assert named.job_options("x") == {"hrtf": "hutubs:96", "hrtf_directions": "coarse", "checkpoint": str(ckpt)}
+    defaults = script.Settings.from_env({"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_HRTF_INTERP": "aligned",
+                                         "FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS": "all",
+                                         "FOLEYSPACE_RESOLVE_RENDERER": "auto",
+                                         "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "standard",
+                                         "FOLEYSPACE_RESOLVE_SEED": "0"})
+    assert defaults.job_options("x") == {}  # the defaults are not sent, and need no HRTF or checkpoint
+    assert script.Settings.from_env({"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_RENDERER": "dsp"}
+                                    ).job_options("x") == {"renderer": "dsp"}
+    assert script.Settings(label="", hrtf=str(sofa), hrtf_interp="linear").job_options("x") == {
+        "hrtf": str(sofa), "hrtf_interp": "linear"}  # the constants
+    clip = script.Clip(name="shot.mov", video="/v.mov", start_s=0.0, end_s=1.0, record_frame=0, frames=24)
+    spec = clip.spec(tmp_path, "s.wav", s.job_options(clip.name))
+    assert spec["options"] == s.job_options("x")
+    video = tmp_path / "v.mov"
+    video.write_bytes(b"x")
+    job = job_from_spec({**spec, "video": str(video)})  # the core accepts it
+    assert job.config.settings_for("renderer", "diffusion").seed == 3
+
+
+BAD_RENDER_SETTINGS = [
+    ({"FOLEYSPACE_RESOLVE_HRTF": "head.sofa"}, "FOLEYSPACE_RESOLVE_HRTF must be the absolute path of a SOFA file, or "
+                                               "a fetched set named SET:SUBJECT (hutubs:96, sadie:H3), not 'head.sofa'"),
+    ({"FOLEYSPACE_RESOLVE_HRTF": "/no/such/head.sofa"}, "FOLEYSPACE_RESOLVE_HRTF: no such file: /no/such/head.sofa"),
+    ({"FOLEYSPACE_RESOLVE_HRTF_INTERP": "cubic"},
+     "FOLEYSPACE_RESOLVE_HRTF_INTERP must be one of nearest, linear, aligned, not 'cubic'"),
+    ({"FOLEYSPACE_RESOLVE_HRTF_INTERP": "nearest"},
+     "FOLEYSPACE_RESOLVE_HRTF_INTERP is a setting of a measured HRTF, but FOLEYSPACE_RESOLVE_HRTF is not set"),
+    ({"FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS": "coarse"},
+     "FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS is a setting of a measured HRTF, but FOLEYSPACE_RESOLVE_HRTF is not set"),
+    ({"FOLEYSPACE_RESOLVE_RENDERER": "neural"}, "FOLEYSPACE_RESOLVE_RENDERER must be one of auto, dsp, diffusion, "
+                                                "not 'neural'"),
+    ({"FOLEYSPACE_RESOLVE_RENDERER": "diffusion"}, "FOLEYSPACE_RESOLVE_RENDERER=diffusion needs "
+                                                   "FOLEYSPACE_RESOLVE_CHECKPOINT, the absolute path of a trained "
+                                                   "checkpoint"),
+    ({"FOLEYSPACE_RESOLVE_CHECKPOINT": "/no/such/model.pt"}, "FOLEYSPACE_RESOLVE_CHECKPOINT: no such file: "
+                                                             "/no/such/model.pt"),
+    ({"FOLEYSPACE_RESOLVE_CHECKPOINT": str(SCRIPT), "FOLEYSPACE_RESOLVE_RENDERER": "dsp"},
+     "FOLEYSPACE_RESOLVE_CHECKPOINT is a setting of the diffusion renderer, but FOLEYSPACE_RESOLVE_RENDERER is dsp"),
+    ({"FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "fast"},
+     "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS is a setting of the diffusion renderer: set FOLEYSPACE_RESOLVE_CHECKPOINT too"),
+    ({"FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "6"}, "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS must be one of standard, fast, "
+                                                  "not '6'"),
+    ({"FOLEYSPACE_RESOLVE_SEED": "3"},
+     "FOLEYSPACE_RESOLVE_SEED is a setting of the diffusion renderer: set FOLEYSPACE_RESOLVE_CHECKPOINT too"),
+    ({"FOLEYSPACE_RESOLVE_SEED": "-1"}, "FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to "
+                                        "9223372036854775807, not '-1'"),
+    ({"FOLEYSPACE_RESOLVE_SEED": "9223372036854775808"}, "FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to"),
+]
+
+
+@pytest.mark.parametrize("env, message", BAD_RENDER_SETTINGS)
+def test_bad_hrtf_or_renderer_setting_is_one_line_before_anything_renders(script, dvr, server, clips, tmp_path,
+                                                                          monkeypatch, env, message):
+    test_bad_model_setting_is_one_line_before_anything_renders(script, dvr, server, clips, tmp_path, monkeypatch,
+                                                               env, message)
+
+
+@pytest.fixture
+def hrtf_server(tmp_path_factory, ku100_sofa, monkeypatch):
+    """A server whose HRTF folder holds the KU100 set as the fetched ``hutubs:96``."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("resolve_hrtf_server")
+    (base / "home").mkdir()
+    target = base / "hrtf" / "hutubs" / "pp96_HRIRs_measured.sofa"
+    target.parent.mkdir(parents=True)
+    shutil.copy(ku100_sofa, target)
+    monkeypatch.setenv("FOLEYSPACE_HRTF_DIR", str(base / "hrtf"))
+    srv = ServerProcess(base / "home", tmp_path_factory.getbasetemp(), workers=1).start()
+    yield srv
+    srv.stop()
+
+
+def test_fetched_hrtf_set_by_name_renders_with_its_interpolation(script, dvr, hrtf_server, clips, tmp_path):
+    """FOLEYSPACE_RESOLVE_HRTF=hutubs:96 is resolved on the server (its HRTF folder); Nearest and the
+    coarse directions reach the renderer (the sidecar says so)."""
+    app = dvr.make_resolve()
+    app.timeline.place(1, app.media_pool.add_media(str(clips["rl"]), fps=25.0, frames=25), offset=0, duration=20)
+    chosen = settings(script, tmp_path / "stems")
+    chosen.hrtf, chosen.hrtf_interp, chosen.hrtf_directions = "hutubs:96", "nearest", "coarse"
+    with hrtf_server.client(timeout=5, retries=2) as c:
+        report = script.spatialize_timeline(app, c, chosen, log=lambda _: None)
+    assert report.ok, (report.error, report.skipped)
+    sidecar = json.loads(Path(report.placed[0].path).with_suffix(".json").read_text())
+    assert sidecar["analysis"]["hrir"] == "sofa" and sidecar["analysis"]["renderer"] == "dsp"
+    assert sidecar["settings"]["settings"]["hrir:sofa"] == {"interp": "nearest", "directions": "coarse"}
+
+
+def test_diffusion_renderer_with_a_checkpoint_renders(script, dvr, client, clips, tmp_path):
+    """Diffusion with a tiny random checkpoint (Fast, Seed 3): checked with the server's hello
+    before anything renders, rendered, and the sidecar names the checkpoint."""
+    from test_blender import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    if ckpt is None:
+        pytest.skip("torch is not installed")
+    app = dvr.make_resolve()
+    app.timeline.place(1, app.media_pool.add_media(str(clips["rl"]), fps=25.0, frames=25), offset=0, duration=20)
+    chosen = settings(script, tmp_path / "stems")
+    chosen.renderer, chosen.checkpoint, chosen.diffusion_steps, chosen.seed = "diffusion", str(ckpt), "fast", 3
+    report = script.spatialize_timeline(app, client, chosen, log=lambda _: None)
+    assert report.ok, (report.error, report.skipped)
+    data, rate = sf.read(report.placed[0].path)
+    assert rate == 48000 and data.shape == (round(20 / 24 * 48000), 2) and np.all(np.isfinite(data))
+    sidecar = json.loads(Path(report.placed[0].path).with_suffix(".json").read_text())
+    assert sidecar["analysis"]["renderer"] == "diffusion"
+    assert sidecar["settings"]["settings"]["renderer:diffusion"] == {"checkpoint": str(ckpt), "schedule": "fast",
+                                                                    "seed": 3}
+
+
 # ------------------------------------------------------------------ placement failures
 def test_occupied_spot_is_retried_on_another_new_track(script, dvr, client, clips, tmp_path):
     app = dvr.make_resolve()

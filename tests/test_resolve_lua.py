@@ -222,6 +222,108 @@ fs.PREVIEW = false
                                 "box-scale", *tail]
 
 
+def test_lua_hrtf_and_renderer_settings_become_the_cli_flags(luajit, tmp_path):
+    """FOLEYSPACE_RESOLVE_HRTF/_HRTF_INTERP/_HRTF_DIRECTIONS/_RENDERER/_CHECKPOINT/_DIFFUSION_STEPS/_SEED
+    (or the constants) become `foleyspace submit`'s --hrtf, --hrtf-interp, --hrtf-directions,
+    --renderer, --checkpoint, --diffusion-steps and --seed (flags the CLI has); defaults are left
+    out; the choices and set names are the core's; the same settings as the Python script's."""
+    from foleyspace.cli import build_parser
+    from foleyspace.hrtf.catalog import CATALOG, is_name
+
+    sofa, ckpt = tmp_path / "head.sofa", tmp_path / "tiny.pt"
+    sofa.write_bytes(b"x")
+    ckpt.write_bytes(b"x")
+    envs = {
+        "all": {"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_HRTF": f" {sofa} ",
+                "FOLEYSPACE_RESOLVE_HRTF_INTERP": "nearest", "FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS": "fine",
+                "FOLEYSPACE_RESOLVE_RENDERER": "diffusion", "FOLEYSPACE_RESOLVE_CHECKPOINT": str(ckpt),
+                "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "fast", "FOLEYSPACE_RESOLVE_SEED": "9223372036854775807"},
+        "named": {"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_HRTF": "hutubs:96",
+                  "FOLEYSPACE_RESOLVE_HRTF_INTERP": "aligned", "FOLEYSPACE_RESOLVE_CHECKPOINT": str(ckpt),
+                  "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "standard", "FOLEYSPACE_RESOLVE_SEED": "007"},
+        "defaults": {"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_HRTF_INTERP": "aligned",
+                     "FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS": "all", "FOLEYSPACE_RESOLVE_RENDERER": "auto",
+                     "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "standard", "FOLEYSPACE_RESOLVE_SEED": "0"},
+        "dsp": {"FOLEYSPACE_RESOLVE_LABEL": "-", "FOLEYSPACE_RESOLVE_RENDERER": "dsp"},
+    }
+    body = "local env\nlocal function getenv(k) return env[k] end\n"
+    for name, env in envs.items():
+        table = ", ".join(f"[ {lua_string(k)} ] = {lua_string(v)}" for k, v in env.items())
+        body += f"""
+env = {{{table}}}
+out.{name} = fs.submit_args({{name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1}}, "/s.wav",
+                            fs.settings(getenv))
+"""
+    body += f"""
+fs.HRTF, fs.HRTF_INTERP, fs.LABEL = {lua_string(str(sofa))}, "linear", ""  -- the constants
+env = {{}}
+out.constants = fs.submit_args({{name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1}},
+                               "/s.wav", fs.settings(getenv))
+out.no_settings = fs.submit_args({{name = "a.mp4", video = "/media/a.mp4", start_s = 0.2, end_s = 1, speed = 1}}, "/s.wav")
+out.sets = fs.HRTF_SETS
+out.choices = {{fs.HRTF_INTERPS, fs.HRTF_DIRECTION_SETS, fs.DIFFUSION_SCHEDULES, fs.RENDERERS}}
+out.names = {{}}
+for i, text in ipairs({{"hutubs:96", "SADIE:H3", "hutubs:", "/h/a.sofa", "C:\\\\h.sofa", "sadie:a/b", "x:1"}}) do
+  out.names[i] = fs.is_hrtf_name(text)
+end
+"""
+    out = run_lua(luajit, tmp_path, body)
+    head, tail = ["submit", "/media/a.mp4", "-o", "/s.wav", "--in", "0.2", "--out", "1"], ["--wait", "-q"]
+    assert out["all"] == [*head, "--hrtf", str(sofa), "--hrtf-interp", "nearest", "--hrtf-directions", "fine",
+                          "--renderer", "diffusion", "--checkpoint", str(ckpt), "--diffusion-steps", "fast",
+                          "--seed", "9223372036854775807", *tail]
+    # renderer auto with a checkpoint: the CLI picks diffusion; aligned and standard are the defaults
+    assert out["named"] == [*head, "--hrtf", "hutubs:96", "--checkpoint", str(ckpt), "--seed", "7", *tail]
+    assert out["defaults"] == [*head, *tail] and out["dsp"] == [*head, "--renderer", "dsp", *tail]
+    assert out["constants"] == [*head, "--hrtf", str(sofa), "--hrtf-interp", "linear", *tail]
+    assert out["no_settings"] == out["constants"]
+    parsed = build_parser().parse_args(out["all"][:-2])  # the CLI knows every flag and value
+    assert (parsed.hrtf_interp, parsed.hrtf_directions, parsed.renderer, parsed.diffusion_steps, parsed.seed) == (
+        "nearest", "fine", "diffusion", "fast", 9223372036854775807)
+    from foleyspace.diffusion.config import SCHEDULES
+    from foleyspace.hrtf.directions import DIRECTION_SETS
+    from foleyspace.hrtf.interpolate import METHODS
+
+    assert out["sets"] == list(CATALOG)
+    assert out["choices"] == [list(METHODS), list(DIRECTION_SETS), list(SCHEDULES), ["auto", "dsp", "diffusion"]]
+    assert out["names"] == [is_name(t) for t in ("hutubs:96", "SADIE:H3", "hutubs:", "/h/a.sofa", "C:\\h.sofa",
+                                                 "sadie:a/b", "x:1")]
+
+
+@pytest.mark.parametrize("env, message", [(e, "FoleySpace: " + m) for e, m in [
+    ({"FOLEYSPACE_RESOLVE_HRTF": "head.sofa"}, "FOLEYSPACE_RESOLVE_HRTF must be the absolute path of a SOFA file, or "
+                                               "a fetched set named SET:SUBJECT (hutubs:96, sadie:H3), not 'head.sofa'"),
+    ({"FOLEYSPACE_RESOLVE_HRTF": "/no/such/head.sofa"}, "FOLEYSPACE_RESOLVE_HRTF: no such file: /no/such/head.sofa"),
+    ({"FOLEYSPACE_RESOLVE_HRTF_INTERP": "cubic"},
+     "FOLEYSPACE_RESOLVE_HRTF_INTERP must be one of nearest, linear, aligned, not 'cubic'"),
+    ({"FOLEYSPACE_RESOLVE_HRTF_INTERP": "nearest"},
+     "FOLEYSPACE_RESOLVE_HRTF_INTERP is a setting of a measured HRTF, but FOLEYSPACE_RESOLVE_HRTF is not set"),
+    ({"FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS": "coarse"},
+     "FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS is a setting of a measured HRTF, but FOLEYSPACE_RESOLVE_HRTF is not set"),
+    ({"FOLEYSPACE_RESOLVE_RENDERER": "neural"}, "FOLEYSPACE_RESOLVE_RENDERER must be one of auto, dsp, diffusion, "
+                                                "not 'neural'"),
+    ({"FOLEYSPACE_RESOLVE_RENDERER": "diffusion"}, "FOLEYSPACE_RESOLVE_RENDERER=diffusion needs "
+                                                   "FOLEYSPACE_RESOLVE_CHECKPOINT, the absolute path of a trained "
+                                                   "checkpoint"),
+    ({"FOLEYSPACE_RESOLVE_CHECKPOINT": "/no/such/model.pt"}, "FOLEYSPACE_RESOLVE_CHECKPOINT: no such file: "
+                                                             "/no/such/model.pt"),
+    ({"FOLEYSPACE_RESOLVE_CHECKPOINT": str(SCRIPT), "FOLEYSPACE_RESOLVE_RENDERER": "dsp"},
+     "FOLEYSPACE_RESOLVE_CHECKPOINT is a setting of the diffusion renderer, but FOLEYSPACE_RESOLVE_RENDERER is dsp"),
+    ({"FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "fast"},
+     "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS is a setting of the diffusion renderer: set FOLEYSPACE_RESOLVE_CHECKPOINT too"),
+    ({"FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "6"}, "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS must be one of standard, fast, "
+                                                  "not '6'"),
+    ({"FOLEYSPACE_RESOLVE_SEED": "3"},
+     "FOLEYSPACE_RESOLVE_SEED is a setting of the diffusion renderer: set FOLEYSPACE_RESOLVE_CHECKPOINT too"),
+    ({"FOLEYSPACE_RESOLVE_SEED": "-1"}, "FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to "
+                                        "9223372036854775807, not '-1'"),
+    ({"FOLEYSPACE_RESOLVE_SEED": "9223372036854775808"}, "FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to"),
+]])
+def test_lua_bad_hrtf_or_renderer_setting_is_one_line_before_anything_renders(luajit, server, clips, tmp_path, env,
+                                                                              message):
+    test_lua_bad_model_setting_is_one_line_before_anything_renders(luajit, server, clips, tmp_path, env, message)
+
+
 @pytest.mark.parametrize("env, message", [
     ({"FOLEYSPACE_RESOLVE_LOCALIZER": "yolo"},
      "FoleySpace: FOLEYSPACE_RESOLVE_LOCALIZER must be one of auto, yolo-world, motion, classic, not 'yolo'"),
@@ -432,6 +534,34 @@ tl:place{{track = 1, media = m, offset = 0, duration = 20}}
     analysis = sidecar["analysis"]
     assert (analysis["localizer"], analysis["depth"], analysis["requested_label"]) == ("motion", "box-scale",
                                                                                       "dog, puppy")
+
+
+def test_lua_run_with_a_measured_hrtf_and_the_diffusion_renderer(luajit, server, clips, tmp_path, ku100_sofa):
+    """The KU100 SOFA file with Nearest and a tiny random diffusion checkpoint (Fast, Seed 3),
+    through the real CLI and server: the sidecar says what ran."""
+    import shutil
+
+    from test_blender import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    if ckpt is None:
+        pytest.skip("torch is not installed")
+    sofa = shutil.copy(ku100_sofa, tmp_path / "ku100.sofa")  # inside the server's root
+    body = scenario_run(f"""
+local m = pool:add_media{{path = {lua_string(str(clips["rl"]))}, fps = 25, frames = 25}}
+tl:place{{track = 1, media = m, offset = 0, duration = 20}}
+""")
+    env = {**cli_env(server, tmp_path), "FOLEYSPACE_RESOLVE_HRTF": str(sofa), "FOLEYSPACE_RESOLVE_HRTF_INTERP": "nearest",
+           "FOLEYSPACE_RESOLVE_RENDERER": "diffusion", "FOLEYSPACE_RESOLVE_CHECKPOINT": str(ckpt),
+           "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "fast", "FOLEYSPACE_RESOLVE_SEED": "3"}
+    out = run_lua(luajit, tmp_path, body, env)
+    assert out.get("error") is None and len(out["placed"]) == 1, out["lines"]
+    sidecar = json.loads(Path(out["placed"][0]["path"]).with_suffix(".json").read_text())
+    assert sidecar["analysis"]["renderer"] == "diffusion" and sidecar["analysis"]["hrir"] == "sofa"
+    assert sidecar["source"]["video"] == str(clips["rl"])
+    assert sidecar["settings"]["settings"]["renderer:diffusion"] == {"checkpoint": str(ckpt), "schedule": "fast",
+                                                                    "seed": 3}
+    assert sidecar["settings"]["settings"]["hrir:sofa"] == {"interp": "nearest", "directions": "all"}
 
 
 def test_lua_run_with_preview_writes_and_reports_it(luajit, server, clips, tmp_path):

@@ -18,7 +18,11 @@ label must name one), FOLEYSPACE_RESOLVE_DEPTH (auto |
 depth-anything | box-scale), FOLEYSPACE_RESOLVE_LABEL (default: the clip's name; empty or "-": no
 label, so YOLO-World picks from the vocabulary), FOLEYSPACE_RESOLVE_VOCAB,
 FOLEYSPACE_RESOLVE_DETECT_EVERY, FOLEYSPACE_RESOLVE_DEPTH_MODEL, passed as the command's --localizer,
---depth, --label, --vocab, --detect-every and --depth-model; FOLEYSPACE_RESOLVE_PREVIEW (1/0, or
+--depth, --label, --vocab, --detect-every and --depth-model; the HRTF and renderer settings
+FOLEYSPACE_RESOLVE_HRTF (a SOFA file or a fetched set SET:SUBJECT, e.g. hutubs:96), _HRTF_INTERP,
+_HRTF_DIRECTIONS, _RENDERER (auto | dsp | diffusion), _CHECKPOINT, _DIFFUSION_STEPS (standard | fast)
+and _SEED, passed as --hrtf, --hrtf-interp, --hrtf-directions, --renderer, --checkpoint,
+--diffusion-steps and --seed (checked before anything renders); FOLEYSPACE_RESOLVE_PREVIEW (1/0, or
 PREVIEW below) passes --preview: each job also writes <stem>.preview.mp4 beside the stem (the clip with
 the stem as its sound and the tracked box drawn), whose path is printed. FOLEYSPACE_HOME and
 FOLEYSPACE_SERVER reach the command unchanged. Boxes around the object (the seeded tracker's
@@ -64,6 +68,21 @@ M.DETECT_EVERY = nil
 --- Depth Anything model: "small", "base", "large", "metric-indoor-small", "metric-outdoor-small",
 --- "metric-indoor-large", "metric-outdoor-large" or an absolute model folder; "" = the default (small).
 M.DEPTH_MODEL = ""
+--- Measured HRTF: "" (the built-in spherical head), the absolute path of a SOFA file, or a set fetched
+--- on the server's machine (`foleyspace hrtf fetch`) named SET:SUBJECT, e.g. "hutubs:96" (--hrtf).
+--- With it HRTF_INTERP "nearest" | "linear" | "aligned" and HRTF_DIRECTIONS "all" | "fine" | "coarse";
+--- "" = the default, aligned and all (--hrtf-interp, --hrtf-directions). Same as HRTF... in the .py.
+M.HRTF = ""
+M.HRTF_INTERP = ""
+M.HRTF_DIRECTIONS = ""
+--- RENDERER: "auto" (diffusion with a CHECKPOINT, else dsp), "dsp" or "diffusion" (--renderer);
+--- CHECKPOINT: the absolute path of a trained checkpoint (--checkpoint); DIFFUSION_STEPS "standard"
+--- (50) or "fast" (6), "" = standard (--diffusion-steps); SEED: the sampler's seed as digits, "" = 0
+--- (--seed). Same as RENDERER... in the .py.
+M.RENDERER = "auto"
+M.CHECKPOINT = ""
+M.DIFFUSION_STEPS = ""
+M.SEED = ""
 --- Also write each stem's preview movie, <stem>.preview.mp4 beside it (`foleyspace submit --preview`;
 --- FOLEYSPACE_RESOLVE_PREVIEW=1/0). Same setting as PREVIEW in foleyspace_resolve.py.
 M.PREVIEW = false
@@ -79,6 +98,16 @@ M.DEPTHS = {"auto", "depth-anything", "box-scale"}
 M.VOCABULARIES = {"coco", "imagenet", "vggsound", "audioset"}
 M.DEPTH_MODELS = {"small", "base", "large", "metric-indoor-small", "metric-outdoor-small", "metric-indoor-large",
                   "metric-outdoor-large"}
+M.RENDERERS = {"auto", "dsp", "diffusion"}
+M.HRTF_INTERPS = {"nearest", "linear", "aligned"}
+M.HRTF_DIRECTION_SETS = {"all", "fine", "coarse"}
+M.DIFFUSION_SCHEDULES = {"standard", "fast"}
+M.MAX_SEED = "9223372036854775807"  -- 2^63 - 1, kept as digits (a Lua number cannot hold it)
+--- The sets a SET:SUBJECT HRTF name may start with: a copy of the keys of CATALOG in
+--- foleyspace/hrtf/catalog.py (tests/test_resolve_lua.py asserts the copy equals the core's).
+M.HRTF_SETS = {"hutubs", "sadie"}
+--- The defaults of the HRTF and diffusion settings: not passed, and not refused without an HRTF or a checkpoint.
+M.RENDER_DEFAULTS = {hrtf_interp = "aligned", hrtf_directions = "all", diffusion_steps = "standard", seed = "0"}
 
 --- Where progress and the summary go (Resolve's Console).
 M.log = print
@@ -295,7 +324,11 @@ function M.settings(getenv)
   if preview and preview:match("%S") then s.preview = flag("FOLEYSPACE_RESOLVE_PREVIEW", preview) end
   s.localizer, s.depth, s.label, s.vocab = M.LOCALIZER, M.DEPTH, M.LABEL, M.VOCAB or ""
   s.detect_every, s.depth_model = M.DETECT_EVERY, M.DEPTH_MODEL or ""
-  for key, field in pairs({LOCALIZER = "localizer", DEPTH = "depth", VOCAB = "vocab", DEPTH_MODEL = "depth_model"}) do
+  M.render_defaults(s)
+  for key, field in pairs({LOCALIZER = "localizer", DEPTH = "depth", VOCAB = "vocab", DEPTH_MODEL = "depth_model",
+                           HRTF = "hrtf", HRTF_INTERP = "hrtf_interp", HRTF_DIRECTIONS = "hrtf_directions",
+                           RENDERER = "renderer", CHECKPOINT = "checkpoint", DIFFUSION_STEPS = "diffusion_steps",
+                           SEED = "seed"}) do
     local value = trim(getenv("FOLEYSPACE_RESOLVE_" .. key) or "")
     if value ~= "" then s[field] = value end
   end
@@ -321,10 +354,94 @@ local function one_of(list, value)
   return false
 end
 
+--- The HRTF and renderer settings of the constants above into settings table s.
+function M.render_defaults(s)
+  s.hrtf, s.hrtf_interp, s.hrtf_directions = M.HRTF or "", M.HRTF_INTERP or "", M.HRTF_DIRECTIONS or ""
+  s.renderer, s.checkpoint = M.RENDERER or "auto", M.CHECKPOINT or ""
+  s.diffusion_steps, s.seed = M.DIFFUSION_STEPS or "", tostring(M.SEED or "")
+  return s
+end
+
+--- Whether an HRTF setting names a fetched set (hutubs:96) rather than a file, as the core reads it.
+function M.is_hrtf_name(text)
+  local head, tail = text:match("^([^:]*):(.*)$")
+  return head ~= nil and one_of(M.HRTF_SETS, head:lower()) and not tail:find("[/\\]")
+end
+
+--- Whether an HRTF or diffusion setting is set away from the default.
+local function given(s, field)
+  local v = s[field]
+  return v ~= nil and v ~= "" and v ~= M.RENDER_DEFAULTS[field]
+end
+
+--- Refuse (one line, naming the setting) an HRTF or renderer setting the server would refuse.
+function M.check_render(s)
+  local function refuse(text) error({script = "FoleySpace: " .. text}) end
+  for _, c in ipairs({{"HRTF_INTERP", s.hrtf_interp, M.HRTF_INTERPS},
+                      {"HRTF_DIRECTIONS", s.hrtf_directions, M.HRTF_DIRECTION_SETS},
+                      {"DIFFUSION_STEPS", s.diffusion_steps, M.DIFFUSION_SCHEDULES}}) do
+    if c[2] ~= "" and not one_of(c[3], c[2]) then
+      refuse("FOLEYSPACE_RESOLVE_" .. c[1] .. " must be one of " .. table.concat(c[3], ", ") .. ", not '" .. c[2] .. "'")
+    end
+  end
+  local seed = s.seed:gsub("^0+(%d)", "%1")
+  if seed ~= "" and (not seed:match("^%d+$") or #seed > #M.MAX_SEED or (#seed == #M.MAX_SEED and seed > M.MAX_SEED)) then
+    refuse("FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to " .. M.MAX_SEED .. ", not '" .. s.seed .. "'")
+  end
+  s.seed = seed
+  for _, c in ipairs({{"HRTF", s.hrtf, "a SOFA file, or a fetched set named SET:SUBJECT (hutubs:96, sadie:H3)"},
+                      {"CHECKPOINT", s.checkpoint, "a trained checkpoint"}}) do
+    if c[2] ~= "" and not (c[1] == "HRTF" and M.is_hrtf_name(c[2])) then
+      if not is_abs(c[2]) then refuse("FOLEYSPACE_RESOLVE_" .. c[1] .. " must be the absolute path of " .. c[3]
+                                      .. ", not '" .. c[2] .. "'") end
+      if not file_exists(c[2]) then refuse("FOLEYSPACE_RESOLVE_" .. c[1] .. ": no such file: " .. c[2]) end
+    end
+  end
+  for _, field in ipairs({"hrtf_interp", "hrtf_directions"}) do
+    if given(s, field) and s.hrtf == "" then
+      refuse("FOLEYSPACE_RESOLVE_" .. field:upper() .. " is a setting of a measured HRTF, but FOLEYSPACE_RESOLVE_HRTF "
+             .. "is not set")
+    end
+  end
+  if s.renderer == "diffusion" and s.checkpoint == "" then
+    refuse("FOLEYSPACE_RESOLVE_RENDERER=diffusion needs FOLEYSPACE_RESOLVE_CHECKPOINT, the absolute path of a trained "
+           .. "checkpoint")
+  end
+  for _, field in ipairs({"checkpoint", "diffusion_steps", "seed"}) do
+    if given(s, field) and s.renderer == "dsp" then
+      refuse("FOLEYSPACE_RESOLVE_" .. field:upper() .. " is a setting of the diffusion renderer, but "
+             .. "FOLEYSPACE_RESOLVE_RENDERER is dsp")
+    end
+    if given(s, field) and s.checkpoint == "" then
+      refuse("FOLEYSPACE_RESOLVE_" .. field:upper() .. " is a setting of the diffusion renderer: set "
+             .. "FOLEYSPACE_RESOLVE_CHECKPOINT too")
+    end
+  end
+end
+
+--- The `foleyspace submit` flags of the HRTF and renderer settings not at their default.
+function M.render_args(s)
+  local args = {}
+  local function add(flag_name, value) args[#args + 1] = flag_name args[#args + 1] = value end
+  if s.hrtf ~= "" then
+    add("--hrtf", s.hrtf)
+    if given(s, "hrtf_interp") then add("--hrtf-interp", s.hrtf_interp) end
+    if given(s, "hrtf_directions") then add("--hrtf-directions", s.hrtf_directions) end
+  end
+  if s.renderer ~= "auto" then add("--renderer", s.renderer) end
+  if s.checkpoint ~= "" then
+    add("--checkpoint", s.checkpoint)
+    if given(s, "diffusion_steps") then add("--diffusion-steps", s.diffusion_steps) end
+    if given(s, "seed") then add("--seed", s.seed) end
+  end
+  return args
+end
+
 --- Refuse (one line, naming the setting) a model setting the server would refuse.
 function M.check_models(s)
   local function refuse(text) error({script = "FoleySpace: " .. text}) end
-  for _, c in ipairs({{"LOCALIZER", s.localizer, M.LOCALIZERS}, {"DEPTH", s.depth, M.DEPTHS}}) do
+  for _, c in ipairs({{"LOCALIZER", s.localizer, M.LOCALIZERS}, {"DEPTH", s.depth, M.DEPTHS},
+                      {"RENDERER", s.renderer, M.RENDERERS}}) do
     if not one_of(c[3], c[2]) then
       refuse("FOLEYSPACE_RESOLVE_" .. c[1] .. " must be one of " .. table.concat(c[3], ", ") .. ", not '"
              .. tostring(c[2]) .. "'")
@@ -351,6 +468,7 @@ function M.check_models(s)
     refuse("FOLEYSPACE_RESOLVE_DEPTH_MODEL is a setting of the depth-anything depth, but FOLEYSPACE_RESOLVE_DEPTH "
            .. "is box-scale")
   end
+  M.check_render(s)
 end
 
 --- The label sent for a clip: LABEL, else the clip's name ("" sends none).
@@ -644,8 +762,9 @@ end
 --- The `foleyspace submit` arguments for a clip (the CLI's flags for the job-spec fields);
 --- settings: M.settings() (nil: the constants above), for the label and the model flags.
 function M.submit_args(clip, stem_path, settings)
-  local s = settings or {localizer = M.LOCALIZER, depth = M.DEPTH, label = M.LABEL, vocab = M.VOCAB or "",
-                         detect_every = M.DETECT_EVERY, depth_model = M.DEPTH_MODEL or "", preview = M.PREVIEW}
+  local s = settings or M.render_defaults({localizer = M.LOCALIZER, depth = M.DEPTH, label = M.LABEL,
+                                          vocab = M.VOCAB or "", detect_every = M.DETECT_EVERY,
+                                          depth_model = M.DEPTH_MODEL or "", preview = M.PREVIEW})
   local label = M.label_for(s, clip.name)
   local args = {"submit", clip.video, "-o", stem_path, "--in", (num(clip.start_s))}
   if label ~= "" then
@@ -673,6 +792,7 @@ function M.submit_args(clip, stem_path, settings)
   if s.vocab and s.vocab ~= "" and label == "" then add("--vocab", s.vocab) end  -- a label names the object
   if s.detect_every then add("--detect-every", tostring(math.floor(s.detect_every))) end
   if s.depth_model and s.depth_model ~= "" then add("--depth-model", s.depth_model) end
+  for _, a in ipairs(M.render_args(s)) do args[#args + 1] = a end
   if s.preview then args[#args + 1] = "--preview" end  -- no name: <stem>.preview.mp4 beside the stem
   args[#args + 1] = "--wait"
   args[#args + 1] = "-q"
@@ -706,7 +826,7 @@ function M.render(cli, clip, stem_path, settings)
     local why = last_line(out):gsub("^foleyspace: error: ", "")
     if rc == 127 then why = "cannot run '" .. cli .. "' (set FOLEYSPACE_CLI to the foleyspace command): " .. why end
     local kind, name, missing = why:match("^job spec: '(%l+)': '([^']+)': (.*)$")
-    if kind == "localizer" or kind == "depth" then  -- every clip would meet it: stop the run
+    if kind == "localizer" or kind == "depth" or kind == "renderer" then  -- every clip would meet it: stop the run
       local key = "FOLEYSPACE_RESOLVE_" .. kind:upper()
       return nil, why, "FoleySpace: " .. key .. "=" .. name .. " is not available on the FoleySpace server: "
                        .. missing .. "; or set " .. key .. " to auto"

@@ -13,10 +13,13 @@ constant below. ``FOLEYSPACE_RESOLVE_OUTPUT`` overrides the stem folder (default
 ``~/FoleySpace Stems/<project name>``). The model settings — ``FOLEYSPACE_RESOLVE_LOCALIZER``
 (auto | yolo-world | motion | classic: people or faces, so the label must name one), ``_DEPTH``
 (auto | depth-anything | box-scale), ``_LABEL`` (default: the clip's name; empty or ``-``: none,
-so YOLO-World picks from the vocabulary), ``_VOCAB``, ``_DETECT_EVERY``, ``_DEPTH_MODEL``, or the
-constants below — go into every job's options; a
-model the server lacks stops the run before anything renders, with the server's word on how to
-get it. ``FOLEYSPACE_RESOLVE_PREVIEW=1`` (or ``PREVIEW``) asks each job for a preview movie
+so YOLO-World picks from the vocabulary), ``_VOCAB``, ``_DETECT_EVERY``, ``_DEPTH_MODEL``, the
+HRTF and renderer settings ``_HRTF`` (a SOFA file or a fetched set ``SET:SUBJECT``, e.g.
+``hutubs:96``), ``_HRTF_INTERP``, ``_HRTF_DIRECTIONS``, ``_RENDERER`` (auto | dsp | diffusion),
+``_CHECKPOINT``, ``_DIFFUSION_STEPS`` (standard | fast), ``_SEED``, or the constants below — go
+into every job's options; a malformed setting, or a model the server lacks, stops the run before
+anything renders (the latter with the server's word on how to get it).
+``FOLEYSPACE_RESOLVE_PREVIEW=1`` (or ``PREVIEW``) asks each job for a preview movie
 (``<stem>.preview.mp4`` beside the stem: the clip with the stem as its sound and the tracked box
 drawn); its path is printed with the stem's. Boxes around the object (the seeded tracker's
 keyframes) are not offered: Resolve's scripting API gives no way to draw or read one.
@@ -146,6 +149,23 @@ DEPTH_MODEL = ""
 #: Also write each stem's preview movie, <stem>.preview.mp4 beside it (job option "preview";
 #: FOLEYSPACE_RESOLVE_PREVIEW=1/0).
 PREVIEW = False
+#: Measured HRTF: "" (the built-in spherical head), the absolute path of a SOFA file, or a set fetched
+#: on the server's machine (`foleyspace hrtf fetch`) named SET:SUBJECT, e.g. "hutubs:96" or "sadie:H3"
+#: (FOLEYSPACE_RESOLVE_HRTF). With it, HRTF_INTERP ("nearest", "linear" or "aligned") and
+#: HRTF_DIRECTIONS ("all", "fine" or "coarse"); "": the server's default, aligned and all
+#: (FOLEYSPACE_RESOLVE_HRTF_INTERP / _HRTF_DIRECTIONS).
+HRTF = ""
+HRTF_INTERP = ""
+HRTF_DIRECTIONS = ""
+#: What makes the binaural sound: "auto" (diffusion when a CHECKPOINT is given, else dsp), "dsp" or
+#: "diffusion" (FOLEYSPACE_RESOLVE_RENDERER). The diffusion renderer needs CHECKPOINT, the absolute
+#: path of a trained checkpoint (FOLEYSPACE_RESOLVE_CHECKPOINT); DIFFUSION_STEPS "standard" (50) or
+#: "fast" (6), "": standard (FOLEYSPACE_RESOLVE_DIFFUSION_STEPS); SEED the sampler's seed, None: 0
+#: (FOLEYSPACE_RESOLVE_SEED).
+RENDERER = "auto"
+CHECKPOINT = ""
+DIFFUSION_STEPS = ""
+SEED: Optional[int] = None
 #: The names each choice may take (a Resolve clip has no box, so the seeded tracker is not one).
 LOCALIZERS = ("auto", "yolo-world", "motion", "classic")
 #: Words of a label that the classic localizer finds, as people or as a face. A copy of
@@ -160,6 +180,17 @@ DEPTHS = ("auto", "depth-anything", "box-scale")
 VOCABULARIES = ("coco", "imagenet", "vggsound", "audioset")
 DEPTH_MODELS = ("small", "base", "large", "metric-indoor-small", "metric-outdoor-small", "metric-indoor-large",
                 "metric-outdoor-large")
+RENDERERS = ("auto", "dsp", "diffusion")
+HRTF_INTERPS = ("nearest", "linear", "aligned")
+HRTF_DIRECTION_SETS = ("all", "fine", "coarse")
+DIFFUSION_SCHEDULES = ("standard", "fast")
+MAX_SEED = (1 << 63) - 1
+#: The sets a SET:SUBJECT HRTF name may start with: a copy of the keys of CATALOG in
+#: foleyspace/hrtf/catalog.py (tests/test_resolve.py asserts the copy equals the core's).
+HRTF_SETS = ("hutubs", "sadie")
+#: The server's default of the HRTF and diffusion settings: not sent, and not refused without an HRTF
+#: or a checkpoint.
+RENDER_DEFAULTS = {"hrtf_interp": "aligned", "hrtf_directions": "all", "diffusion_steps": "standard", "seed": 0}
 
 Log = Callable[[str], None]
 
@@ -187,6 +218,8 @@ class Settings:
         localizer, depth, label, vocab, detect_every, depth_model: the model settings (see
             LOCALIZER ... DEPTH_MODEL above); ``label`` None sends each clip's name.
         preview: ask each job for its preview movie (job option ``preview``).
+        hrtf, hrtf_interp, hrtf_directions, renderer, checkpoint, diffusion_steps, seed: the HRTF
+            and renderer settings (see HRTF ... SEED above).
     """
 
     track: Optional[int] = TRACK
@@ -204,6 +237,13 @@ class Settings:
     detect_every: Optional[int] = DETECT_EVERY
     depth_model: str = DEPTH_MODEL
     preview: bool = PREVIEW
+    hrtf: str = HRTF
+    hrtf_interp: str = HRTF_INTERP
+    hrtf_directions: str = HRTF_DIRECTIONS
+    renderer: str = RENDERER
+    checkpoint: str = CHECKPOINT
+    diffusion_steps: str = DIFFUSION_STEPS
+    seed: Optional[int] = SEED
 
     @classmethod
     def from_env(cls, env: Optional[Dict[str, str]] = None) -> "Settings":
@@ -249,12 +289,29 @@ class Settings:
                 raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number of frames "
                                   f"from 1 to 250, not {every!r}")
             settings.detect_every = int(every)
+        settings.render_from_env(env)
         settings.check_models()
         return settings
 
+    def render_from_env(self, env: Dict[str, str]) -> None:
+        """The HRTF and renderer settings from ``FOLEYSPACE_RESOLVE_*`` (checked by :meth:`check_render`)."""
+        for key, attr in (("HRTF", "hrtf"), ("HRTF_INTERP", "hrtf_interp"), ("HRTF_DIRECTIONS", "hrtf_directions"),
+                          ("RENDERER", "renderer"), ("CHECKPOINT", "checkpoint"),
+                          ("DIFFUSION_STEPS", "diffusion_steps")):
+            value = env.get(f"FOLEYSPACE_RESOLVE_{key}", "").strip()
+            if value:
+                setattr(self, attr, value)
+        seed = env.get("FOLEYSPACE_RESOLVE_SEED", "").strip()
+        if seed:
+            if not seed.isdigit():
+                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to {MAX_SEED}, "
+                                  f"not {seed!r}")
+            self.seed = int(seed)
+
     def check_models(self) -> None:
         """ScriptError (one line, naming the setting) for a model setting the server would refuse."""
-        for key, value, names in (("LOCALIZER", self.localizer, LOCALIZERS), ("DEPTH", self.depth, DEPTHS)):
+        for key, value, names in (("LOCALIZER", self.localizer, LOCALIZERS), ("DEPTH", self.depth, DEPTHS),
+                                  ("RENDERER", self.renderer, RENDERERS)):
             if value not in names:
                 raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key} must be one of {', '.join(names)}, "
                                   f"not {value!r}")
@@ -278,6 +335,61 @@ class Settings:
         if self.depth == "box-scale" and self.depth_model:
             raise ScriptError("FoleySpace: FOLEYSPACE_RESOLVE_DEPTH_MODEL is a setting of the depth-anything depth, "
                               "but FOLEYSPACE_RESOLVE_DEPTH is box-scale")
+        self.check_render()
+
+    def _given(self, attr: str) -> bool:
+        """Whether an HRTF or diffusion setting is set away from the server's default."""
+        value = getattr(self, attr)
+        return value not in (None, "", RENDER_DEFAULTS.get(attr))
+
+    def check_render(self) -> None:
+        """ScriptError (one line, naming the setting) for an HRTF or renderer setting the server
+        would refuse: a bad name, a file that is not there, a setting without what it configures."""
+        for key, value, names in (("HRTF_INTERP", self.hrtf_interp, HRTF_INTERPS),
+                                  ("HRTF_DIRECTIONS", self.hrtf_directions, HRTF_DIRECTION_SETS),
+                                  ("DIFFUSION_STEPS", self.diffusion_steps, DIFFUSION_SCHEDULES)):
+            if value and value not in names:
+                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key} must be one of {', '.join(names)}, "
+                                  f"not {value!r}")
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+            raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to {MAX_SEED}, "
+                              f"not {seed!r}")
+        if self.hrtf and not is_hrtf_name(self.hrtf):
+            _check_file("HRTF", self.hrtf, "a SOFA file, or a fetched set named SET:SUBJECT (hutubs:96, sadie:H3)")
+        if self.checkpoint:
+            _check_file("CHECKPOINT", self.checkpoint, "a trained checkpoint")
+        for attr in ("hrtf_interp", "hrtf_directions"):
+            if self._given(attr) and not self.hrtf:
+                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{attr.upper()} is a setting of a measured HRTF, "
+                                  "but FOLEYSPACE_RESOLVE_HRTF is not set")
+        if self.renderer == "diffusion" and not self.checkpoint:
+            raise ScriptError("FoleySpace: FOLEYSPACE_RESOLVE_RENDERER=diffusion needs FOLEYSPACE_RESOLVE_CHECKPOINT, "
+                              "the absolute path of a trained checkpoint")
+        for attr in ("checkpoint", "diffusion_steps", "seed"):
+            if self._given(attr) and self.renderer == "dsp":
+                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{attr.upper()} is a setting of the diffusion "
+                                  "renderer, but FOLEYSPACE_RESOLVE_RENDERER is dsp")
+            if self._given(attr) and not self.checkpoint:
+                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{attr.upper()} is a setting of the diffusion "
+                                  "renderer: set FOLEYSPACE_RESOLVE_CHECKPOINT too")
+
+    def render_options(self) -> Dict[str, Any]:
+        """The job options of the HRTF and renderer settings not at the server's default (files
+        absolute; a fetched set's name as given)."""
+        options: Dict[str, Any] = {}
+        if self.hrtf:
+            options["hrtf"] = self.hrtf if is_hrtf_name(self.hrtf) else _absolute(self.hrtf)
+            options.update({a: getattr(self, a) for a in ("hrtf_interp", "hrtf_directions") if self._given(a)})
+        if self.renderer != "auto":
+            options["renderer"] = self.renderer
+        if self.checkpoint:
+            options["checkpoint"] = _absolute(self.checkpoint)
+            if self._given("diffusion_steps"):
+                options["diffusion_schedule"] = self.diffusion_steps
+            if self._given("seed"):
+                options["seed"] = self.seed
+        return options
 
     def label_for(self, clip_name: str) -> str:
         """The label sent for a clip: LABEL, else the clip's name ("" sends none)."""
@@ -311,8 +423,27 @@ class Settings:
         if self.depth_model:
             models["depth_model"] = self.depth_model if self.depth_model in DEPTH_MODELS else os.path.abspath(
                 os.path.expanduser(self.depth_model))
-        return {**self.options, **({"label": label} if label else {}), **models,
+        return {**self.options, **({"label": label} if label else {}), **models, **self.render_options(),
                 **({"preview": True} if self.preview else {})}
+
+
+def is_hrtf_name(text: str) -> bool:
+    """Whether an HRTF setting names a fetched set (``hutubs:96``) rather than a file, as the
+    core's ``foleyspace.hrtf.catalog.is_name`` reads it."""
+    head, sep, tail = text.partition(":")
+    return bool(sep) and head.lower() in HRTF_SETS and "/" not in tail and "\\" not in tail
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _check_file(key: str, path: str, what: str) -> None:
+    """ScriptError unless ``path`` is the absolute path of an existing file (``~`` expanded)."""
+    if not os.path.isabs(os.path.expanduser(path)):
+        raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key} must be the absolute path of {what}, not {path!r}")
+    if not os.path.isfile(_absolute(path)):
+        raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key}: no such file: {_absolute(path)}")
 
 
 def names_people_or_face(label: str) -> bool:
@@ -1026,8 +1157,8 @@ def check_backends(client: Any, settings: Settings, log: Log) -> None:
     if settings.label is None and settings.vocab:
         log("FoleySpace: FOLEYSPACE_RESOLVE_VOCAB is not used: each clip's name is sent as its label; "
             "set FOLEYSPACE_RESOLVE_LABEL to - to let YOLO-World choose from the vocabulary")
-    named = [(kind, name) for kind, name in (("localizer", settings.localizer), ("depth", settings.depth))
-             if name != "auto"]
+    named = [(kind, name) for kind, name in (("localizer", settings.localizer), ("depth", settings.depth),
+                                             ("renderer", settings.renderer)) if name != "auto"]
     if not named:
         return
     try:
