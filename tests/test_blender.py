@@ -951,6 +951,8 @@ def test_renderer_and_hrtf_settings_reach_the_spec_and_render(blender_python, in
                           "seed": "Seed", "hrtf_interp": "HRTF Interpolation", "hrtf_directions": "HRTF Directions",
                           "hrtf": "HRTF"}
     assert "bad_enum" in r
+    assert r["unsaved"] == ("refused: Checkpoint //tiny.pt is relative to the .blend: save the .blend first, or "
+                            "choose an absolute Checkpoint file in the FoleySpace panel")
     opts, panel = r["options"], r["panel"]
     assert opts["default"] == opts["no_hrtf_defaults"] == {"scheme": "fine"}  # defaults are not sent
     assert opts["hrtf_file"] == {"scheme": "fine", "hrtf": str(sofa), "hrtf_interp": "nearest", "hrtf_directions": "fine"}

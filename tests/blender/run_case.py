@@ -780,13 +780,18 @@ def case_renderer_hrtf(pkg: Any, args: dict[str, Any]) -> dict[str, Any]:
     panel shows each where it applies; Diffusion without a Checkpoint and an HRTF Interpolation
     without an HRTF refused at submit; then a measured HRTF with Nearest, and Diffusion with a
     tiny checkpoint (Fast, Seed), rendered and placed."""
+    try:  # before the .blend is saved, // files have no folder
+        unsaved = pkg.source.setting_file("Checkpoint")("//tiny.pt")
+    except pkg.source.PlacementError as exc:
+        unsaved = f"refused: {exc}"
     scene, ed = new_scene(args["project"])
     settings = scene.foleyspace
     movie = ed.strips.new_movie("shot", args["clip"], 2, 1)
     ed.active_strip = movie
     src = pkg.source.describe(scene, movie)
     keys = ("renderer", "checkpoint", "diffusion_schedule", "seed", "hrtf_interp", "hrtf_directions", "hrtf")
-    out: dict[str, Any] = {"defaults": {k: getattr(settings, k) for k in keys}, "options": {}, "panel": {}}
+    out: dict[str, Any] = {"defaults": {k: getattr(settings, k) for k in keys}, "options": {}, "panel": {},
+                           "unsaved": unsaved}
     out["enum_items"] = {k: [i.identifier for i in settings.bl_rna.properties[k].enum_items]
                          for k in ("renderer", "diffusion_schedule", "hrtf_interp", "hrtf_directions")}
     out["names"] = {k: settings.bl_rna.properties[k].name for k in keys}

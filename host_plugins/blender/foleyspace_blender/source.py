@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import bpy
 
@@ -202,6 +202,18 @@ def output_folder(setting: str) -> str:
     return path
 
 
+def setting_file(setting: str) -> Callable[[str], str]:
+    """``compat.abspath`` for the panel's file ``setting``; a ``//`` path in an unsaved .blend
+    (relative to nothing yet) is a :class:`PlacementError`."""
+    def absolute(path: str) -> str:
+        full = compat.abspath(path)
+        if not os.path.isabs(full):
+            raise PlacementError(f"{setting} {path} is relative to the .blend: save the .blend first, or choose "
+                                 f"an absolute {setting} file in the FoleySpace panel")
+        return full
+    return absolute
+
+
 def job_spec(source: Source, folder: str, name: str, settings: Any,
              box_fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """The server job spec (``docs/protocol.md``) for a described strip; ``box_fields``: the
@@ -211,10 +223,10 @@ def job_spec(source: Source, folder: str, name: str, settings: Any,
     label = settings.label.strip()
     if label:
         options["label"] = label
-    hrtf = backends.hrtf_option(settings.hrtf, compat.abspath)  # a SET:SUBJECT name is kept as typed
+    hrtf = backends.hrtf_option(settings.hrtf, setting_file("HRTF"))  # a SET:SUBJECT name is kept as typed
     if hrtf:
         options["hrtf"] = hrtf
-    options.update(backends.job_options(settings, compat.abspath))
+    options.update(backends.job_options(settings, setting_file("Checkpoint")))
     if getattr(settings, "preview", False):
         options["preview"] = True
     spec: dict[str, Any] = {"video": source.video, "output_dir": folder, "name": name,
