@@ -364,7 +364,7 @@ def _run(job: Job, opened: Job, backends: Backends | None, report: _Reporter, gu
     times, xyz = path.render_times_s, path.render_xyz
     if not warp.is_identity:
         times, xyz = warp_path(warp, times, xyz, start, end, span[0])
-    with StemSpool(Path(job.output).parent) as spool:  # the stem on disk until its peak is known
+    with StemSpool(job.output) as spool:  # the stem on disk until its peak is known
         render_to_spool(stages.renderer, mono, n_out, Waypoints(times, xyz), rate, spool, report.stage("render"), block)
         render_s = time.perf_counter() - t1
         scale, gain_db = peak_gain(spool.peak, cfg.output.peak_dbfs)

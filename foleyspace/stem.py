@@ -365,14 +365,20 @@ class StemSpool:
     blocks — so the peak limiter sees the whole stem without it being in memory. Float64 keeps
     the samples exactly as rendered."""
 
-    def __init__(self, folder: str | Path, channels: int = 2) -> None:
+    def __init__(self, target: str | Path, channels: int = 2) -> None:
+        """``target``: the output the stem is for (the spool lies in its folder; errors name it)."""
+        self.target = Path(target)
         self.channels = channels
         self.samples = 0
         self.peak = 0.0
         try:
-            self._fh = tempfile.TemporaryFile(dir=str(folder) or ".", prefix=".foleyspace-render-")
+            self._fh = tempfile.TemporaryFile(dir=str(self.target.parent) or ".", prefix=".foleyspace-render-")
         except OSError as exc:
-            raise OutputError(f"{folder}: cannot write the render's temporary file ({exc.strerror or exc})") from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: OSError) -> OutputError:
+        return OutputError(f"{self.target}: the render cannot be held on disk in its folder "
+                           f"({exc.strerror or exc})")
 
     def append(self, block: np.ndarray) -> None:
         """Add ``(channels, k)`` samples at the end."""
@@ -381,12 +387,16 @@ class StemSpool:
         try:
             self._fh.write(np.ascontiguousarray(block.T, dtype="<f8").tobytes())
         except OSError as exc:
-            raise OutputError(f"the render's temporary file cannot be written ({exc.strerror or exc})") from exc
+            raise self._error(exc) from exc
         self.samples += block.shape[1]
 
     def blocks(self, block_samples: int) -> Iterator[np.ndarray]:
         """The samples again, ``(channels, ≤ block_samples)`` blocks from the start."""
-        self._fh.seek(0)
+        try:
+            self._fh.flush()  # a full disk may show only now
+            self._fh.seek(0)
+        except OSError as exc:
+            raise self._error(exc) from exc
         frame = 8 * self.channels
         while data := self._fh.read(block_samples * frame):
             yield np.frombuffer(data, "<f8").reshape(-1, self.channels).T

@@ -179,7 +179,7 @@ def test_peak_limiting_across_blocks_equals_the_whole_signal_limiter(tmp_path):
     stereo[1, 37_123] = 3.0  # the peak sits in a late block
     limited, gain_db = limit_peak(stereo, -1.0)
     assert gain_db < -9
-    with StemSpool(tmp_path) as spool:
+    with StemSpool(tmp_path / "stem.wav") as spool:
         for block in rechunk([stereo], TINY):
             spool.append(block)
         scale, spooled_db = peak_gain(spool.peak, -1.0)
