@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ from foleyspace.cli import main  # noqa: E402
 from foleyspace.diffusion.checkpoint import (Checkpoint, load, load_for_inference, rng_state, save,  # noqa: E402
                                              set_rng_state)
 from foleyspace.diffusion.config import DiffusionRendererSettings, named_config  # noqa: E402
-from foleyspace.diffusion.model import (BinauralDiffWave, expand_trajectory, parameter_count,  # noqa: E402
+from foleyspace.diffusion.model import (BinauralDiffWave, condition_reach, condition_trajectory,  # noqa: E402
+                                        delay_by_distance, expand_trajectory, parameter_count,
                                         trajectory_slice)
 from foleyspace.diffusion.renderer import DiffusionRenderer, model_positions  # noqa: E402
 from foleyspace.diffusion.sampler import (chunk_starts, crossfade_weights, position_noise, sample,  # noqa: E402
@@ -33,7 +35,7 @@ from foleyspace.diffusion.schedule import (align_steps, fast_schedule, kept_step
 from foleyspace.errors import Cancelled  # noqa: E402
 from foleyspace.jobspec import SpecError, job_from_spec, spec_from_job  # noqa: E402
 from foleyspace.pipeline import setting_files  # noqa: E402
-from foleyspace.render import Waypoints, segment_bounds  # noqa: E402
+from foleyspace.render import DspRendererConfig, Waypoints, segment_bounds  # noqa: E402
 
 TINY = named_config("tiny")
 
@@ -83,7 +85,8 @@ def hand_count(cfg) -> int:
     """Parameters of the binaural DiffWave counted from its layers."""
     c, h, e, cc, k = cfg.residual_channels, cfg.embedding_hidden, cfg.embedding_dim, cfg.condition_channels, cfg.condition_kernel
     per_layer = (c * 2 * c * 3 + 2 * c) + (h * c + c) + (cc * 2 * c + 2 * c) + (c * 2 * c + 2 * c)
-    condition = (4 * cc * k + cc) + (cfg.condition_layers - 1) * (cc * cc * k + cc)
+    inputs = 4 + (cfg.trajectory_condition == "direction")  # (x, y, z) or (unit direction, r/6), and the mono
+    condition = (inputs * cc * k + cc) + (cfg.condition_layers - 1) * (cc * cc * k + cc)
     embedding = (e * h + h) + (h * h + h)
     return (2 * c + c) + embedding + condition + cfg.residual_layers * per_layer + (c * c + c) + (c * 2 + 2)
 
@@ -106,6 +109,67 @@ def test_model_shapes_and_parameter_count(name):
         assert torch.equal(out, bias.expand_as(out))  # DiffWave zero-initialises the last projection's weight
     with pytest.raises(ValueError):
         model(torch.randn(1, 2, n), torch.randn(1, 1, n + 1), torch.randn(1, 3, n), torch.tensor([0]))
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "paper"])
+def test_the_condition_reaches_over_the_distance_delay(name):
+    """Regression (the tiny model rendered no direction): the fine-scheme targets are the mono
+    delayed by up to 16.8 ms (distance, §IV-A) and filtered by the HRIR (~1 ms). Tiny's 4 layers
+    reach 16 samples (2 ms at 8 kHz) — not the 134 of the delay — so it needs ``condition_delay``."""
+    cfg = named_config(name)
+    dsp = DspRendererConfig(distance_delay=True)
+    needed = (0.0 if cfg.condition_delay else dsp.max_delay_s) + 0.001
+    assert condition_reach(cfg) >= needed * cfg.sample_rate
+    if name == "paper":  # the paper feeds the mono as it is, and the trajectory in metres
+        assert not cfg.condition_delay and cfg.trajectory_condition == "xyz"
+
+
+def test_condition_reach_by_hand():
+    assert condition_reach(replace(TINY, residual_layers=4, dilation_cycle=4, condition_layers=2)) == 2 + 2 + 4 + 8
+    assert condition_reach(replace(TINY, residual_layers=8, dilation_cycle=8, condition_layers=2)) == 2 + 254
+
+
+def test_delay_by_distance_takes_the_mono_at_its_arrival_delay():
+    mono = torch.arange(1.0, 21.0).view(1, 1, 20)
+    traj = torch.zeros(1, 3, 20)
+    traj[0, 0, :10] = 0.1  # nearer than 0.25 m: no delay
+    traj[0, 1, 10:] = -(0.25 + 343.0 * 3 / 8000)  # to the right, 3 samples of delay at 8 kHz
+    out = delay_by_distance(mono, traj, 8000)
+    assert out[0, 0].tolist() == list(range(1, 11)) + list(range(8, 18))
+    far = torch.zeros(1, 3, 20)
+    far[0, 2] = 100.0  # clamped to 6 m: 134 samples, before the start: silence
+    assert torch.count_nonzero(delay_by_distance(mono, far, 8000)) == 0
+
+
+def test_direction_condition_is_unit_direction_and_distance_over_6_m():
+    traj = torch.tensor([[3.0, 0.0, 0.0], [0.0, -4.0, 3.0], [0.0, 0.0, 0.0]]).T.unsqueeze(0)
+    assert condition_trajectory(traj, "xyz") is traj
+    out = condition_trajectory(traj, "direction")
+    expected = torch.tensor([[1, 0, 0, 0.5], [0, -0.8, 0.6, 5 / 6], [1, 0, 0, 0]], dtype=torch.float32).T
+    torch.testing.assert_close(out[0], expected)
+
+
+@pytest.mark.parametrize("gain_db", [0.0, 30.0])
+def test_an_oracle_noise_model_samples_the_target_at_the_data_level(gain_db):
+    """The chain training → sampler in the diffusion space of ``data_gain_db``: a model that knows the
+    target (× gain, as training feeds it) and returns the exact noise of x_t gives the target back,
+    in the data's units, with the standard schedule."""
+    cfg = replace(TINY, data_gain_db=gain_db)
+    target = torch.from_numpy(0.01 * np.sin(np.arange(2 * 600) * 0.07).reshape(2, 600).astype(np.float32))
+    bar = torch.as_tensor(training_schedule(cfg).alpha_bar, dtype=torch.float32)
+
+    class Oracle(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cfg = cfg
+
+        def forward(self, noisy, mono, trajectory, step):
+            a = bar[step.long()].view(-1, 1, 1)
+            assert torch.allclose(mono[0, 0], torch.full((600,), 0.1 * cfg.data_gain))  # the mono × gain
+            return (noisy - a.sqrt() * target * cfg.data_gain) / (1 - a).sqrt()
+
+    out = sample(Oracle(), cfg, np.full(600, 0.1, np.float32), np.array([[1.0, 0.0, 0.0]]), "standard", device="cpu")
+    np.testing.assert_allclose(out, target.numpy(), atol=1e-4)
 
 
 def test_fractional_step_embedding_interpolates_the_table():
@@ -216,9 +280,10 @@ def test_chunk_seams_are_cross_faded_and_continuous():
     out = sample(model, TINY, mono, xyz, "fast", seed=4, device="cpu", progress=fractions.append)
     chunks = chunk_starts(n, TINY.segment_samples, 800)
     assert len(chunks) == 3 and len(fractions) == 3 * 6 and fractions[-1] == 1.0 and np.all(np.diff(fractions) > 0)
-    pieces = [sample_chunk(model, torch.from_numpy(mono[s:e]), trajectory_slice(torch.tensor(xyz, dtype=torch.float32),
-                                                                                  n, s, e)[0],
-                           "fast", 4, s, "cpu", None).numpy() for s, e in chunks]
+    gain = TINY.data_gain  # sample_chunk works in the diffusion space: the mono × gain in, the result ÷ gain out
+    pieces = [sample_chunk(model, torch.from_numpy(mono[s:e] * np.float32(gain)),
+                           trajectory_slice(torch.tensor(xyz, dtype=torch.float32), n, s, e)[0],
+                           "fast", 4, s, "cpu", None).numpy() / np.float32(gain) for s, e in chunks]
     fade_in, fade_out = crossfade_weights(800)
     np.testing.assert_allclose(out[:, :7200], pieces[0][:, :7200], atol=1e-6)
     np.testing.assert_allclose(out[:, 7200:8000], fade_out * pieces[0][:, 7200:] + fade_in * pieces[1][:, :800], atol=1e-6)

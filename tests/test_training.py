@@ -58,6 +58,23 @@ def tiny_data(tmp_path_factory, speech_wav) -> Path:
     return out
 
 
+def test_tiny_targets_stand_above_the_smallest_diffusion_noise(tiny_data):
+    """Regression (the tiny model's samples were worse than silence): the fine-scheme targets (mono at
+    −20 dBFS through the HRIR and the 1/r gain) average about −43 dBFS, below the forward process's
+    smallest noise √β_0 = 0.01 (−40 dBFS), so at 0 dB the model never saw a clean target. The
+    config's ``data_gain_db`` lifts them well above it."""
+    from foleyspace.diffusion.config import named_config
+    from foleyspace.diffusion.schedule import training_schedule
+    from foleyspace.training.shards import ShardDataset
+
+    cfg = named_config("tiny")
+    data = ShardDataset(tiny_data, "train")
+    power = np.mean([np.mean(data[i]["binaural"].numpy().astype(np.float64) ** 2) for i in range(len(data))])
+    smallest_noise = math.sqrt(training_schedule(cfg).beta[0])
+    assert math.sqrt(power) < 2 * smallest_noise  # the data as built: at the noise floor of step 0
+    assert math.sqrt(power) * cfg.data_gain > 10 * smallest_noise  # what the diffusion sees
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

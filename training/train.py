@@ -211,8 +211,9 @@ class Trainer:
         from foleyspace.diffusion.schedule import q_sample
 
         device = self.where.device
-        mono = batch["mono"].to(device, torch.float32, non_blocking=True)
-        x0 = batch["binaural"].to(device, torch.float32, non_blocking=True)
+        gain = self.cfg.data_gain  # the diffusion space's gain (DiffusionConfig.data_gain_db)
+        mono = batch["mono"].to(device, torch.float32, non_blocking=True) * gain
+        x0 = batch["binaural"].to(device, torch.float32, non_blocking=True) * gain
         trajectory = expand_trajectory(batch["xyz"].to(device, torch.float32), x0.shape[-1])
         generator = step_generator(self.args.seed, self.where.rank, step, device)
         t = torch.randint(0, self.cfg.diffusion_steps, (x0.shape[0],), generator=generator, device=device)

@@ -18,6 +18,10 @@ from typing import Any
 FAST_SCHEDULE = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5)
 #: The sampler schedules: ``standard`` (``inference_steps`` respaced steps) and ``fast`` (DiffWave's).
 SCHEDULES = ("standard", "fast")
+#: How the trajectory enters the condition block (``DiffusionConfig.trajectory_condition``).
+TRAJECTORY_CONDITIONS = ("xyz", "direction")
+#: Distance scale of the ``direction`` trajectory condition, metres (the fine scheme's far end).
+DIRECTION_DISTANCE_SCALE_M = 6.0
 #: Largest sampler seed (a 63-bit integer).
 MAX_SEED = (1 << 63) - 1
 
@@ -52,6 +56,24 @@ class DiffusionConfig:
             scaled to this RMS (dB re full scale; the set builder's ``level_dbfs``, −20) and their
             binaural targets by the same gain; at inference the clip's mono is scaled to it and the
             output scaled back, so the model hears the levels it was trained on.
+        data_gain_db: gain of the diffusion space (ours; the paper states none, DiffWave trains on
+            the raw waveform, i.e. 0 dB): training multiplies the mono condition and the binaural
+            target by ``10^(g/20)`` before the forward process, and the sampler multiplies the mono
+            by it and divides its output by it. At 0 dB the fine-scheme targets (mono at −20 dBFS,
+            HRIR and 1/r gain: about −43 dBFS on average, −50 dBFS at 6 m) lie at or below the
+            forward process's smallest noise (√β_0 = 0.01, −40 dBFS), so the model never sees a
+            clean target; see docs/method.md for the measurements behind the defaults. The field's
+            default, 0 dB, is what checkpoints written before it existed were trained with; the
+            named configs set :data:`DATA_GAIN_DB`.
+        trajectory_condition: how the trajectory enters the condition block: ``xyz`` (paper: the
+            metres x, y, z) or ``direction`` (ours: the unit direction x/r, y/r, z/r and r / 6 m,
+            so every input channel is O(1)).
+        condition_delay: delay the mono condition by the source's arrival delay (ours; the paper
+            feeds the mono as it is, ``False``): sample n of the mono the model sees is the mono at
+            ``n − round((r(n) − 0.25 m)/343 m/s · rate)``, r the distance at n clamped to 0.25–6 m —
+            the distance delay the training targets carry (§IV-A, the DSP renderer's
+            ``distance_delay``), up to 16.8 ms. The model then only has to reach over the HRIR
+            itself (about a millisecond) instead of the whole delay (:func:`condition_reach`).
     """
 
     name: str = "paper"
@@ -79,6 +101,9 @@ class DiffusionConfig:
     ema_decay: float = 0.999
     chunk_overlap_s: float = 0.5
     mono_level_dbfs: float = -20.0
+    data_gain_db: float = 0.0
+    trajectory_condition: str = "xyz"
+    condition_delay: bool = False
 
     def __post_init__(self) -> None:
         if self.residual_layers < 1 or self.residual_channels < 1 or self.dilation_cycle < 1:
@@ -95,6 +120,15 @@ class DiffusionConfig:
             raise ValueError("chunk_overlap_s must be in [0, segment_s / 2)")
         if not -80.0 <= self.mono_level_dbfs <= 0.0:
             raise ValueError("mono_level_dbfs must be in [-80, 0] dB re full scale")
+        if not -40.0 <= self.data_gain_db <= 60.0:
+            raise ValueError("data_gain_db must be in [-40, 60] dB")
+        if self.trajectory_condition not in TRAJECTORY_CONDITIONS:
+            raise ValueError(f"trajectory_condition must be one of {', '.join(TRAJECTORY_CONDITIONS)}")
+
+    @property
+    def data_gain(self) -> float:
+        """The diffusion space's linear gain, ``10^(data_gain_db/20)``."""
+        return float(10.0 ** (self.data_gain_db / 20.0))
 
     @property
     def segment_samples(self) -> int:
@@ -120,17 +154,27 @@ class DiffusionConfig:
         return cls(**values)
 
 
+#: The diffusion space's gain of the named configs (ours, every config: the paper states none): it
+#: lifts the fine-scheme targets (about −43 dBFS) 30 dB above the data's level, to about 8× the
+#: forward process's smallest noise. Measured on the tiny config (docs/method.md, "Data scaling").
+DATA_GAIN_DB = 30.0
+
 CONFIGS: dict[str, DiffusionConfig] = {
-    "paper": DiffusionConfig(),
-    # fits a ~8-minute single-GPU run: a third of the depth, half the width, 2 s segments (ours)
+    # the paper's hyper-parameters; the trajectory in metres and the mono as it is (paper), the data gain ours
+    "paper": DiffusionConfig(data_gain_db=DATA_GAIN_DB),
+    # fits a ~8-minute single-GPU run: a third of the depth, half the width, 2 s segments (ours);
+    # its layers reach 2048 samples (128 ms), far beyond the 16.8 ms distance delay
     "small": DiffusionConfig(name="small", residual_layers=20, residual_channels=64, dilation_cycle=10,
                              condition_channels=32, segment_s=2.0, positions=50, batch_size=16,
-                             max_steps=20_000),
-    # trains on a 2-core CPU in tests: 4 layers of 16 channels, 8 kHz, 1 s segments (ours)
+                             max_steps=20_000, data_gain_db=DATA_GAIN_DB),
+    # trains on a 2-core CPU in tests: 4 layers of 16 channels, 8 kHz, 1 s segments (ours). They reach
+    # 16 samples (2 ms), not the 134 of the distance delay: the mono is delayed by the distance before
+    # it enters (condition_delay), and the trajectory enters as direction + distance/6 m (ours)
     "tiny": DiffusionConfig(name="tiny", residual_layers=4, residual_channels=16, dilation_cycle=4,
                             condition_channels=8, condition_layers=2, embedding_dim=32, embedding_hidden=64,
                             sample_rate=8000, segment_s=1.0, positions=25, batch_size=4, learning_rate=1e-3,
-                            max_steps=400, ema_decay=0.99, chunk_overlap_s=0.1),
+                            max_steps=400, ema_decay=0.99, chunk_overlap_s=0.1, data_gain_db=DATA_GAIN_DB,
+                            trajectory_condition="direction", condition_delay=True),
 }
 
 

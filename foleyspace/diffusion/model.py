@@ -14,6 +14,12 @@ DiffWave's mel upsampler (paper §III-D): the trajectory replicated to the audio
 signal, concatenated on channels (4), through ``condition_layers`` convs (ours: kernel
 ``condition_kernel``, leaky ReLU 0.4 as DiffWave's upsampler), projected by a 1×1 conv into every
 residual layer.
+
+Ours, per config (``DiffusionConfig``; the paper's config keeps the paper's condition): the
+trajectory may enter as unit direction + distance/6 m (``trajectory_condition="direction"``, 5
+input channels) and the mono delayed by the source's arrival delay (``condition_delay``,
+:func:`delay_by_distance`) for a model whose layers cannot reach over the 16.8 ms distance delay
+(:func:`condition_reach`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from foleyspace.diffusion.config import DiffusionConfig
+from foleyspace.diffusion.config import DIRECTION_DISTANCE_SCALE_M, DiffusionConfig
 
 #: Channels of the condition block's input: x, y, z of the trajectory and the mono signal.
 CONDITION_INPUTS = 4
@@ -71,6 +77,36 @@ def expand_trajectory(xyz: torch.Tensor | np.ndarray, n_samples: int) -> torch.T
     return trajectory_slice(xyz, n_samples, 0, n_samples)
 
 
+def condition_trajectory(trajectory: torch.Tensor, kind: str = "xyz") -> torch.Tensor:
+    """The trajectory channels the condition block sees, ``(B, 3, L)`` metres → ``(B, C, L)``:
+    ``xyz`` the metres themselves (paper, C = 3); ``direction`` (ours, C = 4) the unit direction
+    ``(x, y, z)/r`` and ``r / 6 m`` (a source at the origin points straight ahead)."""
+    if kind == "xyz":
+        return trajectory
+    if kind != "direction":
+        raise ValueError(f"unknown trajectory condition {kind!r}")
+    r = torch.linalg.vector_norm(trajectory, dim=1, keepdim=True)
+    ahead = torch.zeros_like(trajectory)
+    ahead[:, 0] = 1.0
+    unit = torch.where(r > 1e-6, trajectory / r.clamp_min(1e-6), ahead)
+    return torch.cat([unit, r / DIRECTION_DISTANCE_SCALE_M], dim=1)
+
+
+def delay_by_distance(mono: torch.Tensor, trajectory: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """The mono as it arrives from the trajectory's distance (``DiffusionConfig.condition_delay``):
+    ``mono`` ``(B, 1, L)``, ``trajectory`` ``(B, 3, L)`` metres → ``(B, 1, L)`` with sample n taken from
+    ``n − round(delay(r_n) · rate)``, the DSP renderer's arrival delay ``(r − 0.25)/343`` s (r clamped
+    to 0.25–6 m); zero before the signal's start, as the training targets (rendered from silence)."""
+    from foleyspace.render import DspRendererConfig
+
+    dsp = DspRendererConfig(distance_delay=True)
+    r = torch.linalg.vector_norm(trajectory.float(), dim=1).clamp(dsp.min_distance_m, dsp.max_distance_m)
+    lag = torch.round((r - dsp.min_distance_m) / dsp.speed_of_sound * sample_rate).long()
+    index = torch.arange(mono.shape[-1], device=mono.device).unsqueeze(0) - lag
+    taken = torch.gather(mono[:, 0], 1, index.clamp_min(0))
+    return torch.where(index >= 0, taken, torch.zeros_like(taken)).unsqueeze(1)
+
+
 def _conv(in_channels: int, out_channels: int, kernel: int, dilation: int = 1) -> nn.Conv1d:
     """A 1-D conv keeping the length, Kaiming-normal initialised (as DiffWave)."""
     conv = nn.Conv1d(in_channels, out_channels, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation)
@@ -106,11 +142,11 @@ class StepEmbedding(nn.Module):
 
 
 class ConditionBlock(nn.Module):
-    """The paper's condition block: ``(B, 4, L)`` trajectory + mono → ``(B, channels, L)``."""
+    """The paper's condition block: ``(B, inputs, L)`` trajectory (3 or 4 channels) + mono → ``(B, channels, L)``."""
 
-    def __init__(self, channels: int, layers: int, kernel: int) -> None:
+    def __init__(self, channels: int, layers: int, kernel: int, inputs: int = CONDITION_INPUTS) -> None:
         super().__init__()
-        widths = [CONDITION_INPUTS] + [channels] * layers
+        widths = [inputs] + [channels] * layers
         self.convs = nn.ModuleList(_conv(a, b, kernel) for a, b in zip(widths[:-1], widths[1:]))
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
@@ -149,7 +185,8 @@ class BinauralDiffWave(nn.Module):
         c = cfg.residual_channels
         self.input_projection = _conv(cfg.out_channels, c, 1)
         self.embedding = StepEmbedding(cfg.diffusion_steps, cfg.embedding_dim, cfg.embedding_hidden)
-        self.condition = ConditionBlock(cfg.condition_channels, cfg.condition_layers, cfg.condition_kernel)
+        inputs = CONDITION_INPUTS + (1 if cfg.trajectory_condition == "direction" else 0)
+        self.condition = ConditionBlock(cfg.condition_channels, cfg.condition_layers, cfg.condition_kernel, inputs)
         self.layers = nn.ModuleList(
             ResidualBlock(c, 2 ** (i % cfg.dilation_cycle), cfg.embedding_hidden, cfg.condition_channels)
             for i in range(cfg.residual_layers))
@@ -168,13 +205,25 @@ class BinauralDiffWave(nn.Module):
                              f"got {tuple(mono.shape)} and {tuple(trajectory.shape)}")
         x = F.relu(self.input_projection(noisy))
         emb = self.embedding(step)
-        cond = self.condition(torch.cat([trajectory, mono], dim=1))
+        if self.cfg.condition_delay:
+            mono = delay_by_distance(mono, trajectory, self.cfg.sample_rate)
+        cond = self.condition(torch.cat([condition_trajectory(trajectory, self.cfg.trajectory_condition), mono], dim=1))
         skip = None
         for layer in self.layers:
             x, s = layer(x, emb, cond)
             skip = s if skip is None else skip + s
         x = F.relu(self.skip_projection(skip / math.sqrt(len(self.layers))))
         return self.output_projection(x)
+
+
+def condition_reach(cfg: DiffusionConfig) -> int:
+    """How many samples away (either side) the condition — the mono — can reach an output sample:
+    the condition block's ``condition_layers · (condition_kernel − 1)/2``, plus the dilations of
+    every residual layer after the first (the condition enters each layer after its dilated conv).
+    The binaural target is the mono delayed by the distance (up to (6 − 0.25) m / 343 m/s = 16.8 ms)
+    and the HRIR, so a model that cannot reach that far cannot place its output on the target."""
+    dilations = [2 ** (i % cfg.dilation_cycle) for i in range(cfg.residual_layers)]
+    return cfg.condition_layers * (cfg.condition_kernel - 1) // 2 + sum(dilations[1:])
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -114,7 +114,9 @@ def sample(model: BinauralDiffWave, cfg: DiffusionConfig, mono: np.ndarray, xyz:
     Args:
         model: the network (its weights: the EMA ones for inference), moved to ``device`` here.
         cfg: its config (rate, segment, overlap).
-        mono: ``(n,)`` at ``cfg.sample_rate``, at the data's level convention (``cfg.mono_level_dbfs`` RMS).
+        mono: ``(n,)`` at ``cfg.sample_rate``, at the data's level convention (``cfg.mono_level_dbfs`` RMS);
+            the network sees it × ``cfg.data_gain`` (the diffusion space of training) and its output
+            is divided by that gain, so the result is at the data's level too.
         xyz: ``(N, 3)`` metres, position i held over eq.-8 segment i of the whole clip
             (:func:`~foleyspace.diffusion.model.expand_trajectory`).
         schedule: ``standard`` (``inference_steps`` respaced steps) or ``fast`` (DiffWave's 6).
@@ -150,7 +152,8 @@ def sample(model: BinauralDiffWave, cfg: DiffusionConfig, mono: np.ndarray, xyz:
             progress(done[0] / total)
 
     fade_in, fade_out = crossfade_weights(overlap, crossfade)
-    mono_t = torch.from_numpy(mono)
+    gain = cfg.data_gain  # the diffusion space's gain (DiffusionConfig.data_gain_db): in on the mono, out on the result
+    mono_t = torch.from_numpy(mono * np.float32(gain))
     log.info("sampling %d samples in %d chunk(s) x %d steps (%s) on %s", n, len(chunks), steps, schedule, device)
     for index, (start, stop) in enumerate(chunks):
         traj = trajectory_slice(xyz_t, n, start, stop)[0]
@@ -162,4 +165,4 @@ def sample(model: BinauralDiffWave, cfg: DiffusionConfig, mono: np.ndarray, xyz:
             out[:, start + overlap: stop] = y[:, overlap:]
         else:
             out[:, start:stop] = y
-    return out
+    return out / np.float32(gain) if gain != 1.0 else out
