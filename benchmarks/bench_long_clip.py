@@ -3,6 +3,7 @@
 Run from the repository root (not part of the pytest suite)::
 
     python benchmarks/bench_long_clip.py [--minutes 2 10] [--clips DIR] [--baseline REV]
+                                         [--preview] [--speed S]
 
 Makes (once, cached in ``--clips``, default ``<temp>/foleyspace-long-clips``) 1920×1080 25 fps
 clips with a 48 kHz stereo AAC track: 8 s and one per ``--minutes`` value (default 2 and 10).
@@ -14,7 +15,9 @@ motion localizer, box-scale depth, the clip's own sound). Printed per clip: wall
 resident memory (the child's ``ru_maxrss`` from ``os.wait4``) and both as ratios to the 8 s clip;
 the issue's goal is a peak within 1.3× of the 8 s clip's for 10 minutes. ``--baseline REV`` runs
 the same from ``git archive REV`` (the checkout's editable install hidden) for a before/after
-table. Exit 0, or 1 when a run fails.
+table. ``--preview`` also writes the preview MP4 (``--preview``: the stem muxed with the
+overlay video), ``--speed S`` retimes the clip (``--speed -1``: reversed playback). Exit 0, or 1
+when a run fails.
 """
 
 from __future__ import annotations
@@ -127,15 +130,18 @@ def export(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def table(label: str, command: list[str], clips: list[tuple[float, Path]], out: Path) -> bool:
-    """Run every clip with ``command`` (+ clip, output) and print one row each; False on a failure."""
+def table(label: str, command: list[str], clips: list[tuple[float, Path]], out: Path,
+          options: list[str] | None = None) -> bool:
+    """Run every clip with ``command`` (+ clip, output, ``options``: more spatialize flags) and
+    print one row each; False on a failure."""
     print(f"{label}")
     print(f"  {'clip':<10}{'wall s':>9}{'x real time':>13}{'peak RSS MB':>13}{'wall / 8 s':>12}{'RSS / 8 s':>11}")
     first: tuple[float, float] | None = None
     ok = True
     for seconds, clip in clips:
         try:
-            wall, rss = measure([*command, "-q", "spatialize", str(clip), "-o", str(out), "--overwrite"])
+            wall, rss = measure([*command, "-q", "spatialize", str(clip), "-o", str(out), "--overwrite",
+                                 *(options or [])])
         except RuntimeError as exc:
             print(f"  {seconds:>8g} s  failed: {exc}", file=sys.stderr)
             ok = False
@@ -156,22 +162,26 @@ def main() -> int:
     parser.add_argument("--clips", type=Path, default=Path(tempfile.gettempdir()) / "foleyspace-long-clips",
                         help="folder caching the clips (made once)")
     parser.add_argument("--baseline", help="also run git archive REV of this checkout, e.g. 816649e")
+    parser.add_argument("--preview", action="store_true", help="also write the preview MP4 (--preview)")
+    parser.add_argument("--speed", type=float, help="retime the clip, e.g. -1 for reversed playback")
     args = parser.parse_args()
     if any(m <= 0 for m in args.minutes):
         parser.error("--minutes must be positive")
+    options = (["--preview"] if args.preview else []) + ([] if args.speed is None else ["--speed", f"{args.speed:g}"])
     args.clips.mkdir(parents=True, exist_ok=True)
     clips = [(s, clip_for(args.clips, s)) for s in [8.0, *sorted(60 * m for m in args.minutes)]]
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         out = tmp_path / "stem.wav"
-        print(f"foleyspace spatialize, whole process, {SIZE[0]}x{SIZE[1]} {FPS} fps with 48 kHz audio")
-        ok &= table("current checkout", [sys.executable, "-m", "foleyspace"], clips, out)
+        print(f"foleyspace spatialize {' '.join(options)}, whole process, {SIZE[0]}x{SIZE[1]} {FPS} fps "
+              "with 48 kHz audio")
+        ok &= table("current checkout", [sys.executable, "-m", "foleyspace"], clips, out, options)
         if args.baseline:
             base = export(args.baseline, tmp_path)
             runner = tmp_path / "run_baseline.py"
             runner.write_text(RUNNER)
-            ok &= table(f"baseline {args.baseline}", [sys.executable, str(runner), str(base)], clips, out)
+            ok &= table(f"baseline {args.baseline}", [sys.executable, str(runner), str(base)], clips, out, options)
     return 0 if ok else 1
 
 

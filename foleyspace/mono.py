@@ -16,8 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-from foleyspace.blocks import BLOCK_SAMPLES, collect, fit_blocks, rechunk, resample_blocks
-from foleyspace.errors import InputError
+from foleyspace.blocks import (BLOCK_SAMPLES, SampleSpool, collect, fit_blocks, rechunk, resample_blocks,
+                               reversed_resample_blocks)
+from foleyspace.errors import InputError, OutputError
 from foleyspace.video import audio_rate, iter_audio
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,19 @@ def mono_blocks(source: MonoSource, start_s: float, end_s: float, sample_rate: i
     if stream is not None:
         return stream(start_s, end_s, sample_rate, block_samples)
     return rechunk([np.asarray(source.mono(start_s, end_s, sample_rate), float)], block_samples)
+
+
+def reversed_mono_blocks(source: MonoSource, start_s: float, end_s: float, sample_rate: int,
+                         block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """``source``'s samples for the range played backwards (last sample first) in blocks of at
+    most ``block_samples``: its own ``reversed_blocks`` where it has them (read from the range's
+    end in pieces), else its blocks collected whole and reversed (memory then holds the range,
+    8 bytes a sample)."""
+    stream = getattr(source, "reversed_blocks", None)
+    if stream is not None:
+        return stream(start_s, end_s, sample_rate, block_samples)
+    log.debug("%s has no backwards reader: its range is read whole to play it reversed", source.name)
+    return rechunk([collect(mono_blocks(source, start_s, end_s, sample_rate, block_samples))[::-1]], block_samples)
 
 
 def checked_mono(blocks: Iterable[np.ndarray], what: str) -> Iterator[np.ndarray]:
@@ -115,6 +129,37 @@ class ClipAudio:
         raw = iter_audio(self.video, start_s, end_s, block_samples)
         resampled = resample_blocks(checked_mono(raw, str(self.video)), native, sample_rate, n_in)
         return fit_blocks(resampled, int(round((end_s - start_s) * sample_rate)), block_samples)
+
+    def reversed_blocks(self, start_s: float, end_s: float, sample_rate: int,
+                        block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+        """``mono(start_s, end_s, sample_rate)[::-1]``, sample for sample, in blocks of at most
+        ``block_samples``, without the range in memory: the range is decoded forwards as
+        :meth:`blocks` decodes it, its mono samples (at the clip's own rate) spooled to a
+        temporary file (8 bytes a sample: ≈ 23 MB a minute at 48 kHz), then resampled from the
+        end backwards a block at a time (:func:`~foleyspace.blocks.reversed_resample_blocks`).
+
+        The decoded samples are spooled rather than decoded again piece by piece from the end
+        because a lossy decoder's output depends on where it started: FFmpeg's AAC decoder fills
+        noise-substituted (PNS) bands from a random generator that runs from the first decoded
+        frame, so a chunk decoded after a seek differs from the same samples decoded in one pass
+        (by up to 0.19 of full scale on a noisy synthetic clip), however long the pre-roll.
+        The first block comes once the whole range is decoded (no cancel is polled meanwhile).
+        """
+        native = audio_rate(self.video)
+        n_in = int(round((end_s - start_s) * native))
+        n = int(round((end_s - start_s) * sample_rate))
+
+        def played_backwards() -> Iterator[np.ndarray]:
+            try:
+                with SampleSpool() as spool:
+                    for block in checked_mono(iter_audio(self.video, start_s, end_s, block_samples), str(self.video)):
+                        spool.append(block)
+                    yield from reversed_resample_blocks(spool.read, n_in, native, sample_rate, n, block_samples)
+            except OSError as exc:
+                raise OutputError(f"{self.video}: the clip's sound cannot be held on disk to play it reversed "
+                                  f"({getattr(exc, 'strerror', None) or exc})") from exc
+
+        return played_backwards()
 
 
 class FileAudio:

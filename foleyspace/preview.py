@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -42,6 +42,9 @@ STATE_COLOURS: dict[str, tuple[int, int, int]] = {
 PREVIEW_TAG = f"FoleySpace {__version__} preview"
 #: H.264 quality (x264 CRF) and speed of the preview.
 CRF, PRESET = "20", "veryfast"
+#: Longest piece of the stem read and encoded at once, samples (frames normally take less: 1920
+#: at 25 fps and 48 kHz).
+AUDIO_PIECE = 1 << 16
 #: Reversed clips are decoded in windows of this many frames (then played backwards).
 _REVERSE_WINDOW = 32
 
@@ -80,22 +83,22 @@ def is_preview_fd(fd: int) -> bool:
 
 @dataclass(frozen=True)
 class Stem:
-    """The stem's samples as integers: ``(2, n)`` int32 left-justified (a 24-bit sample ``s`` is
-    ``s << 8``, a 16-bit one ``s << 16``), its rate and bit depth (16 or 24)."""
+    """A stem WAV's format, its samples left on disk: the file, its length in samples (per
+    channel), its rate (Hz) and bit depth (16 or 24). :func:`stem_pieces` reads the samples."""
 
-    samples: np.ndarray
+    path: Path
+    n_samples: int
     rate: int
     bits: int
 
 
 def read_stem(path: str | Path) -> Stem:
-    """Read a stem WAV exactly (integers, no float round trip)."""
+    """Check that ``path`` is a stereo 16- or 24-bit stem WAV and read its format (no samples)."""
     import soundfile as sf
 
     try:
         with sf.SoundFile(str(path)) as fh:
-            subtype, rate, channels = fh.subtype, fh.samplerate, fh.channels
-            data = fh.read(dtype="int32", always_2d=True)
+            subtype, rate, channels, frames = fh.subtype, fh.samplerate, fh.channels, fh.frames
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise InputError(f"{path}: not a readable stem WAV ({exc})") from None
     bits = {"PCM_16": 16, "PCM_24": 24}.get(subtype)
@@ -103,7 +106,27 @@ def read_stem(path: str | Path) -> Stem:
         raise InputError(f"{path}: a {subtype} WAV; the preview carries 16- or 24-bit stems")
     if channels != 2:
         raise InputError(f"{path}: has {channels} channel(s); a stem is stereo")
-    return Stem(np.ascontiguousarray(data.T), int(rate), bits)
+    return Stem(Path(path), int(frames), int(rate), bits)
+
+
+def stem_pieces(stem: Stem, ends: Iterable[int]) -> Generator[np.ndarray, None, None]:
+    """The stem's samples exactly (integers, no float round trip) in consecutive pieces, each up
+    to the next of the ascending sample indices ``ends`` (clipped to the stem; an end at or
+    before the previous one gives an empty piece): ``(k, 2)`` interleaved, int32 for a 24-bit
+    stem (left-justified: ``s << 8``, as FLAC's encoder takes it), int16 for a 16-bit one.
+    The file stays open while the generator runs; memory holds one piece."""
+    import soundfile as sf
+
+    dtype = "int32" if stem.bits == 24 else "int16"
+    done = 0
+    with sf.SoundFile(str(stem.path)) as fh:
+        for end in ends:
+            want = max(0, min(int(end), stem.n_samples) - done)
+            piece = fh.read(want, dtype=dtype, always_2d=True)
+            if len(piece) != want:
+                raise OSError(f"{stem.path}: the stem ended after {done + len(piece)} of {stem.n_samples} samples")
+            done += want
+            yield piece
 
 
 def read_sidecar(stem: str | Path, sidecar: str | Path | None = None) -> dict[str, Any]:
@@ -138,10 +161,10 @@ def read_sidecar(stem: str | Path, sidecar: str | Path | None = None) -> dict[st
 def check_match(stem: Stem, sidecar: dict[str, Any], stem_path: str | Path, sidecar_path: str | Path) -> None:
     """Refuse a sidecar that was not written with this stem (another length or rate)."""
     want = sidecar["stem"]
-    if int(want["samples"]) != stem.samples.shape[1] or int(want["sample_rate"]) != stem.rate:
+    if int(want["samples"]) != stem.n_samples or int(want["sample_rate"]) != stem.rate:
         raise InputError(f"{sidecar_path} does not match {stem_path}: the sidecar describes a stem of "
                          f"{int(want['samples'])} samples at {int(want['sample_rate'])} Hz, the stem has "
-                         f"{stem.samples.shape[1]} at {stem.rate} Hz; spatialize again to write both")
+                         f"{stem.n_samples} at {stem.rate} Hz; spatialize again to write both")
 
 
 def check_video(video: str | Path, sidecar: dict[str, Any]) -> None:
@@ -315,6 +338,17 @@ def preview_size(width: int, height: int, long_side: int = MAX_LONG_SIDE) -> tup
     return max(2, w - w % 2), max(2, h - h % 2)
 
 
+def _audio_ends(tl: Timeline, stem: Stem) -> Iterator[int]:
+    """Where the audio pieces end, in stem samples: at the end of each timeline frame (frame k
+    ends at ``(k + 1)/fps`` s), then every :data:`AUDIO_PIECE` samples to the stem's end (a
+    picture stream that stops early still leaves the sound in bounded pieces)."""
+    for k in range(tl.n_frames):
+        yield int(round((k + 1) / tl.fps * stem.rate))
+    last = min(int(round(tl.n_frames / tl.fps * stem.rate)), stem.n_samples)
+    yield from range(last + AUDIO_PIECE, stem.n_samples, AUDIO_PIECE)
+    yield stem.n_samples
+
+
 def render_preview(target: str | Path, stem: Stem, sidecar: dict[str, Any], video: str | Path,
                    progress: Progress | None = None, long_side: int = MAX_LONG_SIDE) -> PreviewInfo:
     """Encode the preview of ``stem`` (described by ``sidecar``) from ``video`` into ``target``
@@ -325,19 +359,18 @@ def render_preview(target: str | Path, stem: Stem, sidecar: dict[str, Any], vide
     import av
 
     src = sidecar["source"]
-    tl = timeline(sidecar, stem.samples.shape[1], stem.rate)
+    tl = timeline(sidecar, stem.n_samples, stem.rate)
     size = preview_size(int(src["width"]), int(src["height"]), long_side)
     scale = (size[0] / float(src["width"]), size[1] / float(src["height"]))
     rows = sidecar["frames"]
-    n_audio = stem.samples.shape[1]
     audio_format = "s32" if stem.bits == 24 else "s16"
-    interleaved = stem.samples.T if stem.bits == 24 else (stem.samples.T >> 16).astype(np.int16)
     rate = _frame_rate(tl.fps)
     try:
         container = av.open(str(target), "w", format="mp4")
     except (av.error.FFmpegError, OSError) as exc:
         raise OSError(f"the preview cannot be created ({exc})") from exc
     pictures: Generator[np.ndarray, None, None] | None = None  # closed at the end: its decoding thread stops
+    pieces: Generator[np.ndarray, None, None] | None = None    # closed at the end: the stem's file closes
     try:
         container.metadata["comment"] = PREVIEW_TAG
         vstream = container.add_stream("libx264", rate=rate)
@@ -346,19 +379,20 @@ def render_preview(target: str | Path, stem: Stem, sidecar: dict[str, Any], vide
         astream = container.add_stream("flac", rate=stem.rate, layout="stereo")
         astream.format = audio_format
         astream.codec_context.options = {"bits_per_raw_sample": str(stem.bits)}
+        pieces = stem_pieces(stem, _audio_ends(tl, stem))
         sent = 0
 
-        def send_audio(upto: int) -> None:
+        def send_audio(piece: np.ndarray) -> None:
+            """Encode the stem's next samples (``(k, 2)`` interleaved) and mux their packets."""
             nonlocal sent
-            upto = min(upto, n_audio)
-            if upto <= sent:
+            if not len(piece):
                 return
-            chunk = np.ascontiguousarray(interleaved[sent:upto]).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(chunk, format=audio_format, layout="stereo")
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(piece).reshape(1, -1), format=audio_format,
+                                               layout="stereo")
             frame.sample_rate, frame.pts, frame.time_base = stem.rate, sent, Fraction(1, stem.rate)
             for packet in astream.encode(frame):
                 container.mux(packet)
-            sent = upto
+            sent += len(piece)
 
         pictures = _frames(video, tl, size, None)
         for k, picture in enumerate(pictures):
@@ -370,10 +404,11 @@ def render_preview(target: str | Path, stem: Stem, sidecar: dict[str, Any], vide
             vframe.pts, vframe.time_base = k, 1 / rate
             for packet in vstream.encode(vframe):
                 container.mux(packet)
-            send_audio(int(round((k + 1) / tl.fps * stem.rate)))
+            send_audio(next(pieces))  # the sound up to the end of this frame: interleaved by time
             if progress is not None:  # may raise to cancel
                 progress("preview", (k + 1) / tl.n_frames)
-        send_audio(n_audio)
+        for piece in pieces:  # what the frames did not reach (the last frame's rounding, at most)
+            send_audio(piece)
         for stream in (vstream, astream):
             for packet in stream.encode():
                 container.mux(packet)
@@ -381,13 +416,14 @@ def render_preview(target: str | Path, stem: Stem, sidecar: dict[str, Any], vide
     except av.error.FFmpegError as exc:
         raise OSError(f"the preview cannot be encoded ({exc})") from exc
     finally:
-        if pictures is not None:
-            pictures.close()
+        for generator in (pictures, pieces):
+            if generator is not None:
+                generator.close()
         try:
             container.close()
         except Exception:  # noqa: BLE001 - closing after a failure: the first error is the one to report
             pass
-    return PreviewInfo(tl.n_frames, tl.fps, size, n_audio, stem.rate)
+    return PreviewInfo(tl.n_frames, tl.fps, size, stem.n_samples, stem.rate)
 
 
 def write_preview(output: str | Path, stem_path: str | Path, sidecar_path: str | Path | None = None,

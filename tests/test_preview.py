@@ -385,3 +385,37 @@ def test_job_preview_under_a_path_guard_reads_the_held_clip(clip_factory, tmp_pa
     pictures, audio, facts = decode(tmp_path / "g.preview.mp4")
     assert len(pictures) == 25 and np.array_equal(audio, stem_ints(tmp_path / "g.wav"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "g.preview.mp4", "g.wav"]
+
+
+def test_the_stem_is_read_and_encoded_in_pieces_interleaved_with_the_pictures(made, tmp_path, monkeypatch):
+    """A 16-bit stem: read a frame's worth at a time (never whole), decoded back sample for sample,
+    and its packets lie in the file beside the pictures of the same time."""
+    from foleyspace.preview import write_preview
+
+    clip, stem, sidecar, _ = made
+    data, rate = sf.read(str(stem), dtype="int32")
+    stem16 = tmp_path / "s16.wav"
+    sf.write(str(stem16), (data >> 16).astype(np.int16), rate, subtype="PCM_16")
+    reads: list[int] = []
+    real_read = sf.SoundFile.read
+
+    def counted(self, frames=-1, *args, **kwargs):
+        reads.append(frames)
+        return real_read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", counted)
+    out = tmp_path / "p16.mp4"
+    info = write_preview(out, stem16, sidecar, clip)
+    monkeypatch.undo()
+    assert info.samples == len(data) == 4 * 48000
+    assert reads and -1 not in reads and max(reads) <= 48000 // 25 and sum(reads) == len(data)  # one frame's sound
+    _, audio, _ = decode(out)
+    assert audio.dtype == np.int16 and np.array_equal(audio, (data >> 16).astype(np.int16))
+    with av.open(str(out)) as container:  # file order: audio never runs far ahead of or behind the video
+        seen = {"video": 0.0, "audio": 0.0}
+        worst = 0.0
+        for packet in container.demux():
+            if packet.pts is not None and packet.size:
+                seen[packet.stream.type] = float(packet.pts * packet.time_base)
+                worst = max(worst, abs(seen["video"] - seen["audio"]))
+    assert seen["audio"] > 3.9 and seen["video"] > 3.9 and worst < 1.0

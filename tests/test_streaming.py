@@ -60,12 +60,13 @@ def test_stem_rendered_in_small_blocks_equals_the_one_piece_render(clip_factory,
     np.testing.assert_array_equal(a, b)
 
 
-def test_retimed_stem_in_small_blocks_equals_the_one_piece_render(clip_factory, tmp_path):
+@pytest.mark.parametrize("speed", [2.0, -1.0])
+def test_retimed_stem_in_small_blocks_equals_the_one_piece_render(clip_factory, tmp_path, speed):
     clip = clip_factory(motion="cross_lr", duration_s=4.0, audio="chirp")
-    warp = TimeWarp(2.0)
+    warp = TimeWarp(speed)
     small = spatialize(Job(video=clip, output=tmp_path / "small.wav", warp=warp, config=config(TINY)))
     whole = spatialize(Job(video=clip, output=tmp_path / "whole.wav", warp=warp, config=config(WHOLE)))
-    assert small.samples == 2 * RATE
+    assert small.samples == round(4 / abs(speed) * RATE)
     np.testing.assert_array_equal(stem_ints(small.stem), stem_ints(whole.stem))
 
 
@@ -157,7 +158,62 @@ def test_retimed_clip_sound_in_blocks_equals_the_whole_read(clip_factory):
     assert len(streamed) == -(-n_out // TINY)
     np.testing.assert_array_equal(np.concatenate(streamed), whole)
     np.testing.assert_array_equal(timeline_mono(ClipAudio(clip), TimeWarp(-1.0), 0.5, 3.5, RATE, 3 * RATE),
-                                  whole_clip_mono(clip, 0.5, 3.5, RATE)[::-1])  # reversed: read whole
+                                  whole_clip_mono(clip, 0.5, 3.5, RATE)[::-1])
+
+
+@pytest.mark.parametrize("audio_rate", [48000, 44100])
+@pytest.mark.parametrize("speed", [-1.0, -2.0])
+@pytest.mark.parametrize("start,end", [(0.3, 3.9), (1.3, 3.1)])
+def test_reversed_clip_sound_in_blocks_equals_the_whole_read_reversed(clip_factory, monkeypatch, audio_rate, speed,
+                                                                       start, end):
+    """Backwards a block at a time (blocks that do not divide the range) gives exactly the range
+    read whole and reversed; no read of the spooled sound is longer than a block's input."""
+    import foleyspace.blocks
+
+    clip = clip_factory(motion="cross_lr", duration_s=4.0, audio="engine", audio_rate=audio_rate)  # noisy: AAC PNS
+    warp = TimeWarp(speed)
+    read_rate = warp.varispeed_rate(RATE)
+    n_out = int(round(warp.timeline_duration(start, end) * RATE))
+    whole = fit_length(whole_clip_mono(clip, start, end, read_rate)[::-1], n_out)
+    spans: list[int] = []
+    real_read = foleyspace.blocks.SampleSpool.read
+
+    def read(self, lo, hi):
+        spans.append(hi - lo)
+        return real_read(self, lo, hi)
+
+    monkeypatch.setattr(foleyspace.blocks.SampleSpool, "read", read)
+    for block in (TINY + 3, ODD):
+        spans.clear()
+        streamed = list(timeline_blocks(ClipAudio(clip), warp, start, end, RATE, n_out, block))
+        assert {len(b) for b in streamed[:-1]} == {block} and sum(map(len, streamed)) == n_out
+        np.testing.assert_array_equal(np.concatenate(streamed), whole)
+        assert len(spans) > 5 and max(spans) <= block * audio_rate / read_rate + 600  # + context, aligned to 147
+    assert np.abs(whole).max() > 0.1
+
+
+def test_reversed_resampling_equals_resample_poly_reversed(tmp_path):
+    """The backwards resampler over a seekable file (soundfile) and over an array, any rates."""
+    from foleyspace.blocks import reversed_resample_blocks
+
+    x = np.random.default_rng(1).standard_normal(30_001)
+    path = tmp_path / "x.wav"
+    sf.write(str(path), x * 0.1, 44100, subtype="DOUBLE")
+    with sf.SoundFile(str(path)) as fh:
+        def read_file(lo: int, hi: int) -> np.ndarray:
+            fh.seek(lo)
+            return fh.read(hi - lo, dtype="float64") * 10
+        for rate_in, rate_out in ((44100, 48000), (48000, 24000), (32000, 48000), (48000, 48000)):
+            m = -(-len(x) * rate_out // rate_in)
+            for n in (m - 7, m + 1234):
+                whole = fit_length(resample(x * 0.1 * 10, rate_in, rate_out), n)[::-1]
+                for size in (999, 4099):
+                    got = list(reversed_resample_blocks(read_file, len(x), rate_in, rate_out, n, size))
+                    assert max(map(len, got)) <= size
+                    np.testing.assert_array_equal(collect(got), whole)
+                    np.testing.assert_array_equal(
+                        collect(reversed_resample_blocks(lambda lo, hi: x[lo:hi], len(x), rate_in, rate_out, n, size)),
+                        fit_length(resample(x, rate_in, rate_out), n)[::-1])
 
 
 def test_resampling_in_blocks_equals_resample_poly():
