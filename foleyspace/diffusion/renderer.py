@@ -1,26 +1,31 @@
-"""The ``diffusion`` renderer: the trained binaural DiffWave behind :class:`foleyspace.render.Renderer`.
+"""The ``diffusion`` renderer: the trained binaural DiffWave behind :class:`foleyspace.render.StreamingRenderer`.
 
-It renders a clip in one piece (the pipeline collects the mono for it, see
-:func:`foleyspace.render.render_blocks`): the mono is resampled to the model rate and scaled to the
-data's level (RMS ``DiffusionConfig.mono_level_dbfs``), the trajectory is read at the starts of the eq. 8
-segments the DSP renderer would use (per analysis frame for the fine scheme, per second for the
-coarse one) and held over equal segments (:func:`~foleyspace.diffusion.model.expand_trajectory`),
-the sampler generates the two ears, and the result is scaled back and resampled to the stem rate.
-The network is loaded once per process into the ``Backends`` model cache.
+It streams, as the DSP renderer does (:meth:`DiffusionRenderer.render_blocks`): the mono blocks are
+resampled to the model rate as they arrive (:class:`foleyspace.blocks.PolyphaseStream`, exact
+against the one-piece resampler), the sampler generates the chunks of
+:mod:`foleyspace.diffusion.sampler` as soon as the mono reaches their ends, each chunk scaled to the
+data's level on its own (RMS ``DiffusionConfig.mono_level_dbfs``, as the training set's builder
+scales each segment; :func:`~foleyspace.diffusion.sampler.chunk_gain`) and scaled back, and the
+result is resampled to the stem rate as it comes. Memory holds about a chunk of mono and of output
+plus a block, whatever the clip's length; :meth:`DiffusionRenderer.render` is the stream collected.
+The trajectory is read at the starts of the eq. 8 segments the DSP renderer would use (per analysis
+frame for the fine scheme, per second for the coarse one) and held over equal segments
+(:func:`~foleyspace.diffusion.model.expand_trajectory`). The network is loaded once per process
+into the ``Backends`` model cache.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from foleyspace.blocks import BLOCK_SAMPLES, PolyphaseStream, rechunk, resample_blocks
 from foleyspace.diffusion.config import DiffusionConfig, DiffusionRendererSettings
 from foleyspace.errors import InputError
 from foleyspace.render import DspRenderer, Waypoints
@@ -47,17 +52,43 @@ def load_model(path: str, device: str) -> LoadedModel:
     return LoadedModel(model.to(device).eval(), ckpt.config, ckpt.step, ckpt.code_version)
 
 
-def resample(signal: np.ndarray, rate_in: int, rate_out: int, n_out: int) -> np.ndarray:
-    """``signal`` ``(..., n)`` from ``rate_in`` to ``rate_out`` Hz (polyphase), cut or zero-padded to ``n_out``."""
-    from scipy.signal import resample_poly
+def model_samples(n_samples: int, sample_rate: int, model_rate: int) -> int:
+    """The model-rate length of a signal of ``n_samples`` at ``sample_rate`` Hz (at least 1)."""
+    return max(1, int(round(n_samples * model_rate / sample_rate)))
 
-    g = gcd(int(rate_in), int(rate_out))
-    up, down = int(rate_out) // g, int(rate_in) // g
-    out = signal if up == down else resample_poly(signal, up, down, axis=-1)
-    if out.shape[-1] >= n_out:
-        return out[..., :n_out]
-    pad = [(0, 0)] * (out.ndim - 1) + [(0, n_out - out.shape[-1])]
-    return np.pad(out, pad)
+
+def resample_stereo_blocks(blocks: Iterable[np.ndarray], rate_in: int, rate_out: int,
+                           n_in: int) -> Iterator[np.ndarray]:
+    """``(2, k)`` blocks at ``rate_in`` Hz resampled to ``rate_out`` Hz as they arrive, one
+    :class:`~foleyspace.blocks.PolyphaseStream` per ear; concatenated, each ear equals
+    ``scipy.signal.resample_poly`` of the whole ear (``n_in``: the whole signal's samples)."""
+    if rate_in == rate_out:
+        yield from blocks
+        return
+    ears = [PolyphaseStream(rate_in, rate_out, n_in) for _ in range(2)]
+    for block in blocks:
+        out = np.stack([ear.push(channel) for ear, channel in zip(ears, block)])
+        if out.shape[1]:
+            yield out
+    out = np.stack([ear.finish() for ear in ears])
+    if out.shape[1]:
+        yield out
+
+
+def fit_blocks_to(blocks: Iterable[np.ndarray], n: int, channels: tuple[int, ...] = ()) -> Iterator[np.ndarray]:
+    """``blocks`` (``channels + (k,)`` each) cut or zero-padded to exactly ``n`` samples in all along
+    the last axis, keeping their sizes (no re-chunking, so no added delay); stops reading once
+    ``n`` are in."""
+    got = 0
+    for block in blocks:
+        block = block[..., : n - got]
+        got += block.shape[-1]
+        if block.shape[-1]:
+            yield block
+        if got >= n:
+            return
+    if got < n:
+        yield np.zeros(channels + (n - got,))
 
 
 def model_positions(waypoints: Waypoints, n_samples: int, sample_rate: int, n_model: int) -> np.ndarray:
@@ -73,7 +104,7 @@ def model_positions(waypoints: Waypoints, n_samples: int, sample_rate: int, n_mo
 
 
 class DiffusionRenderer:
-    """The binaural DiffWave as a :class:`~foleyspace.render.Renderer` (renders in one piece).
+    """The binaural DiffWave as a :class:`~foleyspace.render.StreamingRenderer` (see the module docstring).
 
     Args:
         config: the renderer's settings (a checkpoint is required).
@@ -109,24 +140,31 @@ class DiffusionRenderer:
         return view
 
     def render(self, mono: np.ndarray, waypoints: Waypoints, sample_rate: int) -> np.ndarray:
-        """``(2, len(mono))`` binaural signal at ``sample_rate`` Hz (see the module docstring)."""
-        from foleyspace.diffusion.sampler import sample
-
+        """``(2, len(mono))`` binaural signal at ``sample_rate`` Hz: :meth:`render_blocks` of the
+        whole signal, collected."""
         mono = np.asarray(mono, np.float64).reshape(-1)
-        n = len(mono)
+        parts = list(self.render_blocks([mono], len(mono), waypoints, sample_rate))
+        return np.concatenate(parts, axis=1) if parts else np.zeros((2, 0))
+
+    def render_blocks(self, blocks: Iterable[np.ndarray], n_samples: int, waypoints: Waypoints,
+                      sample_rate: int, block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+        """``(2, k)`` float64 blocks at ``sample_rate`` Hz (``block_samples`` each, the last may be
+        shorter), ``n_samples`` in all, from mono ``blocks`` (1-D, ``sample_rate`` Hz, ``n_samples``
+        in all); each sampling step is reported to the progress of :meth:`with_progress`. The
+        result does not depend on the blocking (see the module docstring)."""
+        from foleyspace.diffusion.sampler import sample_blocks
+
+        if n_samples <= 0:
+            return iter(())
         cfg = self.loaded.config
-        if n == 0:
-            return np.zeros((2, 0))
-        n_model = max(1, int(round(n * cfg.sample_rate / sample_rate)))
-        signal = resample(mono, sample_rate, cfg.sample_rate, n_model)
-        rms = float(np.sqrt(np.mean(signal ** 2)))
-        if rms == 0.0:
-            return np.zeros((2, n))
-        gain = 10.0 ** (cfg.mono_level_dbfs / 20.0) / rms
-        xyz = model_positions(waypoints, n, sample_rate, n_model)
-        out = sample(self.loaded.model, cfg, (signal * gain).astype(np.float32), xyz, schedule=self.config.schedule,
-                     seed=self.config.seed, device=self.device, progress=self._progress)
-        return resample(out.astype(np.float64) / gain, cfg.sample_rate, sample_rate, n)
+        n_model = model_samples(n_samples, sample_rate, cfg.sample_rate)
+        mono = fit_blocks_to(resample_blocks(blocks, sample_rate, cfg.sample_rate, n_samples), n_model)
+        xyz = model_positions(waypoints, n_samples, sample_rate, n_model)
+        stereo = sample_blocks(self.loaded.model, cfg, mono, n_model, xyz, schedule=self.config.schedule,
+                               seed=self.config.seed, device=self.device, progress=self._progress,
+                               level_dbfs=cfg.mono_level_dbfs)
+        back = resample_stereo_blocks(stereo, cfg.sample_rate, sample_rate, n_model)
+        return rechunk(fit_blocks_to(back, n_samples, (2,)), block_samples)
 
 
 def _shallow_copy(renderer: DiffusionRenderer) -> DiffusionRenderer:

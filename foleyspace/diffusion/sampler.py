@@ -13,7 +13,7 @@ overlap, and the result depends only on the seed, not on the device's random sta
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 
 import numpy as np
@@ -106,10 +106,150 @@ def sample_chunk(model: BinauralDiffWave, mono: torch.Tensor, trajectory: torch.
     return x[0].float().cpu()
 
 
+def chunk_gain(mono: np.ndarray, level_dbfs: float | None) -> float:
+    """The gain that brings a chunk's ``mono`` ``(L,)`` to an RMS of ``level_dbfs`` dB re full scale
+    (as the training set's builder scales each segment); 1 for ``None`` (the mono is at the data's
+    level already); 0 for a silent chunk (its output is silence, no network is run)."""
+    if level_dbfs is None:
+        return 1.0
+    rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64)))) if len(mono) else 0.0
+    return 10.0 ** (level_dbfs / 20.0) / rms if rms > 0.0 and np.isfinite(rms) else 0.0
+
+
+class _MonoWindow:
+    """The mono samples ``[start, …)`` of a signal that arrives in blocks, read only as far as asked."""
+
+    def __init__(self, blocks: Iterable[np.ndarray], n_samples: int) -> None:
+        self._blocks = iter(blocks)
+        self._n = n_samples
+        self.start = 0
+        self._parts: list[np.ndarray] = []
+        self._held = 0
+
+    def take(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` (``start`` ≥ the window's start), float64, reading blocks as needed."""
+        while self.start + self._held < stop:
+            block = next(self._blocks, None)
+            if block is None:
+                raise ValueError(f"the mono signal ended after {self.start + self._held} samples; "
+                                 f"{self._n} were expected")
+            block = np.asarray(block, np.float64).reshape(-1)
+            self._parts.append(block)
+            self._held += len(block)
+        if len(self._parts) > 1:
+            self._parts = [np.concatenate(self._parts)]
+        return self._parts[0][start - self.start: stop - self.start]
+
+    def drop_before(self, index: int) -> None:
+        """Forget the samples before ``index``."""
+        if self._parts:
+            kept = self._parts[0][index - self.start:].copy()  # a copy: the dropped samples are freed
+            self._parts, self._held = [kept], len(kept)
+        self.start = index
+
+
+def render_chunk(model: BinauralDiffWave, cfg: DiffusionConfig, mono: np.ndarray, trajectory: torch.Tensor,
+                 schedule_name: str, seed: int, start: int, device: str, dtype: torch.dtype | None,
+                 step_done: Callable[[], None], level_dbfs: float | None) -> np.ndarray:
+    """One chunk at the mono's own level: ``mono`` ``(L,)`` float64 (model rate, clip samples
+    ``[start, start + L)``) and ``trajectory`` ``(3, L)`` metres → ``(2, L)`` float64.
+
+    The network sees the mono × :func:`chunk_gain` × ``cfg.data_gain`` (the data's level, then the
+    diffusion space) and its output is divided by the same product; a silent chunk gives zeros
+    (its steps are still reported, so progress and cancel keep their pace)."""
+    gain = chunk_gain(mono, level_dbfs)
+    if gain == 0.0:
+        for _ in range(len(sampling_schedule(cfg, schedule_name))):
+            step_done()
+        return np.zeros((2, len(mono)))
+    scale = gain * cfg.data_gain
+    mono_t = torch.from_numpy((mono * scale).astype(np.float32))
+    y = sample_chunk(model, mono_t, trajectory, schedule_name, seed, start, device, dtype, step_done)
+    return y.numpy().astype(np.float64) / scale
+
+
+def sample_blocks(model: BinauralDiffWave, cfg: DiffusionConfig, blocks: Iterable[np.ndarray], n_samples: int,
+                  xyz: np.ndarray, schedule: str = "standard", seed: int = 0, device: str | None = None,
+                  dtype: str = "auto", progress: Callable[[float], None] | None = None, crossfade: str = "linear",
+                  level_dbfs: float | None = None) -> Iterator[np.ndarray]:
+    """Generate the binaural signal of a mono signal arriving in blocks, chunk by chunk, in blocks.
+
+    Chunks, noise, positions and cross-fades are those of the module docstring, so the result
+    depends on neither the input's nor the output's blocking. Held at a time: the mono from the
+    current chunk's start to the end of the block that completes it (≈ ``segment_samples`` + a
+    block) and one chunk's output; the finished part (up to the next chunk's start) is yielded as
+    soon as the chunk is done, the overlap waits for the next chunk's cross-fade.
+
+    Args:
+        model, cfg, schedule, seed, device, dtype, progress, crossfade: as :func:`sample`.
+        blocks: the mono ``(k,)`` blocks at ``cfg.sample_rate``, ``n_samples`` in all (only that many are read).
+        n_samples: n, the signal's samples.
+        xyz: ``(N, 3)`` metres, position i held over eq.-8 segment i of the whole signal.
+        level_dbfs: ``None``: the mono is at the data's level (RMS ``cfg.mono_level_dbfs``) already;
+            a level: each chunk is scaled to that RMS on its own (:func:`chunk_gain`) and its
+            output scaled back, so the model hears every chunk at the level of the training
+            segments whatever the clip's level (the renderer's case).
+
+    Returns:
+        an iterator of ``(2, k)`` float64 blocks at ``cfg.sample_rate``, ``n_samples`` in all (one
+        per chunk), at the mono's level. Validation happens here; sampling as it is consumed.
+    """
+    xyz_t = torch.as_tensor(np.asarray(xyz, np.float32))
+    if xyz_t.dim() != 2 or xyz_t.shape[1] != 3 or len(xyz_t) < 1:
+        raise ValueError(f"xyz must be (N, 3) with N >= 1, got {tuple(xyz_t.shape)}")
+    if n_samples <= 0:
+        return iter(())
+    overlap = int(round(cfg.chunk_overlap_s * cfg.sample_rate))
+    chunks = chunk_starts(n_samples, cfg.segment_samples, overlap)
+    fades = crossfade_weights(overlap, crossfade)
+    device = device or default_device()
+    step_done = _step_counter(len(chunks) * len(sampling_schedule(cfg, schedule)), progress)
+
+    def chunk(mono: np.ndarray, start: int, stop: int) -> np.ndarray:
+        traj = trajectory_slice(xyz_t, n_samples, start, stop)[0]
+        return render_chunk(model, cfg, mono, traj, schedule, seed, start, device, autocast_dtype(device, dtype),
+                            step_done, level_dbfs)
+
+    model = model.to(device).eval()
+    log.info("sampling %d samples in %d chunk(s) x %d steps (%s) on %s", n_samples, len(chunks),
+             len(sampling_schedule(cfg, schedule)), schedule, device)
+    return _chunked(_MonoWindow(blocks, n_samples), chunks, fades, chunk)
+
+
+def _step_counter(total: int, progress: Callable[[float], None] | None) -> Callable[[], None]:
+    """A ``step_done()`` that reports the fraction of ``total`` steps done to ``progress``."""
+    done = [0]
+
+    def step_done() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0] / total)
+
+    return step_done
+
+
+def _chunked(mono: _MonoWindow, chunks: list[tuple[int, int]], fades: tuple[np.ndarray, np.ndarray],
+             chunk: Callable[[np.ndarray, int, int], np.ndarray]) -> Iterator[np.ndarray]:
+    """Render ``chunks`` in order with ``chunk(mono, start, stop)`` → ``(2, stop − start)``; cross-fade
+    each chunk's first ``overlap`` samples with the previous chunk's tail (``fades``: in, out) and
+    yield everything before the next chunk's start."""
+    fade_in, fade_out = fades
+    overlap = len(fade_in)
+    tail = np.zeros((2, 0))
+    for index, (start, stop) in enumerate(chunks):
+        y = chunk(mono.take(start, stop), start, stop)
+        if index > 0:
+            y[:, :overlap] = fade_out * tail + fade_in * y[:, :overlap]
+        following = chunks[index + 1][0] if index + 1 < len(chunks) else stop
+        mono.drop_before(following)
+        tail = y[:, following - start:].copy()
+        yield y[:, : following - start]
+
+
 def sample(model: BinauralDiffWave, cfg: DiffusionConfig, mono: np.ndarray, xyz: np.ndarray,
            schedule: str = "standard", seed: int = 0, device: str | None = None, dtype: str = "auto",
            progress: Callable[[float], None] | None = None, crossfade: str = "linear") -> np.ndarray:
-    """Generate the binaural signal of ``mono`` along ``xyz``.
+    """Generate the binaural signal of ``mono`` along ``xyz`` (:func:`sample_blocks` of one block, collected).
 
     Args:
         model: the network (its weights: the EMA ones for inference), moved to ``device`` here.
@@ -131,38 +271,5 @@ def sample(model: BinauralDiffWave, cfg: DiffusionConfig, mono: np.ndarray, xyz:
         ``(2, n)`` float32 at ``cfg.sample_rate`` (left, right).
     """
     mono = np.asarray(mono, np.float32).reshape(-1)
-    xyz_t = torch.as_tensor(np.asarray(xyz, np.float32))
-    if xyz_t.dim() != 2 or xyz_t.shape[1] != 3 or len(xyz_t) < 1:
-        raise ValueError(f"xyz must be (N, 3) with N >= 1, got {tuple(xyz_t.shape)}")
-    n = len(mono)
-    out = np.zeros((2, n), np.float32)
-    if n == 0:
-        return out
-    device = device or default_device()
-    amp = autocast_dtype(device, dtype)
-    model = model.to(device).eval()
-    overlap = int(round(cfg.chunk_overlap_s * cfg.sample_rate))
-    chunks = chunk_starts(n, cfg.segment_samples, overlap)
-    steps = len(sampling_schedule(cfg, schedule))
-    total, done = len(chunks) * steps, [0]
-
-    def step_done() -> None:
-        done[0] += 1
-        if progress is not None:
-            progress(done[0] / total)
-
-    fade_in, fade_out = crossfade_weights(overlap, crossfade)
-    gain = cfg.data_gain  # the diffusion space's gain (DiffusionConfig.data_gain_db): in on the mono, out on the result
-    mono_t = torch.from_numpy(mono * np.float32(gain))
-    log.info("sampling %d samples in %d chunk(s) x %d steps (%s) on %s", n, len(chunks), steps, schedule, device)
-    for index, (start, stop) in enumerate(chunks):
-        traj = trajectory_slice(xyz_t, n, start, stop)[0]
-        y = sample_chunk(model, mono_t[start:stop], traj, schedule, seed, start, device, amp, step_done).numpy()
-        if index > 0:  # the first `overlap` samples cross-fade with the previous chunk's tail
-            y[:, :overlap] *= fade_in
-            out[:, start: start + overlap] *= fade_out
-            out[:, start: start + overlap] += y[:, :overlap]
-            out[:, start + overlap: stop] = y[:, overlap:]
-        else:
-            out[:, start:stop] = y
-    return out / np.float32(gain) if gain != 1.0 else out
+    parts = list(sample_blocks(model, cfg, [mono], len(mono), xyz, schedule, seed, device, dtype, progress, crossfade))
+    return np.concatenate(parts, axis=1).astype(np.float32) if parts else np.zeros((2, 0), np.float32)
