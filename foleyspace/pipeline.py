@@ -184,7 +184,7 @@ def render_to_spool(renderer: Renderer, mono: Iterator[np.ndarray], n_out: int, 
                     block_samples: int = BLOCK_SAMPLES) -> None:
     """Render the mono blocks (``n_out`` samples in all) block by block into ``spool``, reporting
     the share done after each block (where a cancel stops it). A renderer with ``with_progress``
-    (the diffusion sampler, which renders in one piece) reports its own steps instead."""
+    (the diffusion sampler, which streams chunk by chunk) reports its own steps instead."""
     own = getattr(renderer, "with_progress", None)
     if own is not None:
         renderer, progress = own(progress), lambda fraction: None

@@ -99,7 +99,8 @@ class Renderer(Protocol):
 
     A renderer that can follow a long clip in bounded memory also has ``render_blocks`` (see
     :class:`StreamingRenderer`); the pipeline calls :func:`render_blocks`, which renders one without
-    it (e.g. a diffusion model that needs the whole signal) in one piece.
+    it (e.g. a plug-in renderer that needs the whole signal) in one piece; the DSP and diffusion
+    renderers both stream.
     """
 
     name: str

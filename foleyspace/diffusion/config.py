@@ -54,8 +54,9 @@ class DiffusionConfig:
         chunk_overlap_s: cross-fade between chunks when a clip is longer than a segment (ours).
         mono_level_dbfs: level convention of the data (ours): the training set's mono segments are
             scaled to this RMS (dB re full scale; the set builder's ``level_dbfs``, −20) and their
-            binaural targets by the same gain; at inference the clip's mono is scaled to it and the
-            output scaled back, so the model hears the levels it was trained on.
+            binaural targets by the same gain; at inference each chunk's mono (one training segment
+            long) is scaled to it on its own RMS and the output scaled back, so the model hears the
+            levels it was trained on.
         data_gain_db: gain of the diffusion space (ours; the paper states none, DiffWave trains on
             the raw waveform, i.e. 0 dB): training multiplies the mono condition and the binaural
             target by ``10^(g/20)`` before the forward process, and the sampler multiplies the mono
