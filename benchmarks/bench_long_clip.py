@@ -26,14 +26,13 @@ import argparse
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from bench_cli import RUNNER  # runs a CLI from another source tree (benchmarks/ is on sys.path)
+from bench_cli import RUNNER, export  # a CLI from another source tree; git archive (benchmarks/ is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (1920, 1080)
@@ -118,16 +117,6 @@ def measure(cmd: list[str]) -> tuple[float, float]:
     if child.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({child.returncode}):\n{err[-2000:]}")
     return seconds, usage.ru_maxrss / 1024  # KiB on Linux
-
-
-def export(rev: str, into: Path) -> Path:
-    """``git archive rev`` unpacked into ``into``; returns the folder."""
-    archive = into / "baseline.tar"
-    with archive.open("wb") as f:
-        subprocess.run(["git", "-C", str(REPO), "archive", rev], stdout=f, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "src", filter="data")
-    return into / "src"
 
 
 def table(label: str, command: list[str], clips: list[tuple[float, Path]], out: Path,

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from test_resolve import BAD_RENDER_SETTINGS
 from test_server import ServerProcess
 
 from foleyspace.jobspec import job_from_spec
@@ -290,35 +291,7 @@ end
                                                  "sadie:a/b", "x:1")]
 
 
-@pytest.mark.parametrize("env, message", [(e, "FoleySpace: " + m) for e, m in [
-    ({"FOLEYSPACE_RESOLVE_HRTF": "head.sofa"}, "FOLEYSPACE_RESOLVE_HRTF must be the absolute path of a SOFA file, or "
-                                               "a fetched set named SET:SUBJECT (hutubs:96, sadie:H3), not 'head.sofa'"),
-    ({"FOLEYSPACE_RESOLVE_HRTF": "/no/such/head.sofa"}, "FOLEYSPACE_RESOLVE_HRTF: no such file: /no/such/head.sofa"),
-    ({"FOLEYSPACE_RESOLVE_HRTF_INTERP": "cubic"},
-     "FOLEYSPACE_RESOLVE_HRTF_INTERP must be one of nearest, linear, aligned, not 'cubic'"),
-    ({"FOLEYSPACE_RESOLVE_HRTF_INTERP": "nearest"},
-     "FOLEYSPACE_RESOLVE_HRTF_INTERP is a setting of a measured HRTF, but FOLEYSPACE_RESOLVE_HRTF is not set"),
-    ({"FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS": "coarse"},
-     "FOLEYSPACE_RESOLVE_HRTF_DIRECTIONS is a setting of a measured HRTF, but FOLEYSPACE_RESOLVE_HRTF is not set"),
-    ({"FOLEYSPACE_RESOLVE_RENDERER": "neural"}, "FOLEYSPACE_RESOLVE_RENDERER must be one of auto, dsp, diffusion, "
-                                                "not 'neural'"),
-    ({"FOLEYSPACE_RESOLVE_RENDERER": "diffusion"}, "FOLEYSPACE_RESOLVE_RENDERER=diffusion needs "
-                                                   "FOLEYSPACE_RESOLVE_CHECKPOINT, the absolute path of a trained "
-                                                   "checkpoint"),
-    ({"FOLEYSPACE_RESOLVE_CHECKPOINT": "/no/such/model.pt"}, "FOLEYSPACE_RESOLVE_CHECKPOINT: no such file: "
-                                                             "/no/such/model.pt"),
-    ({"FOLEYSPACE_RESOLVE_CHECKPOINT": str(SCRIPT), "FOLEYSPACE_RESOLVE_RENDERER": "dsp"},
-     "FOLEYSPACE_RESOLVE_CHECKPOINT is a setting of the diffusion renderer, but FOLEYSPACE_RESOLVE_RENDERER is dsp"),
-    ({"FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "fast"},
-     "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS is a setting of the diffusion renderer: set FOLEYSPACE_RESOLVE_CHECKPOINT too"),
-    ({"FOLEYSPACE_RESOLVE_DIFFUSION_STEPS": "6"}, "FOLEYSPACE_RESOLVE_DIFFUSION_STEPS must be one of standard, fast, "
-                                                  "not '6'"),
-    ({"FOLEYSPACE_RESOLVE_SEED": "3"},
-     "FOLEYSPACE_RESOLVE_SEED is a setting of the diffusion renderer: set FOLEYSPACE_RESOLVE_CHECKPOINT too"),
-    ({"FOLEYSPACE_RESOLVE_SEED": "-1"}, "FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to "
-                                        "9223372036854775807, not '-1'"),
-    ({"FOLEYSPACE_RESOLVE_SEED": "9223372036854775808"}, "FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to"),
-]])
+@pytest.mark.parametrize("env, message", [(e, "FoleySpace: " + m) for e, m in BAD_RENDER_SETTINGS])
 def test_lua_bad_hrtf_or_renderer_setting_is_one_line_before_anything_renders(luajit, server, clips, tmp_path, env,
                                                                               message):
     test_lua_bad_model_setting_is_one_line_before_anything_renders(luajit, server, clips, tmp_path, env, message)
