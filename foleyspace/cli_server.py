@@ -33,13 +33,19 @@ def add_server_commands(sub: argparse._SubParsersAction, spatialize_args) -> Non
 
     su = sub.add_parser("submit", help="queue a spatialize job on the server")
     spatialize_args(su)
-    su.add_argument("--wait", action="store_true", help="show progress until the job ends (exit 0 done, 2 failed)")
+    su.add_argument("--wait", action="store_true",
+                    help="show progress until the job ends (exit 0 done, 2 failed or cancelled; "
+                         "Ctrl-C stops waiting, exit 130, the job goes on)")
+    su.add_argument("--json", action="store_true",
+                    help='print JSON: {"job": ID}, with --wait the final status (as status --json)')
     client_args(su)
     st = sub.add_parser("status", help="show a job's state")
     st.add_argument("job")
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
     client_args(st)
     ca = sub.add_parser("cancel", help="cancel a queued or running job")
     ca.add_argument("job")
+    ca.add_argument("--json", action="store_true", help='print the reply as JSON: {"job": ID, "state": STATE}')
     client_args(ca)
     jb = sub.add_parser("jobs", help="list recent jobs")
     jb.add_argument("--limit", type=int, default=20)
@@ -82,6 +88,19 @@ def _client(args: argparse.Namespace):
     return Client(args.server, timeout=args.timeout)
 
 
+#: Envelope fields of a reply (protocol version, request id, success flag): not part of the job.
+_ENVELOPE = ("v", "re", "ok")
+
+
+def _body(reply: dict[str, Any]) -> dict[str, Any]:
+    """A reply without its envelope: a status as ``jobs --json`` lists it, a cancel's job and state."""
+    return {k: v for k, v in reply.items() if k not in _ENVELOPE}
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=1), flush=True)
+
+
 def _describe(status: dict[str, Any]) -> str:
     line = f"{status['job']}  {status['state']:<9}  {status.get('video') or ''}"
     if "progress" in status:
@@ -95,31 +114,56 @@ def _describe(status: dict[str, Any]) -> str:
 
 def run_submit(args: argparse.Namespace, spec: dict[str, Any], quiet: bool) -> int:
     """Queue ``spec`` on the server, which validates it against its own backends (plug-ins
-    installed only there included); ``--wait`` shows progress until the job ends."""
+    installed only there included); ``--wait`` shows progress until the job ends.
+
+    With ``--json`` stdout holds one JSON value only: ``{"job": id}``, or with ``--wait`` the
+    final status (progress stays on stderr). Ctrl-C while waiting leaves the job to the server:
+    one line on stderr naming it, exit 130.
+    """
     from foleyspace.client import ClientError
     from foleyspace.console import StageProgress
 
+    as_json = getattr(args, "json", False)
     client = _client(args)
+    jid: str | None = None
+    bar = None
     try:
         jid = client.submit(spec)
-        print(jid, flush=True)
         if not args.wait:
+            if as_json:
+                _print_json({"job": jid})
+            else:
+                print(jid, flush=True)
             return 0
+        if not as_json:  # with --json the final status names the job
+            print(jid, flush=True)
         bar = None if quiet else StageProgress()
 
         def on_event(event: dict[str, Any]) -> None:
             if bar is not None and event.get("event") == "progress":
                 bar(event["stage"], event["fraction"])
 
-        final = client.wait(jid, on_event=on_event)
+        final = _body(client.wait(jid, on_event=on_event))
         if bar is not None:
             bar.finish()
     except ClientError as exc:
         raise FoleySpaceError(str(exc)) from exc
+    except KeyboardInterrupt:
+        if jid is None:  # interrupted before the server named the job: the generic "interrupted"
+            raise
+        if bar is not None and bar.tty and bar.stage is not None:
+            sys.stderr.write("\n")  # end the bar's line; its stage did not finish
+        server = f" --server {args.server}" if args.server else ""
+        print(f"foleyspace: stopped waiting; job {jid} goes on on the server "
+              f"(foleyspace status {jid}{server}, foleyspace cancel {jid}{server})", file=sys.stderr, flush=True)
+        return 130
     finally:
         client.close()
+    if as_json:
+        _print_json(final)
     if final["state"] == "done":
-        print(f"wrote {final['result']['stem']}")
+        if not as_json:
+            print(f"wrote {final['result']['stem']}")
         return 0
     error = final.get("error") or {"code": final["state"], "message": f"the job was {final['state']}"}
     print(f"foleyspace: error: job {jid} {final['state']}: {error['message']}", file=sys.stderr)
@@ -132,14 +176,21 @@ def run_client_command(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
         if args.command == "status":
-            print(_describe(client.status(args.job)))
+            status = _body(client.status(args.job))
+            if args.json:
+                _print_json(status)
+            else:
+                print(_describe(status))
         elif args.command == "cancel":
-            reply = client.cancel(args.job)
-            print(f"{reply['job']}  {reply['state']}{' (cancelling)' if reply['state'] == 'running' else ''}")
+            reply = _body(client.cancel(args.job))
+            if args.json:
+                _print_json(reply)
+            else:
+                print(f"{reply['job']}  {reply['state']}{' (cancelling)' if reply['state'] == 'running' else ''}")
         else:
             jobs = client.jobs(args.limit)
             if args.json:
-                print(json.dumps(jobs, indent=1))
+                _print_json(jobs)
             else:
                 for status in jobs:
                     print(_describe(status))
