@@ -101,6 +101,7 @@ def ensure_token(home: Path | None = None) -> str:
         os.chmod(home / TOKEN_FILE, 0o600)
         return existing
     token = secrets.token_urlsafe(32)
+    # by hand, not with foleyspace.atomic_file: the Blender add-on vendors this file without the package
     tmp = home / f".{TOKEN_FILE}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:

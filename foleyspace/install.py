@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from foleyspace.atomic_file import write_text_atomic
 from foleyspace.errors import FoleySpaceError
 
 #: The script in the source tree, and the name it gets in Resolve's menu.
@@ -112,18 +113,10 @@ def render_script(source: str, paths: list[str]) -> str:
 def _write(folder: Path, name: str, text: str) -> Path:
     """Write ``folder/name`` through a temporary name and a rename (the folder is created)."""
     target = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        write_text_atomic(target, text, newline="\n", mode=0o644)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise FoleySpaceError(f"cannot install the Resolve script into {folder}: {exc.strerror or exc}") from None
     return target
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 import zipfile
 from bisect import bisect_right
 from collections import OrderedDict
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from foleyspace.atomic_file import atomic_path, write_text_atomic
 from foleyspace.diffusion.config import DiffusionConfig
 from foleyspace.errors import FoleySpaceError
 
@@ -77,23 +76,15 @@ def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> str:
     """Write ``arrays`` as an uncompressed ``.npz`` whose bytes depend only on the arrays (entries
     in the given order, a fixed date); atomically (temp file + rename). Returns its SHA-256."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, array in arrays.items():
-                    array = np.ascontiguousarray(array)
-                    info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
-                    info.compress_type = zipfile.ZIP_STORED
-                    info.external_attr = 0o644 << 16
-                    with zf.open(info, "w", force_zip64=array.nbytes > (1 << 31)) as entry:
-                        np.lib.format.write_array(entry, array, version=(1, 0), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".part") as tmp, open(tmp, "wb") as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, array in arrays.items():
+                array = np.ascontiguousarray(array)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
+                info.compress_type = zipfile.ZIP_STORED
+                info.external_attr = 0o644 << 16
+                with zf.open(info, "w", force_zip64=array.nbytes > (1 << 31)) as entry:
+                    np.lib.format.write_array(entry, array, version=(1, 0), allow_pickle=False)
     return sha256_file(path)
 
 
@@ -133,14 +124,7 @@ def write_manifest(root: str | Path, manifest: Mapping[str, Any]) -> None:
     """Write ``manifest.json`` atomically, keys sorted (same content → same bytes)."""
     root = Path(root)
     text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", suffix=".part", dir=root)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, root / MANIFEST)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(root / MANIFEST, text, suffix=".part")
 
 
 def read_manifest(root: str | Path, require_complete: bool = True) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 
 from foleyspace import __version__
+from foleyspace.atomic_file import atomic_path
 from foleyspace.diffusion.config import DiffusionConfig
 from foleyspace.diffusion.model import BinauralDiffWave
 from foleyspace.errors import InputError
@@ -106,16 +106,8 @@ def save(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     data = {"format": FORMAT, "config": ckpt.config.to_dict(), "code_version": ckpt.code_version or code_version(),
             "step": int(ckpt.step), "model": ckpt.model, "ema": ckpt.ema, "optimizer": ckpt.optimizer,
             "rng": ckpt.rng, "extra": ckpt.extra}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(data, handle)
     return path
 
 

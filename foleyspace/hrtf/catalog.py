@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from foleyspace.atomic_file import atomic_path
 from foleyspace.errors import FoleySpaceError
 from foleyspace.models import user_data_dir
 
@@ -288,27 +289,26 @@ def fetch(name: str, subject: str, root: Path | None = None, timeout_s: float = 
         return temps[-1]
 
     try:
-        downloaded = temp(".part")
-        try:
-            _download(url, downloaded, timeout_s, progress)
-        except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:  # 404, timeout, refused, cut off
-            reason = getattr(exc, "reason", None) or exc
-            raise HrtfError(f"cannot download {url} ({' '.join(str(reason).split())}); "
-                            f"when online run `{fetch_command(hset, subject)}`, or "
-                            f"{_where_to_put(hset, subject, target)}") from None
-        sofa_file = downloaded
-        if member:
-            sofa_file = temp(".sofa.part")
+        with atomic_path(target, suffix=".sofa.part" if member else ".part") as sofa_file:
+            downloaded = temp(".part") if member else sofa_file  # a zip is downloaded beside it
             try:
-                _extract(downloaded, member, sofa_file)
-            except HrtfError as exc:
-                raise HrtfError(f"{url}: {exc}; {_where_to_put(hset, subject, target)}") from None
-        try:
-            read_sofa(sofa_file)
-        except InputError as exc:
-            problem = str(exc).split(": ", 1)[-1]
-            raise HrtfError(f"{url} is not a usable SOFA file: {problem}") from None
-        os.replace(sofa_file, target)
+                _download(url, downloaded, timeout_s, progress)
+            # 404, timeout, refused, cut off
+            except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                raise HrtfError(f"cannot download {url} ({' '.join(str(reason).split())}); "
+                                f"when online run `{fetch_command(hset, subject)}`, or "
+                                f"{_where_to_put(hset, subject, target)}") from None
+            if member:
+                try:
+                    _extract(downloaded, member, sofa_file)
+                except HrtfError as exc:
+                    raise HrtfError(f"{url}: {exc}; {_where_to_put(hset, subject, target)}") from None
+            try:
+                read_sofa(sofa_file)
+            except InputError as exc:
+                problem = str(exc).split(": ", 1)[-1]
+                raise HrtfError(f"{url} is not a usable SOFA file: {problem}") from None
         log.info("fetched %s into %s", url, target)
         return target
     finally:

@@ -10,13 +10,12 @@ the shipped vocabularies, after which offline-vocabulary runs need no network an
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 
+from foleyspace.atomic_file import atomic_path
 from foleyspace.localize.vocabulary import VOCABULARIES, load_vocabulary
 from foleyspace.models import TEXT_EMBEDDINGS_DIR, ModelError, models_dir
 
@@ -108,11 +107,9 @@ class TextEmbeddings:
         """Write the store atomically (temporary file + rename)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".embeddings-", suffix=".npz", dir=self.folder)
-            with os.fdopen(fd, "wb") as fh:
+            with atomic_path(self.path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
                 labels = sorted(store)
                 np.savez(fh, labels=np.array(labels), vectors=np.stack([store[k] for k in labels]))
-            os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("could not cache text embeddings in %s: %s", self.folder, exc)
 
