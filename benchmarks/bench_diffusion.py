@@ -65,17 +65,26 @@ def time_sampling(name: str, schedule: str, seconds: float, max_steps: int, devi
         if done[0] >= limit and done[0] < total:
             raise _Stop
 
-    # warm-up: one forward pass on a short signal (allocator, kernels)
-    with torch.no_grad():
-        m = model.to(device)
-        short = 4096
-        m(torch.zeros(1, 2, short, device=device), torch.zeros(1, 1, short, device=device),
-          torch.zeros(1, 3, short, device=device), torch.tensor([1], device=device))
+    def warm_up(fraction: float) -> None:
+        warm[0] += 1
+        if warm[0] >= 2:
+            raise _Stop
+
+    # warm-up: the first two steps of the same call (same shapes, dtype and autocast: allocator,
+    # kernel selection), then the timed run; the GPU is synchronised before each clock reading
+    warm = [0]
+    try:
+        sample(model, cfg, mono, xyz, schedule, seed=0, device=device, progress=warm_up)
+    except _Stop:
+        pass
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
     start = time.perf_counter()
     try:
         sample(model, cfg, mono, xyz, schedule, seed=0, device=device, progress=progress)
     except _Stop:
         pass
+    sync()
     elapsed = time.perf_counter() - start
     compute = elapsed * total / done[0]
     return {"config": name, "schedule": schedule, "params": parameter_count(model), "steps": done[0], "total": total,

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,6 @@ def test_gpu_run_script_smoke_on_cpu(tmp_path: Path, speech_wav: Path, ku100_sof
     cfg = named_config("tiny")
     assert train.startswith("steps ") and f"tiny: batch {cfg.batch_size}, {cfg.segment_s:g} s at " \
         f"{cfg.sample_rate / 1000:g} kHz" in train, train
-    assert list((out / "run").glob("checkpoint-*.pt")), "no checkpoint came back"
     rtf = (out / "rtf.txt").read_text()
     assert "tiny" in rtf and "standard" in rtf and "fast" in rtf, rtf
     for schedule in ("fast", "standard"):
@@ -58,3 +58,14 @@ def test_gpu_run_script_smoke_on_cpu(tmp_path: Path, speech_wav: Path, ku100_sof
         assert report["means"]["dsp-nearest"]["wave_l2_x1e3"] < 0.01 * report["means"]["mono"]["wave_l2_x1e3"]
     summary = (out / "summary.txt").read_text()
     assert "imports ok" in summary and "built {" in summary, summary
+    # the package is the laid-out copy (training/ inside), not the repository's foleyspace/
+    assert "package " in summary and "/pkg/foleyspace/__init__.py" in summary, summary
+
+    # what the device tool brings back: at most 8 plain files, no checkpoint
+    files = [f for f in out.rglob("*")]
+    assert all(f.is_file() and f.parent == out for f in files), files
+    assert len(files) <= 8 and max(f.stat().st_size for f in files) < 16 * 2**20, files
+    with tarfile.open(out / "details.tgz") as details:
+        names = {n.lstrip("./") for n in details.getnames()}
+    assert {"env.txt", "dataset.txt", "eval_fast.txt", "eval_standard.txt", "run/log.csv",
+            "run/samples/target.wav"} <= names, names

@@ -197,6 +197,12 @@ def test_errors_are_one_line(tiny_data, tiny_run, tmp_path, caplog):
     assert "checkpoint is from config" in message and "batch_size=4 (asked 2)" in message
     assert "--save-every" in fails("--data", str(tiny_data), "--config", "tiny", "--out", str(tmp_path / "d"),
                                    "--save-every", "0")
+    # a mistyped device is refused, not trained on the CPU instead
+    assert "use auto, cpu, cuda or cuda:N" in fails("--data", str(tiny_data), "--config", "tiny", "--out",
+                                                     str(tmp_path / "e"), "--device", "gpu")
+    if not torch.cuda.is_available():
+        assert "CUDA is not available" in fails("--data", str(tiny_data), "--config", "tiny", "--out",
+                                                str(tmp_path / "f"), "--device", "cuda:1")
 
 
 def test_data_order_is_a_function_of_seed_rank_and_step():

