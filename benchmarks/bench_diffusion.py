@@ -67,10 +67,10 @@ def time_sampling(name: str, schedule: str, seconds: float, max_steps: int, devi
 
     def warm_up(fraction: float) -> None:
         warm[0] += 1
-        if warm[0] >= 2:
+        if warm[0] >= 1:
             raise _Stop
 
-    # warm-up: the first two steps of the same call (same shapes, dtype and autocast: allocator,
+    # warm-up: the first step of the same call (same shapes, dtype and autocast: allocator,
     # kernel selection), then the timed run; the GPU is synchronised before each clock reading
     warm = [0]
     try:
