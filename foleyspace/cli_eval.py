@@ -56,6 +56,9 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                           "instead of the pipeline's own distance of each second")
     loc.add_argument("--json", action="store_true", help="print JSON (summaries and every window) instead of the table")
     add_binaural_parser(what)
+    for command in what.choices.values():  # the common flags also work after a subcommand
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output")
     return ev
 
 

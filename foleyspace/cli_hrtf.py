@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from foleyspace.errors import FoleySpaceError
 from foleyspace.hrtf.catalog import CATALOG, TIMEOUT_S, catalog_set, fetch, hrtf_dir, resolve_hrtf
 
 
@@ -41,6 +42,9 @@ def add_hrtf_parser(subparsers: Any) -> argparse.ArgumentParser:
                     help=f"give up when the server is silent this long (default {TIMEOUT_S:g})")
     ls = what.add_parser("list", help="the sets that can be fetched, and the subjects fetched here")
     ls.add_argument("--json", action="store_true", help="print JSON")
+    for command in what.choices.values():  # the common flags also work after a subcommand
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output")
     return hp
 
 
@@ -95,6 +99,8 @@ class _Bar:
 def _fetch(args: argparse.Namespace) -> int:
     hset = catalog_set(args.set)
     subject = hset.subject(args.subject)
+    if not args.timeout > 0:  # also NaN
+        raise FoleySpaceError(f"--timeout {args.timeout:g}: give a positive number of seconds")
     bar = _Bar(f"{hset.name}:{subject} {hset.url_for(subject)}", args.quiet)
     try:
         path = fetch(hset.name, subject, timeout_s=args.timeout, force=args.force, progress=bar)

@@ -112,30 +112,73 @@ def find_audio(audio_dir: Path) -> list[Path]:
     return files
 
 
+#: First bytes of the containers read through libsndfile (WAV/RF64/BW64, FLAC, Ogg, AIFF); anything
+#: else (mp3, m4a, video, unknown data) goes to FFmpeg, so libsndfile's mpg123 never prints its
+#: "Note: Illegal Audio-MPEG-Header" lines for a damaged or mislabelled file.
+SOUNDFILE_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"BW64", b"fLaC", b"OggS", b"FORM")
+#: Sample rates a recording may have (a header outside them is damaged: 7 Hz would be resampled
+#: into an hour of garbage, 2 GHz would not fit in memory).
+RATE_RANGE_HZ = (1000, 768000)
+
+
+def _ffmpeg_problem(exc: Exception, path: str) -> str:
+    """What FFmpeg's :class:`InputError` says about ``path``, worded for a recording."""
+    text = str(exc)
+    text = text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+    text = text.split("; pass --audio")[0].replace("the clip has no audio track", "holds no audio track")
+    return text.replace("not a readable video file", "not a readable audio or video file")
+
+
+def _decode(path: str) -> tuple[np.ndarray, int]:
+    """``(samples (channels, n), native rate)`` of a whole file; :class:`InputError` naming it."""
+    import soundfile as sf
+
+    from foleyspace.video import read_audio
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    sf_problem = None
+    if head in SOUNDFILE_MAGIC:
+        try:
+            data, native = sf.read(path, dtype="float64", always_2d=True)
+            return data.T, int(native)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:  # e.g. a WAV codec FFmpeg knows
+            sf_problem = str(exc).split("': ", 1)[-1].strip().rstrip(".")
+    try:
+        samples, native = read_audio(path)
+    except (InputError, OSError) as exc:
+        if sf_problem is not None:
+            raise InputError(f"{path}: not a readable audio file ({sf_problem})") from None
+        raise InputError(f"{path}: {_ffmpeg_problem(exc, path)}") from None
+    return samples, int(native)
+
+
 @lru_cache(maxsize=2)  # per process: consecutive examples often share a recording (whole files: keep few)
 def load_mono(path: str, sample_rate: int) -> np.ndarray:
     """A whole audio file, downmixed to mono and resampled to ``sample_rate``: float64 ``(n,)``.
 
-    libsndfile formats through soundfile, the rest (mp3, m4a, …) through FFmpeg (PyAV).
+    WAV, FLAC, Ogg and AIFF through soundfile (libsndfile), the rest (mp3, m4a, video, …) and
+    what libsndfile cannot read through FFmpeg (PyAV).
 
     Raises:
-        InputError: the file cannot be decoded, or holds NaN/inf samples.
+        InputError: the file cannot be decoded, holds NaN/inf samples, has a sample rate outside
+            :data:`RATE_RANGE_HZ`, or is too long to hold in memory.
     """
-    import soundfile as sf
-
     from foleyspace.mono import check_finite, downmix, resample
-    from foleyspace.video import read_audio
 
     try:
-        data, native = sf.read(path, dtype="float64", always_2d=True)
-        samples = data.T
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        try:
-            samples, native = read_audio(path)
-        except (InputError, OSError) as exc:
-            raise InputError(f"{path}: not a readable audio file ({exc})") from None
-    mono = check_finite(downmix(samples), path)
-    out = resample(mono, int(native), sample_rate)
+        samples, native = _decode(path)
+        low, high = RATE_RANGE_HZ
+        if not low <= native <= high:
+            raise InputError(f"{path}: sample rate {native} Hz is not an audio rate ({low}-{high} Hz); "
+                             "a damaged header?")
+        mono = check_finite(downmix(samples), path)
+        out = resample(mono, native, sample_rate)
+    except MemoryError:
+        raise InputError(f"{path}: too long to load at once; cut it into shorter files") from None
     out.setflags(write=False)
     return out
 
@@ -322,13 +365,17 @@ def plan_build(audio_dir: Path, hrtfs: Sequence[tuple[str, Path]], out: Path, co
     """
     files = find_audio(audio_dir)
     scans = scan([str(f) for f in files])
-    for f, (_, error) in zip(files, scans):
-        if error:
-            log.warning("skipped %s", error)
+    errors = [error for _, error in scans if error]
     sounding = [i for i, (offsets, _) in enumerate(scans) if offsets]
-    if not sounding:
+    if not sounding:  # one line: why each kind of file was of no use
+        first = f"{errors[0]}{f', and {len(errors) - 1} more' if len(errors) > 1 else ''}" if errors else ""
+        if len(errors) == len(files):
+            raise InputError(f"{audio_dir}: none of its {len(files)} audio file(s) can be used ({first})")
+        unusable = f" ({len(errors)} unusable: {first})" if errors else ""
         raise InputError(f"{audio_dir}: no {config.segment_s:g} s segment of sound (RMS ≥ {settings.silence_dbfs:g} dBFS) "
-                         f"in {len(files)} audio file(s); recordings must last at least {config.segment_s:g} s")
+                         f"in {len(files)} audio file(s){unusable}; recordings must last at least {config.segment_s:g} s")
+    for error in errors:
+        log.warning("skipped %s", error)
     held = heldout_sources(sounding, settings.heldout, settings.seed)
     sources = [{"file": f.relative_to(audio_dir).as_posix(), "bytes": f.stat().st_size,
                 "subject": subject_of(i, len(files), len(hrtfs)), "split": "heldout" if i in held else "train",
@@ -371,6 +418,10 @@ def plan_build(audio_dir: Path, hrtfs: Sequence[tuple[str, Path]], out: Path, co
 
 def _check_output(out: Path) -> None:
     """Create ``out`` and check a file can be written there (one-line :class:`OutputError` if not)."""
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{out}: cannot write the dataset there ({'it' if blocker == out else blocker} is a file, "
+                          "not a folder)")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
@@ -424,15 +475,30 @@ def build_dataset(audio_dir: str | Path, hrtfs: Sequence[tuple[str, str | Path]]
 
     Raises:
         FoleySpaceError: one line — no audio, too little sound, an unusable SOFA file, an
-            unwritable ``out``, or ``out`` holding another dataset.
+            unwritable ``out``, or ``out`` holding another dataset. A build that fails before
+            writing anything removes the ``out`` folder it created.
     """
-    from tqdm import tqdm
-
     audio_dir, out = Path(audio_dir), Path(out)
     hrtf_paths = [(name, Path(path)) for name, path in hrtfs]
     _check_hrtfs(hrtf_paths)
+    created = not out.exists()
     _check_output(out)
-    config = scheme_config(config, settings)
+    try:
+        return _build(audio_dir, hrtf_paths, out, scheme_config(config, settings), settings, workers, quiet)
+    except BaseException:  # a failed or stopped build leaves no empty folder of its own behind
+        if created:
+            try:
+                out.rmdir()  # only when empty: written shards stay, for the rerun that finishes them
+            except OSError:
+                pass
+        raise
+
+
+def _build(audio_dir: Path, hrtf_paths: list[tuple[str, Path]], out: Path, config: DiffusionConfig,
+           settings: BuildSettings, workers: int, quiet: bool) -> dict[str, Any]:
+    """:func:`build_dataset` once the inputs and ``out`` are checked."""
+    from tqdm import tqdm
+
     workers = max(1, int(workers))
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     try:

@@ -15,6 +15,7 @@ The table shows the mean over examples; the JSON also holds every example's figu
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,25 @@ def _nearest_target(dataset: Any, index: int, mono: np.ndarray, xyz: np.ndarray)
     return render_example(mono, xyz, renderer, cfg)
 
 
+def _device(device: str | None) -> str:
+    """``--device``: auto (None), cpu, cuda, cuda:N or mps; a one-line error for a typo or a missing GPU."""
+    import torch
+
+    from foleyspace.diffusion.sampler import default_device
+
+    if device in (None, "auto"):
+        return default_device()
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise FoleySpaceError("--device mps: MPS (an Apple GPU) is not available here")
+    if device not in ("cpu", "mps") and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise FoleySpaceError(f"--device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FoleySpaceError(f"--device {device}: CUDA is not available here")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise FoleySpaceError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
+
+
 def evaluate_binaural(checkpoint: str | Path, data: str | Path, examples: int = 8, schedule: str = "fast",
                       seed: int = 0, device: str | None = None,
                       progress: Callable[[str], None] | None = None) -> BinauralReport:
@@ -76,18 +96,26 @@ def evaluate_binaural(checkpoint: str | Path, data: str | Path, examples: int = 
     """
     from foleyspace.diffusion.checkpoint import load
     from foleyspace.diffusion.checkpoint import build_model
-    from foleyspace.diffusion.sampler import default_device, sample
+    from foleyspace.diffusion.sampler import sample
     from foleyspace.training.run_state import check_data_config
     from foleyspace.training.shards import ShardDataset
 
     if examples < 1:
         raise FoleySpaceError("--examples must be at least 1")
+    device = _device(device)
     ckpt = load(checkpoint)
     cfg = ckpt.config
     model = build_model(checkpoint, cfg, ckpt.ema if ckpt.ema is not None else ckpt.model).eval()
     dataset = ShardDataset(data, "heldout")
-    check_data_config(dataset.config, cfg, Path(data))
-    device = device or default_device()
+    try:
+        check_data_config(dataset.config, cfg, Path(data))
+    except FoleySpaceError:
+        built = dataset.config
+        raise FoleySpaceError(
+            f"{checkpoint}: a {cfg.name!r} checkpoint ({cfg.sample_rate} Hz, {cfg.segment_samples} samples, "
+            f"{cfg.positions} positions) cannot be scored on {data}, built for config {built.name!r} "
+            f"({built.sample_rate} Hz, {built.segment_samples} samples, {built.positions} positions); "
+            f"build a set with --config {cfg.name}") from None
     report = BinauralReport(str(checkpoint), str(data), cfg.name, ckpt.step, schedule, cfg.sample_rate)
     started = time.monotonic()
     count = min(examples, len(dataset))

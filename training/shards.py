@@ -48,6 +48,8 @@ ARRAYS: dict[str, np.dtype] = {
     "source": np.dtype(np.int32), "offset": np.dtype(np.int64), "subject": np.dtype(np.int32),
     "example": np.dtype(np.int64),
 }
+#: How to repair a damaged shard (the builder re-renders every shard whose bytes differ from its entry).
+REBUILD = "run the same `foleyspace train dataset` command again to rebuild it"
 #: The date every zip entry carries (the earliest a zip can hold), so no build time leaks in.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -56,6 +58,13 @@ class DatasetError(FoleySpaceError):
     """A dataset folder, manifest or shard that cannot be used (one line)."""
 
     code = "bad_dataset"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        # raised in a DataLoader worker, it comes back as DatasetError("Caught DatasetError in
+        # DataLoader worker process 0.\nOriginal Traceback ...\n...DatasetError: MESSAGE"): keep MESSAGE
+        if "\nOriginal Traceback" in message:
+            message = message.rstrip().splitlines()[-1].split("DatasetError: ", 1)[-1]
+        super().__init__(message, code)
 
 
 def shard_name(split: str, index: int) -> str:
@@ -104,7 +113,7 @@ def memmap_npz(path: str | Path) -> dict[str, np.ndarray]:
                 fh.seek(info.header_offset)
                 local = fh.read(30)
                 if local[:4] != b"PK\x03\x04":
-                    raise DatasetError(f"{path}: damaged zip entry {info.filename!r}")
+                    raise DatasetError(f"{path}: not a readable shard (damaged zip entry {info.filename!r})")
                 name_len, extra_len = struct.unpack("<HH", local[26:30])
                 fh.seek(info.header_offset + 30 + name_len + extra_len)
                 version = np.lib.format.read_magic(fh)
@@ -115,8 +124,10 @@ def memmap_npz(path: str | Path) -> dict[str, np.ndarray]:
                     raise DatasetError(f"{path}: entry {info.filename!r} holds Python objects")
                 arrays[info.filename[:-4]] = np.memmap(fh.name, dtype=dtype, mode="r", offset=fh.tell(),
                                                        shape=shape, order="F" if fortran else "C")
-    except (zipfile.BadZipFile, ValueError, OSError, struct.error) as exc:
-        raise DatasetError(f"{path}: not a readable shard ({exc})") from exc
+    except DatasetError:
+        raise
+    except Exception as exc:  # zipfile, struct, NumPy's header parser (even tokenize) all fail their own way
+        raise DatasetError(f"{path}: not a readable shard ({exc.__class__.__name__}: {exc})") from exc
     return arrays
 
 
@@ -135,6 +146,8 @@ def read_manifest(root: str | Path, require_complete: bool = True) -> dict[str, 
             shard entries, or (with ``require_complete``) shards not built yet.
     """
     path = Path(root) / MANIFEST
+    if Path(root).exists() and not Path(root).is_dir():
+        raise DatasetError(f"{root}: not a dataset folder (a file); give the folder `foleyspace train dataset` wrote")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -145,8 +158,8 @@ def read_manifest(root: str | Path, require_complete: bool = True) -> dict[str, 
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise DatasetError(f"{path}: format {found!r} is not {FORMAT!r}")
     try:
-        DiffusionConfig.from_dict(manifest["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+        DiffusionConfig.from_dict(manifest["config"]).segment_samples  # NaN or huge numbers fail here too
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise DatasetError(f"{path}: bad or missing config ({exc})") from None
     shards = manifest.get("shards")
     if not isinstance(shards, list):
@@ -186,16 +199,19 @@ class ShardDataset:
         self.scheme: str = self.manifest.get("scheme", "")
         self.shards = [e for e in self.manifest["shards"] if e["split"] == split]
         if not self.shards:
-            raise DatasetError(f"{self.root}: no {split} examples")
+            held = " (build the set with --heldout above 0)" if split == "heldout" else ""
+            raise DatasetError(f"{self.root}: no {split} examples{held}")
         for entry in self.shards:
             file = self.root / entry["file"]
             if not file.is_file():
                 raise DatasetError(f"{file}: shard missing (rerun `foleyspace train dataset` to rebuild it)")
             if verify and sha256_file(file) != entry["sha256"]:
-                raise DatasetError(f"{file}: does not match its manifest entry (SHA-256); rebuild it")
+                raise DatasetError(f"{file}: does not match its manifest entry (SHA-256); {REBUILD}")
         self._starts = np.cumsum([0] + [e["count"] for e in self.shards]).tolist()
         self.cache_shards = max(1, int(cache_shards))
         self._open: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        for k in range(len(self.shards)):  # headers only: a cut-off or damaged shard fails here, not mid-run
+            self._checked_arrays(k)
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -221,6 +237,14 @@ class ShardDataset:
         if arrays is not None:
             self._open.move_to_end(shard)
             return arrays
+        arrays = self._checked_arrays(shard)
+        self._open[shard] = arrays
+        while len(self._open) > self.cache_shards:
+            self._open.popitem(last=False)
+        return arrays
+
+    def _checked_arrays(self, shard: int) -> dict[str, np.ndarray]:
+        """This split's shard number ``shard`` memory-mapped, its arrays checked against the manifest."""
         entry = self.shards[shard]
         path = self.root / entry["file"]
         arrays = memmap_npz(path)
@@ -232,9 +256,6 @@ class ShardDataset:
             if got is None or got.shape != shape or got.dtype != ARRAYS[name]:
                 found = "missing" if got is None else f"{got.dtype} {got.shape}"
                 raise DatasetError(f"{path}: array {name!r} is {found}; the manifest wants {ARRAYS[name]} {shape}")
-        self._open[shard] = arrays
-        while len(self._open) > self.cache_shards:
-            self._open.popitem(last=False)
         return arrays
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -242,9 +263,13 @@ class ShardDataset:
 
         shard, row = self._locate(int(index))
         a = self.arrays(shard)
-        return {"mono": torch.from_numpy(np.array(a["mono"][row][None, :])),
-                "binaural": torch.from_numpy(np.array(a["binaural"][row])),
-                "xyz": torch.from_numpy(np.array(a["xyz"][row]))}
+        item = {"mono": np.array(a["mono"][row][None, :]), "binaural": np.array(a["binaural"][row]),
+                "xyz": np.array(a["xyz"][row])}
+        for name, values in item.items():  # a damaged shard must not train the model on NaN
+            if not np.isfinite(values).all():
+                raise DatasetError(f"{self.root / self.shards[shard]['file']}: example {row} holds NaN or infinite "
+                                   f"{name} values; the shard is damaged: {REBUILD}")
+        return {name: torch.from_numpy(values) for name, values in item.items()}
 
     def info(self, index: int) -> dict[str, Any]:
         """Where example ``index`` came from: ``source`` (file relative to the audio folder),
@@ -252,7 +277,13 @@ class ShardDataset:
         ``example`` (its number in the build), ``shard`` (file name) and ``row``."""
         shard, row = self._locate(int(index))
         a = self.arrays(shard)
-        source = self.manifest["sources"][int(a["source"][row])]
-        return {"source": source["file"], "offset_s": int(a["offset"][row]) / self.config.sample_rate,
-                "subject": self.manifest["hrtf"][int(a["subject"][row])], "example": int(a["example"][row]),
+        listed = {}
+        for key, array in (("sources", "source"), ("hrtf", "subject")):
+            entries, number = self.manifest.get(key), int(a[array][row])
+            if not isinstance(entries, list) or not 0 <= number < len(entries) or not isinstance(entries[number], dict):
+                raise DatasetError(f"{self.root / self.shards[shard]['file']}: example {row} names {array} {number}, "
+                                   f"which the manifest's {key!r} list lacks (a damaged or edited manifest)")
+            listed[key] = entries[number]
+        return {"source": listed["sources"].get("file"), "offset_s": int(a["offset"][row]) / self.config.sample_rate,
+                "subject": listed["hrtf"], "example": int(a["example"][row]),
                 "shard": self.shards[shard]["file"], "row": row}

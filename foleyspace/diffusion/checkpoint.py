@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 FORMAT = "foleyspace-diffusion/1"
 #: The first bytes of a ``torch.save`` file (a zip archive).
 ZIP_MAGIC = b"PK\x03\x04"
+#: Terminal colour codes, which some of PyTorch's messages hold.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def code_version() -> str:
@@ -125,7 +128,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> C
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # zip/pickle/unpickler errors of every kind: damaged, or objects that are not plain data
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        text = _ANSI.sub("", str(exc)).strip()
+        first = text.splitlines()[0][:160] if text else ""
         raise InputError(f"{path}: a damaged or truncated checkpoint, or one holding more than tensors and plain data "
                          f"({exc.__class__.__name__}{': ' + first if first else ''})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -133,25 +137,36 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> C
         raise InputError(f"{path}: not a FoleySpace diffusion checkpoint (format {found!r}, expected {FORMAT!r})")
     try:
         config = DiffusionConfig.from_dict(data["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+        config.segment_samples  # NaN or huge numbers fail here too
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"{path}: its model config cannot be used by this version ({exc})") from None
     model, ema = data.get("model"), data.get("ema")
     if not isinstance(model, dict) or (ema is not None and not isinstance(ema, dict)):
         raise InputError(f"{path}: holds no model weights")
-    return Checkpoint(config=config, model=model, step=int(data.get("step") or 0), ema=ema,
-                      optimizer=data.get("optimizer"), rng=data.get("rng"), extra=dict(data.get("extra") or {}),
-                      code_version=str(data.get("code_version") or ""))
+    step, extra = data.get("step") or 0, data.get("extra") or {}
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise InputError(f"{path}: its step {str(step)[:40]!r} is not a whole number ≥ 0 (a damaged checkpoint)")
+    for name, value in (("extra", extra), ("optimizer", data.get("optimizer")), ("rng", data.get("rng"))):
+        if value is not None and not isinstance(value, dict):
+            raise InputError(f"{path}: its {name!r} entry is a {type(value).__name__}, not a map (a damaged checkpoint)")
+    return Checkpoint(config=config, model=model, step=step, ema=ema, optimizer=data.get("optimizer"),
+                      rng=data.get("rng"), extra=dict(extra), code_version=str(data.get("code_version") or ""))
 
 
 def build_model(path: str | os.PathLike, cfg: DiffusionConfig, weights: dict[str, torch.Tensor]) -> BinauralDiffWave:
-    """A model of ``cfg`` holding ``weights``; :class:`InputError` naming ``path`` if they do not fit it."""
+    """A model of ``cfg`` holding ``weights``; :class:`InputError` naming ``path`` if they do not fit
+    it or hold NaN or infinite values (a run that diverged)."""
     model = BinauralDiffWave(cfg)
     try:
         model.load_state_dict(weights, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else "mismatch"
         raise InputError(f"{Path(path)}: its weights do not fit its {cfg.name!r} config ({detail[:200]})") from None
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{Path(path)}: its weights hold NaN or infinite values ({name}): the training diverged "
+                             "before this step; use an earlier checkpoint")
     return model
 
 

@@ -103,6 +103,8 @@ def _named_sofa(path: Path) -> Iterator[Path]:
 
 def _open_sofa(path: Path) -> object:
     """The ``sofar.Sofa`` of ``path``, or an :class:`InputError` saying why it cannot be read."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a SOFA file")
     if not path.is_file():
         raise InputError(f"{path}: no such SOFA file")
     try:
