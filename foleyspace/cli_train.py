@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from foleyspace.errors import FoleySpaceError, OutputError
+from foleyspace.errors import FoleySpaceError
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -94,31 +94,20 @@ def _add_fit_parser(what: Any) -> None:
                      help="processes (GPUs) on this machine; above 1 the torchrun line is printed, not run")
 
 
-def _check_run_dir(out: Path) -> None:
-    """``--out`` must be a folder or a name one can be made at; checked before anything is created."""
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise OutputError(f"{out}: cannot hold the run ({'it' if blocker == out else blocker} is a file, not a "
-                          "folder); choose another --out")
-
-
 def _fit(args: argparse.Namespace) -> int:
     from foleyspace.training.train_args import torchrun_command
 
     if args.nproc < 1:
         raise FoleySpaceError("--nproc must be at least 1")
-    _check_run_dir(args.out)
+    from foleyspace.training.run_state import check_run_dir
+
+    check_run_dir(args.out)
     if args.nproc > 1:
         print(torchrun_command(args, args.nproc))
         return 0
-    from foleyspace.diffusion.config import named_config
-    from foleyspace.training.run_state import check_data_config
-    from foleyspace.training.shards import ShardDataset
     from foleyspace.training.train import train
 
-    # the data first: a missing, damaged or mismatched set fails before the run folder is made
-    check_data_config(ShardDataset(args.data, "train").config, named_config(args.config), args.data)
-    step = train(args)
+    step = train(args)  # checks the data (and --out) before it makes the run folder
     print(f"{args.out}: trained to step {step} (checkpoints, log.csv{', samples/' if args.sample_every else ''})")
     return 0
 

@@ -197,6 +197,14 @@ def test_errors_are_one_line(tiny_data, tiny_run, tmp_path, caplog):
     assert "checkpoint is from config" in message and "batch_size=4 (asked 2)" in message
     assert "--save-every" in fails("--data", str(tiny_data), "--config", "tiny", "--out", str(tmp_path / "d"),
                                    "--save-every", "0")
+    for option, value, words in (("--keep", "-1", "--keep must be 0"), ("--max-minutes", "-1", "--max-minutes must be"),
+                                 ("--max-minutes", "0", "--max-minutes must be")):
+        assert words in fails("--data", str(tiny_data), "--config", "tiny", "--out", str(tmp_path / "g"), option, value)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    assert "is a file, not a folder" in fails("--data", str(tiny_data), "--config", "tiny", "--out", str(a_file))
+    assert "is a file, not a folder" in fails("--data", str(tiny_data), "--config", "tiny", "--out", str(a_file / "run"))
+    assert not (tmp_path / "g").exists()  # nothing made for a refused run
     # a mistyped device is refused, not trained on the CPU instead
     assert "use auto, cpu, cuda or cuda:N" in fails("--data", str(tiny_data), "--config", "tiny", "--out",
                                                      str(tmp_path / "e"), "--device", "gpu")
@@ -287,3 +295,22 @@ def test_silent_windows_are_skipped():
     estimate[:, RATE // 2:] = np.stack([_noise(RATE // 2, 5), 0.1 * _noise(RATE // 2, 6)])
     assert metrics.ild_error_db(estimate, reference, RATE) == 0.0
     assert metrics.itd_error_us(estimate, reference, RATE) == 0.0
+
+
+def test_a_diverging_loss_stops_before_any_checkpoint_of_its_weights(tiny_data, tmp_path, caplog, monkeypatch):
+    from foleyspace.training import train as train_module
+
+    real_loss = train_module.Trainer._loss
+
+    def diverging(self, batch, step):  # the real loss, made non-finite from step 3 on
+        loss = real_loss(self, batch, step)
+        return loss * float("nan") if step >= 3 else loss
+
+    monkeypatch.setattr(train_module.Trainer, "_loss", diverging)
+    out = tmp_path / "run"
+    code = train_main(["--data", str(tiny_data), "--config", "tiny", "--out", str(out), "--max-steps", "20",
+                       "--save-every", "2"])
+    assert code == 2
+    message = caplog.records[-1].getMessage()
+    assert "step 4: the loss is nan: training diverged; the checkpoint of step 2 is kept" in message, message
+    assert [p.name for p in sorted(out.glob("checkpoint-*.pt"))] == ["checkpoint-00000002.pt"]

@@ -49,6 +49,16 @@ def prune(run_dir: Path, keep: int) -> None:
         path.unlink(missing_ok=True)
 
 
+def check_run_dir(out: Path) -> None:
+    """``--out`` must be a folder or a name one can be made at: checked before anything is created."""
+    from foleyspace.errors import OutputError
+
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{out}: cannot hold the run ({'it' if blocker == out else blocker} is a file, not a "
+                          "folder); choose another --out")
+
+
 def check_resume_config(saved: DiffusionConfig, wanted: DiffusionConfig, path: Path) -> None:
     """Raise a one-line error when a checkpoint's config differs from the run's (other than
     :data:`RESUMABLE_CHANGES`)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import math
 import os
 import re
 import signal
@@ -126,6 +127,10 @@ def _check_args(args: argparse.Namespace) -> None:
             raise FoleySpaceError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
     if args.sample_every < 0:
         raise FoleySpaceError("--sample-every must be 0 (never) or positive")
+    if args.keep < 0:
+        raise FoleySpaceError(f"--keep must be 0 (all) or positive, not {args.keep}")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise FoleySpaceError(f"--max-minutes must be a positive number of minutes, not {args.max_minutes}")
 
 
 class Trainer:
@@ -265,6 +270,10 @@ class Trainer:
                 if where.world > 1:
                     dist.all_reduce(stats)
                 mean_loss, stopping = float(stats[0]) / where.world, float(stats[1]) > 0
+                if not math.isfinite(mean_loss):  # before any save: no checkpoint of diverged weights
+                    kept = f"the checkpoint of step {self.saved_step} is kept" if self.saved_step >= 0 else \
+                        "no checkpoint was written"
+                    raise FoleySpaceError(f"step {self.step}: the loss is {mean_loss}: training diverged; {kept}")
                 now = time.monotonic()
                 if train_log is not None:
                     rate = (self.step - last_step) * cfg.batch_size * where.world / max(now - last_time, 1e-9)
@@ -338,15 +347,21 @@ def train(args: argparse.Namespace) -> int:
     _check_args(args)
     torch.set_num_threads(args.threads)
     cfg = run_config(args)
-    from foleyspace.training.shards import read_manifest
+    from foleyspace.training.shards import ShardDataset
 
-    read_manifest(args.data)  # a missing or unfinished dataset fails here, before any process group
+    # a missing, unfinished, damaged or mismatched data set and an --out that cannot be a folder
+    # fail here, before any process group or run folder
+    run_state.check_data_config(ShardDataset(args.data, "train").config, cfg, Path(args.data))
+    run_state.check_run_dir(Path(args.out))
     where = init_distributed(args.device)
     stop = StopRequest()
     try:
         run_dir = Path(args.out)
         if where.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise FoleySpaceError(f"{run_dir}: cannot make the run folder ({exc.strerror or exc})") from exc
         if where.world > 1:
             dist.barrier()
         if not args.resume and run_state.latest_checkpoint(run_dir) is not None:
