@@ -109,6 +109,33 @@ def check_finite(x: np.ndarray, what: str) -> np.ndarray:
     return x
 
 
+#: First bytes of the containers read through libsndfile (WAV/RF64/BW64, FLAC, Ogg, AIFF); anything
+#: else (mp3, m4a, video, unknown data) goes to FFmpeg, so libsndfile's mpg123 never prints its
+#: "Note: Illegal Audio-MPEG-Header" lines for a damaged or mislabelled file.
+SOUNDFILE_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"BW64", b"fLaC", b"OggS", b"FORM")
+#: Sample rates an audio file may have (Hz); a header outside them is damaged: 7 Hz would be
+#: resampled into an hour of garbage, 2 GHz would not fit in memory.
+RATE_RANGE_HZ = (1000, 768000)
+
+
+def libsndfile_reads(path: str | Path) -> bool:
+    """Whether ``path`` starts like a container libsndfile reads (:data:`SOUNDFILE_MAGIC`);
+    :class:`InputError` naming the file when it cannot be opened."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in SOUNDFILE_MAGIC
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def check_rate(native: int, path: str | Path) -> int:
+    """``native`` if it lies in :data:`RATE_RANGE_HZ`, else :class:`InputError` naming the file."""
+    low, high = RATE_RANGE_HZ
+    if not low <= native <= high:
+        raise InputError(f"{path}: sample rate {native} Hz is not an audio rate ({low}-{high} Hz); a damaged header?")
+    return native
+
+
 class ClipAudio:
     """The clip's own audio track, downmixed to mono."""
 
@@ -183,11 +210,13 @@ class FileAudio:
         ``(channels, k)`` float blocks; ``samples`` left from ``start_s``, ``None`` if unknown."""
         import soundfile as sf
 
+        if not libsndfile_reads(self.path):
+            return self._native_ffmpeg(block_samples)  # mp3, m4a, video, …
         try:
             info = sf.info(str(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError):
-            return self._native_ffmpeg(block_samples)  # not a libsndfile format: mp3, m4a, …
-        native, frames = int(info.samplerate), int(info.frames)
+            return self._native_ffmpeg(block_samples)  # e.g. a WAV codec only FFmpeg knows
+        native, frames = check_rate(int(info.samplerate), self.path), int(info.frames)
         if frames == 0:
             raise InputError(f"{self.path}: the audio file holds no samples")
         skip = self._skip(native, frames)
@@ -209,6 +238,7 @@ class FileAudio:
             native = audio_rate(self.path)
         except InputError as exc:
             raise InputError(f"{self.path}: not a readable audio file") from exc
+        check_rate(native, self.path)
         skip = int(round(self.start_s * native))
 
         def read() -> Iterator[np.ndarray]:

@@ -117,6 +117,22 @@ def test_nan_or_inf_audio(clip_factory, tmp_path, capsys, bad):
     assert_clean_failure(code, err, tmp_path, "NaN or infinite")
 
 
+@pytest.mark.parametrize("kind", ["damaged mp3", "7 Hz"])
+def test_damaged_audio_file_is_one_line_at_the_descriptor_level(clip_factory, tmp_path, capfd, kind):
+    """--audio with a damaged file: one line, also counting what C libraries write to fd 2 (libsndfile's
+    mpg123 printed "Note: Illegal Audio-MPEG-Header" lines for a damaged mp3), and no stem."""
+    if kind == "damaged mp3":
+        audio, needle = tmp_path / "bad.mp3", "not a readable audio file"
+        audio.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+    else:  # a header claiming 7 Hz: it would be resampled into minutes of garbage
+        audio, needle = tmp_path / "slow.wav", "sample rate 7 Hz is not an audio rate"
+        sf.write(str(audio), np.random.default_rng(1).standard_normal(100) * 0.1, 7)
+    code, _, err = cli(capfd, "spatialize", clip_factory(motion="cross_lr", audio=None), "--audio", audio,
+                       "-o", tmp_path / "s.wav")
+    assert_clean_failure(code, err, tmp_path, needle)
+    assert str(audio) in err
+
+
 def test_in_point_past_the_end(clip_factory, tmp_path, capsys):
     code, _, err = cli(capsys, "spatialize", clip_factory(motion="cross_lr"), "--in", "9", "-o", tmp_path / "s.wav")
     assert_clean_failure(code, err, tmp_path, "past the end")

@@ -112,15 +112,6 @@ def find_audio(audio_dir: Path) -> list[Path]:
     return files
 
 
-#: First bytes of the containers read through libsndfile (WAV/RF64/BW64, FLAC, Ogg, AIFF); anything
-#: else (mp3, m4a, video, unknown data) goes to FFmpeg, so libsndfile's mpg123 never prints its
-#: "Note: Illegal Audio-MPEG-Header" lines for a damaged or mislabelled file.
-SOUNDFILE_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"BW64", b"fLaC", b"OggS", b"FORM")
-#: Sample rates a recording may have (a header outside them is damaged: 7 Hz would be resampled
-#: into an hour of garbage, 2 GHz would not fit in memory).
-RATE_RANGE_HZ = (1000, 768000)
-
-
 def _ffmpeg_problem(exc: Exception, path: str) -> str:
     """What FFmpeg's :class:`InputError` says about ``path``, worded for a recording."""
     text = str(exc)
@@ -133,15 +124,11 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
     """``(samples (channels, n), native rate)`` of a whole file; :class:`InputError` naming it."""
     import soundfile as sf
 
+    from foleyspace.mono import libsndfile_reads
     from foleyspace.video import read_audio
 
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     sf_problem = None
-    if head in SOUNDFILE_MAGIC:
+    if libsndfile_reads(path):
         try:
             data, native = sf.read(path, dtype="float64", always_2d=True)
             return data.T, int(native)
@@ -161,20 +148,17 @@ def load_mono(path: str, sample_rate: int) -> np.ndarray:
     """A whole audio file, downmixed to mono and resampled to ``sample_rate``: float64 ``(n,)``.
 
     WAV, FLAC, Ogg and AIFF through soundfile (libsndfile), the rest (mp3, m4a, video, …) and
-    what libsndfile cannot read through FFmpeg (PyAV).
+    what libsndfile cannot read through FFmpeg (PyAV), as :class:`foleyspace.mono.FileAudio` does.
 
     Raises:
         InputError: the file cannot be decoded, holds NaN/inf samples, has a sample rate outside
-            :data:`RATE_RANGE_HZ`, or is too long to hold in memory.
+            :data:`foleyspace.mono.RATE_RANGE_HZ`, or is too long to hold in memory.
     """
-    from foleyspace.mono import check_finite, downmix, resample
+    from foleyspace.mono import check_finite, check_rate, downmix, resample
 
     try:
         samples, native = _decode(path)
-        low, high = RATE_RANGE_HZ
-        if not low <= native <= high:
-            raise InputError(f"{path}: sample rate {native} Hz is not an audio rate ({low}-{high} Hz); "
-                             "a damaged header?")
+        check_rate(native, path)
         mono = check_finite(downmix(samples), path)
         out = resample(mono, native, sample_rate)
     except MemoryError:
