@@ -56,7 +56,7 @@ class _Folder:
     def __init__(self, folder: Path) -> None:
         self.path = folder
         if not folder.is_dir():
-            raise OutputError(f"{folder}: output folder does not exist")
+            raise OutputError(_missing_folder(folder))
         self.fd: int | None = None
         if os.name == "posix" and os.open in os.supports_dir_fd:
             try:
@@ -324,6 +324,20 @@ def check_replaceable(target: str | Path, overwrite: bool = False) -> None:
                           "or allow replacing it (--overwrite)")
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that exists and is not a folder (so no folder can be
+    made at ``path``), or None."""
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+
+
+def _missing_folder(folder: Path) -> str:
+    """Why ``folder`` (not a folder) cannot hold an output: a file there, or it does not exist."""
+    blocker = file_in_the_way(folder)
+    if blocker is None:
+        return f"{folder}: output folder does not exist"
+    return f"{folder}: not an output folder ({'it' if blocker == folder else blocker} is a file)"
+
+
 def check_writable(target: str | Path) -> None:
     """Fail early (before long work) if ``target`` cannot be created."""
     target = Path(target)
@@ -331,7 +345,7 @@ def check_writable(target: str | Path) -> None:
     if target.is_dir():
         raise OutputError(f"{target}: is a directory")
     if not folder.is_dir():
-        raise OutputError(f"{folder}: output folder does not exist")
+        raise OutputError(_missing_folder(folder))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{folder}: output folder is not writable")
     if target.exists() and not os.access(target, os.W_OK):

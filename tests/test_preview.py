@@ -198,6 +198,10 @@ def test_unwritable_or_odd_preview_outputs_fail_before_any_work(made, tmp_path, 
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
     code, _, err = cli(capsys, "preview", stem, "-o", not_a_folder / "p.mp4")
+    one_line_error(code, err, f"{not_a_folder}: not an output folder (it is a file)")
+    code, _, err = cli(capsys, "preview", stem, "-o", not_a_folder / "sub" / "p.mp4")
+    one_line_error(code, err, f"not an output folder ({not_a_folder} is a file)")
+    code, _, err = cli(capsys, "preview", stem, "-o", tmp_path / "missing" / "p.mp4")
     one_line_error(code, err, "output folder does not exist")
     code, _, err = cli(capsys, "preview", stem, "-o", tmp_path / "p.mov")
     one_line_error(code, err, "ending in .mp4")

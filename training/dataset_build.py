@@ -402,7 +402,9 @@ def plan_build(audio_dir: Path, hrtfs: Sequence[tuple[str, Path]], out: Path, co
 
 def _check_output(out: Path) -> None:
     """Create ``out`` and check a file can be written there (one-line :class:`OutputError` if not)."""
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    from foleyspace.stem import file_in_the_way
+
+    blocker = file_in_the_way(out)
     if blocker is not None:
         raise OutputError(f"{out}: cannot write the dataset there ({'it' if blocker == out else blocker} is a file, "
                           "not a folder)")

@@ -52,8 +52,9 @@ def prune(run_dir: Path, keep: int) -> None:
 def check_run_dir(out: Path) -> None:
     """``--out`` must be a folder or a name one can be made at: checked before anything is created."""
     from foleyspace.errors import OutputError
+    from foleyspace.stem import file_in_the_way
 
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    blocker = file_in_the_way(out)
     if blocker is not None:
         raise OutputError(f"{out}: cannot hold the run ({'it' if blocker == out else blocker} is a file, not a "
                           "folder); choose another --out")
