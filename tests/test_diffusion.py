@@ -472,3 +472,12 @@ def test_pipeline_reports_each_sampling_step_and_cancels_between_them(tmp_path, 
 
     with pytest.raises(Cancelled):
         spatialize(job, Backends("cpu"), progress, cancel=lambda: stop["now"])
+
+
+@pytest.mark.parametrize("override", [{"segment_s": float("nan")}, {"learning_rate": float("nan")},
+                                      {"grad_clip": float("inf")}, {"ema_decay": 1.0}, {"learning_rate": 0.0},
+                                      {"fast_schedule": (1e-4, float("nan"))}, {"fast_schedule": ()},
+                                      {"batch_size": 0}, {"beta_start": float("nan")}])
+def test_config_refuses_non_finite_and_out_of_range_values(override):
+    with pytest.raises(ValueError, match=next(iter(override))):
+        named_config("tiny", **override)

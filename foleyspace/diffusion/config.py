@@ -11,6 +11,7 @@ Signals are at :attr:`DiffusionConfig.sample_rate` (ours: 16 kHz; the pipeline r
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -107,6 +108,11 @@ class DiffusionConfig:
     condition_delay: bool = False
 
     def __post_init__(self) -> None:
+        for field in fields(self):  # NaN passes `x < 1` style checks: refuse it first
+            value = getattr(self, field.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ValueError(f"{field.name} must be a finite number, not {value!r}")
         if self.residual_layers < 1 or self.residual_channels < 1 or self.dilation_cycle < 1:
             raise ValueError("residual_layers, residual_channels and dilation_cycle must be positive")
         if self.out_channels != 2:
@@ -125,6 +131,12 @@ class DiffusionConfig:
             raise ValueError("data_gain_db must be in [-40, 60] dB")
         if self.trajectory_condition not in TRAJECTORY_CONDITIONS:
             raise ValueError(f"trajectory_condition must be one of {', '.join(TRAJECTORY_CONDITIONS)}")
+        if self.batch_size < 1 or self.max_steps < 1 or self.learning_rate <= 0 or self.grad_clip <= 0:
+            raise ValueError("batch_size, max_steps, learning_rate and grad_clip must be positive")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("ema_decay must be in [0, 1)")
+        if not self.fast_schedule or not all(0 < b < 1 for b in self.fast_schedule):
+            raise ValueError("fast_schedule must be noise levels (betas) in (0, 1)")
 
     @property
     def data_gain(self) -> float:
