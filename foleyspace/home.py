@@ -2,7 +2,7 @@
 
 ``FOLEYSPACE_HOME`` if set, else ``$XDG_STATE_HOME/foleyspace`` (``~/.local/state/foleyspace``)
 on Linux, ``~/Library/Application Support/FoleySpace`` on macOS, ``%LOCALAPPDATA%\\FoleySpace``
-on Windows. Standard library only (the thin client uses it).
+on Windows. Standard library and :mod:`.atomic_file` only (the thin client vendors both).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 import secrets
 import sys
 from pathlib import Path
+
+from .atomic_file import write_text_atomic
 
 TOKEN_FILE = "token"
 SERVER_FILE = "server.json"
@@ -101,23 +103,14 @@ def ensure_token(home: Path | None = None) -> str:
         os.chmod(home / TOKEN_FILE, 0o600)
         return existing
     token = secrets.token_urlsafe(32)
-    # by hand, not with foleyspace.atomic_file: the Blender add-on vendors this file without the package
-    tmp = home / f".{TOKEN_FILE}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(token + "\n")
-    os.replace(tmp, home / TOKEN_FILE)
+    write_text_atomic(home / TOKEN_FILE, token + "\n", encoding="ascii", mode=PRIVATE_MODE)
     return token
 
 
 def write_server_info(address: str, pid: int, home: Path | None = None) -> None:
     """Record where the running server listens (read by clients with no explicit address)."""
     home = ensure_state_dir(home)
-    tmp = home / f".{SERVER_FILE}.{pid}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps({"address": address, "pid": pid}))
-    os.replace(tmp, home / SERVER_FILE)
+    write_text_atomic(home / SERVER_FILE, json.dumps({"address": address, "pid": pid}), mode=PRIVATE_MODE)
 
 
 def read_server_info(home: Path | None = None) -> dict:

@@ -227,7 +227,7 @@ def test_build_zip_has_manifest_client_and_wheels(client_wheels, tmp_path):
     assert {"blender_manifest.toml", "__init__.py", "compat.py", "jobs.py", "operators.py", "ui.py", "prefs.py",
             "placement.py", "session.py", "source.py", "server.py", "stems.py",
             "fsclient/__init__.py", "fsclient/client.py", "fsclient/protocol.py",
-            "fsclient/home.py"} <= names
+            "fsclient/home.py", "fsclient/atomic_file.py"} <= names
     assert client_src == (REPO / "foleyspace" / "client.py").read_text()
     assert manifest["id"] == "foleyspace" and manifest["version"] == "0.1.0" and manifest["type"] == "add-on"
     assert manifest["blender_version_min"] == "4.2.0" and manifest["license"] == ["SPDX:GPL-3.0-or-later"]

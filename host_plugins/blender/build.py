@@ -2,7 +2,7 @@
 """Build the installable FoleySpace Blender extension: ``foleyspace-blender-<version>.zip``.
 
 Steps: copy ``foleyspace_blender/``, vendor the thin client (``foleyspace/client.py``,
-``protocol.py``, ``home.py``) as ``fsclient/``, get pyzmq and msgpack wheels for each
+``protocol.py``, ``home.py``, ``atomic_file.py``) as ``fsclient/``, get pyzmq and msgpack wheels for each
 platform and Python version (from ``--wheel-dir``, else ``pip download``), write the
 manifest's ``platforms`` and ``wheels``, and zip with the extension files at the zip root.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SOURCE = HERE / "foleyspace_blender"
-CLIENT_FILES = ("client.py", "protocol.py", "home.py")
+CLIENT_FILES = ("client.py", "protocol.py", "home.py", "atomic_file.py")
 #: The client's dependencies, pinned as in DESIGN.md §4.
 PACKAGES = ("pyzmq==27.3.0", "msgpack==1.2.4")
 #: pip ``--platform`` tags per Blender platform (pip also accepts older compatible tags).
@@ -178,7 +178,7 @@ def vendor_client(dest: Path) -> None:
                              "relatively")
         (dest / name).write_text(text, encoding="utf-8")
     (dest / "__init__.py").write_text(
-        '"""Vendored copy of FoleySpace\'s thin client (foleyspace/client.py, protocol.py, home.py)."""\n\n'
+        '"""Vendored copy of FoleySpace\'s thin client (foleyspace/client.py, protocol.py, home.py, atomic_file.py)."""\n\n'
         "from .client import Client, ClientError, ServerUnavailable\n\n"
         '__all__ = ["Client", "ClientError", "ServerUnavailable"]\n', encoding="utf-8")
 
