@@ -24,7 +24,7 @@ import opentimelineio as otio
 
 from foleyspace import __version__
 from foleyspace.errors import FoleySpaceError, InputError, OutputError
-from foleyspace.stem import atomic_path
+from foleyspace.stem import atomic_output
 from foleyspace.timewarp import SPEED_RANGE
 
 log = logging.getLogger(__name__)
@@ -356,7 +356,7 @@ def write_timeline(timeline: otio.schema.Timeline, path: Path, adapter_args: dic
     read the file back and check that every URL of ``stems`` survived; a format that drops them
     (an adapter without audio tracks) is an :class:`OutputError` and nothing is written."""
     adapter = timeline_writer(path)
-    with atomic_path(path) as tmp:
+    with atomic_output(path) as tmp:
         try:
             otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **(adapter_args or {}))
         except Exception as exc:

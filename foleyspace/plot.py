@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from foleyspace.coords import to_spherical
-from foleyspace.stem import atomic_path
+from foleyspace.stem import atomic_output
 
 
 def level_difference_db(stereo: np.ndarray, sample_rate: int, window_s: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +74,7 @@ def save_figure(fig, target: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     target = Path(target)
-    with atomic_path(target) as tmp:
+    with atomic_output(target) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
     return target

@@ -243,8 +243,9 @@ def _roll_back(folder: _Folder, done: list[str], names: list[str], backups: list
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """One output written atomically (see :func:`atomic_outputs`)."""
+def atomic_output(target: str | Path) -> Iterator[Path]:
+    """One user output written atomically (see :func:`atomic_outputs`; internal files use
+    :func:`foleyspace.atomic_file.atomic_path`)."""
     with atomic_outputs(target) as (tmp,):
         yield tmp
 
