@@ -128,6 +128,13 @@ def libsndfile_reads(path: str | Path) -> bool:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
+def libsndfile_fallback(path: str | Path) -> bool:
+    """Whether to try libsndfile on a file FFmpeg refused (formats only libsndfile reads:
+    MATLAB, HTK, MPC 2000, …): not for an MPEG-named file, whose damage libsndfile's mpg123
+    reports with "Note:" lines on the process's stderr."""
+    return Path(path).suffix.lower() not in (".mp3", ".mp2", ".mpa", ".mpga")
+
+
 def check_rate(native: int, path: str | Path) -> int:
     """``native`` if it lies in :data:`RATE_RANGE_HZ`, else :class:`InputError` naming the file."""
     low, high = RATE_RANGE_HZ
@@ -210,11 +217,18 @@ class FileAudio:
         ``(channels, k)`` float blocks; ``samples`` left from ``start_s``, ``None`` if unknown."""
         import soundfile as sf
 
-        if not libsndfile_reads(self.path):
-            return self._native_ffmpeg(block_samples)  # mp3, m4a, video, …
-        try:
+        first = libsndfile_reads(self.path)
+        if not first:
+            try:
+                return self._native_ffmpeg(block_samples)  # mp3, m4a, video, …
+            except InputError:
+                if not libsndfile_fallback(self.path):
+                    raise
+        try:  # WAV, FLAC, Ogg, AIFF; or what FFmpeg refused (MATLAB, HTK, … only libsndfile reads)
             info = sf.info(str(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError):
+            if not first:
+                raise InputError(f"{self.path}: not a readable audio file") from None
             return self._native_ffmpeg(block_samples)  # e.g. a WAV codec only FFmpeg knows
         native, frames = check_rate(int(info.samplerate), self.path), int(info.frames)
         if frames == 0:

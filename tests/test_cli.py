@@ -133,6 +133,20 @@ def test_damaged_audio_file_is_one_line_at_the_descriptor_level(clip_factory, tm
     assert str(audio) in err
 
 
+@pytest.mark.parametrize("fmt,ext", [("HTK", "htk"), ("MAT5", "mat"), ("CAF", "caf"), ("AU", "au")])
+def test_audio_formats_ffmpeg_refuses_still_play_through_libsndfile(tmp_path, fmt, ext):
+    """Files that do not start like WAV/FLAC/Ogg/AIFF go to FFmpeg first; what it refuses (HTK,
+    MATLAB) is read by libsndfile, from --audio-start on, sample for sample."""
+    from foleyspace.mono import FileAudio
+
+    x = 0.3 * np.sin(np.arange(48000) / 10.0)
+    path = tmp_path / f"sound.{ext}"
+    sf.write(str(path), x, 16000, format=fmt, subtype="DOUBLE" if fmt == "MAT5" else "PCM_16")
+    played = FileAudio(path, start_s=0.5).mono(0.0, 2.0, 16000)
+    assert len(played) == 32000
+    np.testing.assert_allclose(played, x[8000:40000], atol=2 ** -15)
+
+
 def test_in_point_past_the_end(clip_factory, tmp_path, capsys):
     code, _, err = cli(capsys, "spatialize", clip_factory(motion="cross_lr"), "--in", "9", "-o", tmp_path / "s.wav")
     assert_clean_failure(code, err, tmp_path, "past the end")

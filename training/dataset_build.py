@@ -124,7 +124,7 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
     """``(samples (channels, n), native rate)`` of a whole file; :class:`InputError` naming it."""
     import soundfile as sf
 
-    from foleyspace.mono import libsndfile_reads
+    from foleyspace.mono import libsndfile_fallback, libsndfile_reads
     from foleyspace.video import read_audio
 
     sf_problem = None
@@ -139,6 +139,12 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
     except (InputError, OSError) as exc:
         if sf_problem is not None:
             raise InputError(f"{path}: not a readable audio file ({sf_problem})") from None
+        if libsndfile_fallback(path):  # MATLAB, HTK, … only libsndfile reads
+            try:
+                data, native = sf.read(path, dtype="float64", always_2d=True)
+                return data.T, int(native)
+            except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+                pass
         raise InputError(f"{path}: {_ffmpeg_problem(exc, path)}") from None
     return samples, int(native)
 
