@@ -206,10 +206,12 @@ def test_errors_are_one_line(tiny_data, tiny_run, tmp_path, caplog):
     assert "is a file, not a folder" in fails("--data", str(tiny_data), "--config", "tiny", "--out", str(a_file / "run"))
     assert not (tmp_path / "g").exists()  # nothing made for a refused run
     # a mistyped device is refused, not trained on the CPU instead
-    assert "use auto, cpu, cuda or cuda:N" in fails("--data", str(tiny_data), "--config", "tiny", "--out",
+    assert "use auto, cpu, cuda, cuda:N or mps" in fails("--data", str(tiny_data), "--config", "tiny", "--out",
                                                      str(tmp_path / "e"), "--device", "gpu")
+    assert "training runs on CUDA GPUs or the CPU" in fails("--data", str(tiny_data), "--config", "tiny", "--out",
+                                                          str(tmp_path / "h"), "--device", "mps")
     if not torch.cuda.is_available():
-        assert "CUDA is not available" in fails("--data", str(tiny_data), "--config", "tiny", "--out",
+        assert "no CUDA GPU is available" in fails("--data", str(tiny_data), "--config", "tiny", "--out",
                                                 str(tmp_path / "f"), "--device", "cuda:1")
 
 
@@ -297,14 +299,31 @@ def test_silent_windows_are_skipped():
     assert metrics.itd_error_us(estimate, reference, RATE) == 0.0
 
 
-def test_a_diverging_loss_stops_before_any_checkpoint_of_its_weights(tiny_data, tmp_path, caplog, monkeypatch):
+class _InfiniteGradient(torch.autograd.Function):
+    """The identity forward; an infinite gradient backward (a finite loss, diverged weights)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+@pytest.mark.parametrize("what", ["loss", "gradient"])
+def test_a_diverging_run_stops_before_any_checkpoint_of_its_weights(tiny_data, tmp_path, caplog, monkeypatch, what):
     from foleyspace.training import train as train_module
 
     real_loss = train_module.Trainer._loss
 
-    def diverging(self, batch, step):  # the real loss, made non-finite from step 3 on
+    def diverging(self, batch, step):  # the real loss, its value or its gradient non-finite from step 3 on
         loss = real_loss(self, batch, step)
-        return loss * float("nan") if step >= 3 else loss
+        if step < 3:
+            return loss
+        # "loss": an infinite value with finite gradients; "gradient": a finite value, infinite gradients
+        # (a NaN loss has NaN gradients: the gradient check stops it, before the optimiser step)
+        return loss + float("inf") if what == "loss" else _InfiniteGradient.apply(loss)
 
     monkeypatch.setattr(train_module.Trainer, "_loss", diverging)
     out = tmp_path / "run"
@@ -312,5 +331,8 @@ def test_a_diverging_loss_stops_before_any_checkpoint_of_its_weights(tiny_data, 
                        "--save-every", "2"])
     assert code == 2
     message = caplog.records[-1].getMessage()
-    assert "step 4: the loss is nan: training diverged; the checkpoint of step 2 is kept" in message, message
+    expected = "the loss is inf" if what == "loss" else "the gradient norm is"
+    assert f"step 4: {expected}" in message and "training diverged; the checkpoint of step 2 is kept" in message, message
     assert [p.name for p in sorted(out.glob("checkpoint-*.pt"))] == ["checkpoint-00000002.pt"]
+    weights = checkpoint.load(out / "checkpoint-00000002.pt", map_location="cpu").model
+    assert all(torch.isfinite(v).all() for v in weights.values())

@@ -15,7 +15,6 @@ The table shows the mean over examples; the JSON also holds every example's figu
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from foleyspace.device import resolve_device
 from foleyspace.errors import FoleySpaceError
 from foleyspace.training.metrics import METRICS, all_metrics
 
@@ -66,25 +66,6 @@ def _nearest_target(dataset: Any, index: int, mono: np.ndarray, xyz: np.ndarray)
     return render_example(mono, xyz, renderer, cfg)
 
 
-def _device(device: str | None) -> str:
-    """``--device``: auto (None), cpu, cuda, cuda:N or mps; a one-line error for a typo or a missing GPU."""
-    import torch
-
-    from foleyspace.diffusion.sampler import default_device
-
-    if device in (None, "auto"):
-        return default_device()
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise FoleySpaceError("--device mps: MPS (an Apple GPU) is not available here")
-    if device not in ("cpu", "mps") and not re.fullmatch(r"cuda(:\d+)?", device):
-        raise FoleySpaceError(f"--device {device!r}: use auto, cpu, cuda, cuda:N or mps")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FoleySpaceError(f"--device {device}: CUDA is not available here")
-    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
-        raise FoleySpaceError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    return device
-
-
 def evaluate_binaural(checkpoint: str | Path, data: str | Path, examples: int = 8, schedule: str = "fast",
                       seed: int = 0, device: str | None = None,
                       progress: Callable[[str], None] | None = None) -> BinauralReport:
@@ -102,7 +83,7 @@ def evaluate_binaural(checkpoint: str | Path, data: str | Path, examples: int = 
 
     if examples < 1:
         raise FoleySpaceError("--examples must be at least 1")
-    device = _device(device)
+    device = resolve_device(device or "auto")  # one-line DeviceError for a typo or a missing GPU
     ckpt = load(checkpoint)
     cfg = ckpt.config
     model = build_model(checkpoint, cfg, ckpt.ema if ckpt.ema is not None else ckpt.model).eval()

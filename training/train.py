@@ -21,7 +21,6 @@ import copy
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -36,6 +35,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from foleyspace.diffusion.config import DiffusionConfig, named_config
+from foleyspace.device import check_device_name, resolve_device
 from foleyspace.errors import FoleySpaceError
 
 from foleyspace.training import run_state
@@ -73,13 +73,11 @@ def init_distributed(device: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", device):
-        raise FoleySpaceError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
+    if check_device_name(device) == "mps":
+        raise FoleySpaceError("--device mps: training runs on CUDA GPUs or the CPU (DDP has no MPS backend)")
+    if device.startswith("cuda"):
+        resolve_device(device)  # one line when this machine has no such GPU
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
-        raise FoleySpaceError(f"--device {device}: CUDA is not available here")
-    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
-        raise FoleySpaceError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     dev = torch.device(f"cuda:{local_rank}" if use_cuda and device in ("auto", "cuda") else (device if use_cuda else "cpu"))
     if use_cuda:
         torch.cuda.set_device(dev)
@@ -153,7 +151,9 @@ class Trainer:
             self.ddp = DistributedDataParallel(self.model, device_ids=[where.device.index] if where.device.type == "cuda" else None)
         self.order = DataOrder(len(self.dataset), args.seed)
         # bf16 autocast on a GPU that has it; otherwise fp32 (fp16 would need a loss scaler)
-        self.bf16 = where.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        from foleyspace.diffusion.sampler import native_bf16
+
+        self.bf16 = native_bf16(where.device)
         if where.device.type == "cuda" and not self.bf16:
             log.warning("%s has no bf16: training in fp32", torch.cuda.get_device_name(where.device))
         self.step = 0
@@ -248,6 +248,10 @@ class Trainer:
         ema = list(self.ema.parameters())
         torch._foreach_lerp_(ema, [p.detach() for p in self.model.parameters()], 1.0 - decay)
 
+    def _kept(self) -> str:
+        """What a diverged run leaves (the last checkpoint saved before the non-finite step)."""
+        return f"the checkpoint of step {self.saved_step} is kept" if self.saved_step >= 0 else "no checkpoint was written"
+
     def fit(self, stop: StopRequest, sampler: "SampleWriter | None") -> int:
         """Train to ``cfg.max_steps`` (or until stopped); returns the last completed step."""
         cfg, where = self.cfg, self.where
@@ -262,6 +266,9 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                if not torch.isfinite(grad_norm):  # the same on every rank (DDP averaged the gradients)
+                    raise FoleySpaceError(f"step {self.step + 1}: the gradient norm is {float(grad_norm)}: training "
+                                          f"diverged; {self._kept()}")
                 self.optimizer.step()
                 self._update_ema()
                 self.step += 1
@@ -271,9 +278,7 @@ class Trainer:
                     dist.all_reduce(stats)
                 mean_loss, stopping = float(stats[0]) / where.world, float(stats[1]) > 0
                 if not math.isfinite(mean_loss):  # before any save: no checkpoint of diverged weights
-                    kept = f"the checkpoint of step {self.saved_step} is kept" if self.saved_step >= 0 else \
-                        "no checkpoint was written"
-                    raise FoleySpaceError(f"step {self.step}: the loss is {mean_loss}: training diverged; {kept}")
+                    raise FoleySpaceError(f"step {self.step}: the loss is {mean_loss}: training diverged; {self._kept()}")
                 now = time.monotonic()
                 if train_log is not None:
                     rate = (self.step - last_step) * cfg.batch_size * where.world / max(now - last_time, 1e-9)

@@ -26,7 +26,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, metavar="M",
                    help="stop (and checkpoint) after this many minutes of training in this run")
     p.add_argument("--workers", type=int, metavar="N", help="DataLoader workers per process (default: 0 on CPU, 4 on GPU)")
-    p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is there) or cpu (default auto)")
+    p.add_argument("--device", default="auto",
+                   help="auto (cuda:LOCAL_RANK when CUDA is there), cpu, cuda (cuda:LOCAL_RANK) or cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
 
 

@@ -67,13 +67,19 @@ def position_noise(seed: int, tag: int, start: int, stop: int, channels: int = 2
     return noise[:, offset: offset + stop - start]
 
 
+def native_bf16(device: str | torch.device) -> bool:
+    """Whether the CUDA ``device`` computes in bf16 natively (compute capability 8.0 on: Ampere,
+    Hopper, …); ``torch.cuda.is_bf16_supported()`` also says yes where bf16 is only emulated."""
+    return torch.device(device).type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def autocast_dtype(device: str, dtype: str = "auto") -> torch.dtype | None:
     """The autocast dtype for ``dtype`` (``auto``, ``float32``, ``float16``, ``bfloat16``) on
     ``device``: ``auto`` is bf16 on a CUDA GPU that has it (else fp16) and none (fp32) on a CPU."""
     if dtype == "float32" or not device.startswith("cuda"):
         return None
     if dtype == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float16
     return {"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
 
 
