@@ -69,3 +69,22 @@ def test_gpu_run_script_smoke_on_cpu(tmp_path: Path, speech_wav: Path, ku100_sof
         names = {n.lstrip("./") for n in details.getnames()}
     assert {"env.txt", "dataset.txt", "eval_fast.txt", "eval_standard.txt", "run/log.csv",
             "run/samples/target.wav"} <= names, names
+
+
+def test_gpu_run_script_stops_with_3_when_the_environment_is_unusable(tmp_path: Path, ku100_sofa: Path) -> None:
+    """A missing module (here: an interpreter that sees no site-packages) ends the run at once with
+    exit 3 and the reason in summary.txt, not after every later step has failed."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    shutil.copy(ku100_sofa, audio / "ku100.sofa")
+    bare = tmp_path / "python-without-site"
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.chmod(0o755)
+    out = tmp_path / "out"
+    env = dict(os.environ, DEVICE="cpu", CONFIG="tiny", PYTHON=str(bare), WHEELS="none", AUDIO=str(audio), OUT=str(out))
+    proc = subprocess.run(["bash", str(REPO / "training" / "gpu_run.sh")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "the environment is not usable" in proc.stdout
+    assert "ModuleNotFoundError" in (out / "summary.txt").read_text()
+    assert not (out / "rtf.txt").exists() and not (out / "train.txt").exists()

@@ -15,7 +15,8 @@
 # The device tool brings back at most 8 files from $OUT (16 MiB each), so $OUT holds 7: summary.txt
 # (rewritten after every step, so a cut-short run still has one), gpu_run.log, rtf.txt, train.txt,
 # eval_fast.json, eval_standard.json and details.tgz (env, dataset, eval tables, log.csv, samples/).
-# The checkpoint (28 MB for `small`) stays on the machine.
+# The checkpoint (28 MB for `small`) stays on the machine. Exit status: 0 when every step worked,
+# 1 when one failed (the others still ran where they could), 3 when the environment is unusable.
 #
 # Smoke test of this script on a CPU machine before spending device time (about 3 minutes):
 #   DEVICE=cpu CONFIG=tiny RTF_CONFIGS=tiny TRAIN_MINUTES=0.5 EXAMPLES=24 EVAL_EXAMPLES=4 \
@@ -37,6 +38,8 @@ REPORT="$WORK/report"          # what goes into details.tgz
 mkdir -p "$OUT" "$REPORT"
 exec > >(tee -a "$OUT/gpu_run.log") 2>&1
 step() { echo "=== $(date +%T) $*"; }
+RC=0  # the exit status: 1 when a step failed (the later ones still run where they can)
+check() { local status=${PIPESTATUS[0]}; [ "$status" = 0 ] || { echo "!!! $1 failed (exit $status)"; RC=1; return 1; }; }
 summarize() {
   { cat "$REPORT/env.txt"; tail -n 1 "$REPORT/dataset.txt"; cat "$OUT/train.txt" "$OUT/rtf.txt" "$REPORT"/eval_*.txt; } \
     > "$OUT/summary.txt" 2>/dev/null
@@ -55,19 +58,25 @@ ln -s "$PWD/server" "$WORK/pkg/foleyspace/server"
 export PYTHONPATH="$WORK/pkg:$WORK/site:$PWD"
 export PYTHONSAFEPATH=1  # else `python -c/-m/-` puts the working directory, whose foleyspace/ has no training/, first
 export OMP_NUM_THREADS=4
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi (device $DEVICE)"; "$PYTHON" -c "import torch, numpy, scipy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"; "$PYTHON" -c "import soundfile, sofar, av, foleyspace.training.train; print('imports ok')"; \
-  "$PYTHON" -c "import foleyspace; assert foleyspace.__file__.startswith('$WORK/pkg/'), foleyspace.__file__; print('package', foleyspace.__file__)"; \
-} | tee "$REPORT/env.txt" || { echo "the environment is not usable (above)"; summarize; exit 3; }
+# every module the steps import (tqdm, requests, packaging: in the GPU image; the rest carried)
+( set -e
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi (device $DEVICE)"
+  "$PYTHON" -c "import torch, numpy, scipy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"
+  "$PYTHON" -c "import soundfile, sofar, av, tqdm, foleyspace.hrtf.sofa, foleyspace.training.dataset_build, foleyspace.training.train, foleyspace.training.eval_binaural; print('imports ok')"
+  "$PYTHON" -c "import foleyspace; assert foleyspace.__file__.startswith('$WORK/pkg/'), foleyspace.__file__; print('package', foleyspace.__file__)"
+) 2>&1 | tee "$REPORT/env.txt"
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "the environment is not usable (above)"; summarize; exit 3; }
 summarize
 
 step "sampling RTF, 8 s clip"
 MAX_STEPS=$(echo "$RTF_CONFIGS" | tr , '\n' | sed 's/$/=0/' | paste -sd, -)
 "$PYTHON" benchmarks/bench_diffusion.py --device "$DEVICE" --threads 4 --configs "$RTF_CONFIGS" --max-steps "$MAX_STEPS" \
     2>&1 | tee "$OUT/rtf.txt"
+check "RTF benchmark"
 summarize
 
 step "dataset ($CONFIG config, fine scheme, KU100)"
-"$PYTHON" - "$AUDIO" "$WORK/data" "$EXAMPLES" "$CONFIG" <<'EOF' 2>&1 | tee "$REPORT/dataset.txt"
+"$PYTHON" - "$AUDIO" "$WORK/data" "$EXAMPLES" "$CONFIG" <<'EOF' 2>&1 | tee "$REPORT/dataset.txt"; check "dataset" || { summarize; exit "$RC"; }
 import sys, time
 from foleyspace.diffusion.config import named_config
 from foleyspace.training.dataset_build import BuildSettings, build_dataset
@@ -83,7 +92,8 @@ step "train $CONFIG for $TRAIN_MINUTES min on $DEVICE"
 "$PYTHON" -m foleyspace.training.train --data "$WORK/data" --config "$CONFIG" --out "$WORK/run" --max-minutes "$TRAIN_MINUTES" \
     --save-every 2000 --sample-every 2000 --keep 1 --workers "$([ "$DEVICE" = cpu ] && echo 0 || echo 6)" --threads 4 \
     --device "$DEVICE" 2>&1 | grep -v "INFO sampling" | tail -n 20
-"$PYTHON" - "$WORK/run" "$CONFIG" <<'EOF' | tee "$OUT/train.txt"
+check "training"
+"$PYTHON" - "$WORK/run" "$CONFIG" <<'EOF' | tee "$OUT/train.txt"; check "training log"
 import sys
 import numpy as np
 from foleyspace.diffusion.config import named_config
@@ -96,12 +106,13 @@ print(f"steps {len(rows)}; loss mean first 50 {loss[:50].mean():.4f}, last 50 {l
 EOF
 mkdir -p "$REPORT/run" && cp -r "$WORK/run/log.csv" "$WORK/run/samples" "$REPORT/run/" 2>/dev/null
 CKPT=$(ls "$WORK"/run/checkpoint-*.pt 2>/dev/null | tail -n 1)
+[ -n "$CKPT" ] || { echo "!!! no checkpoint: nothing to evaluate"; RC=1; }
 summarize
 
 if [ -n "$CKPT" ]; then
   for schedule in fast standard; do
     step "eval binaural ($schedule)"
-    "$PYTHON" - "$CKPT" "$WORK/data" "$schedule" "$OUT" "$EVAL_EXAMPLES" "$DEVICE" "$REPORT" <<'EOF'
+    "$PYTHON" - "$CKPT" "$WORK/data" "$schedule" "$OUT" "$EVAL_EXAMPLES" "$DEVICE" "$REPORT" <<'EOF'; check "eval binaural ($schedule)"
 import json, sys
 from foleyspace.training.eval_binaural import evaluate_binaural, format_binaural_table
 ckpt, data, schedule, out, examples, device, report_dir = sys.argv[1:]
@@ -119,3 +130,4 @@ step "summary"
 summarize
 cat "$OUT/summary.txt"
 rm -rf "$WORK"
+exit "$RC"
