@@ -187,10 +187,10 @@ def test_unusable_recordings_are_one_line(kind, words, tmp_path, speech_wav, ku1
     folder = tmp_path / "audio"
     folder.mkdir()
     _recordings(kind, folder, speech_wav)
-    out = tmp_path / "out"
+    out = tmp_path / "new" / "out"
     fails(capfd, ["train", "dataset", str(folder), "--hrtf", str(ku100_sofa), "--out", str(out), "--config", "tiny",
                   "--heldout", "0", "-q"], str(folder), *words)
-    assert not out.exists()  # the folder the build made is gone again
+    assert not (tmp_path / "new").exists()  # the folders the build made are gone again
 
 
 def test_odd_but_real_recordings_are_used_and_bad_ones_skipped(tmp_path, speech_wav, ku100_sofa):

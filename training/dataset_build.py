@@ -473,16 +473,16 @@ def build_dataset(audio_dir: str | Path, hrtfs: Sequence[tuple[str, str | Path]]
     audio_dir, out = Path(audio_dir), Path(out)
     hrtf_paths = [(name, Path(path)) for name, path in hrtfs]
     _check_hrtfs(hrtf_paths)
-    created = not out.exists()
+    created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     _check_output(out)
     try:
         return _build(audio_dir, hrtf_paths, out, scheme_config(config, settings), settings, workers, quiet)
     except BaseException:  # a failed or stopped build leaves no empty folder of its own behind
-        if created:
+        for folder in created:
             try:
-                out.rmdir()  # only when empty: written shards stay, for the rerun that finishes them
+                folder.rmdir()  # only when empty: written shards stay, for the rerun that finishes them
             except OSError:
-                pass
+                break
         raise
 
 
