@@ -266,23 +266,24 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                if not torch.isfinite(grad_norm):  # the same on every rank (DDP averaged the gradients)
-                    raise FoleySpaceError(f"step {self.step + 1}: the gradient norm is {float(grad_norm)}: training "
-                                          f"diverged; {self._kept()}")
-                self.optimizer.step()
-                self._update_ema()
-                self.step += 1
                 want_stop = stop.signal is not None or (deadline is not None and time.monotonic() >= deadline)
                 stats = torch.stack([loss.detach().float(), torch.tensor(float(want_stop), device=loss.device)])
                 if where.world > 1:
                     dist.all_reduce(stats)
-                mean_loss, stopping = float(stats[0]) / where.world, float(stats[1]) > 0
-                if not math.isfinite(mean_loss):  # before any save: no checkpoint of diverged weights
-                    raise FoleySpaceError(f"step {self.step}: the loss is {mean_loss}: training diverged; {self._kept()}")
+                # the step's one host sync; the gradient norm is the same on every rank (DDP averaged the
+                # gradients), so every rank takes the same branch below
+                loss_sum, stop_sum, norm = torch.cat([stats, grad_norm.detach().float().reshape(1)]).tolist()
+                mean_loss, stopping = loss_sum / where.world, stop_sum > 0
+                if not (math.isfinite(mean_loss) and math.isfinite(norm)):  # before the weights change
+                    what = f"the loss is {mean_loss}" if not math.isfinite(mean_loss) else f"the gradient norm is {norm}"
+                    raise FoleySpaceError(f"step {self.step + 1}: {what}: training diverged; {self._kept()}")
+                self.optimizer.step()
+                self._update_ema()
+                self.step += 1
                 now = time.monotonic()
                 if train_log is not None:
                     rate = (self.step - last_step) * cfg.batch_size * where.world / max(now - last_time, 1e-9)
-                    train_log.write(step=self.step, loss=mean_loss, grad_norm=float(grad_norm),
+                    train_log.write(step=self.step, loss=mean_loss, grad_norm=norm,
                                     lr=self.optimizer.param_groups[0]["lr"], samples_per_s=rate,
                                     elapsed_s=self.elapsed_before + now - started)
                 last_time, last_step = now, self.step
