@@ -127,24 +127,29 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
     from foleyspace.mono import libsndfile_fallback, libsndfile_reads
     from foleyspace.video import read_audio
 
-    sf_problem = None
-    if libsndfile_reads(path):
+    def by_libsndfile() -> tuple[np.ndarray, int] | str:
+        """The file through libsndfile, or why libsndfile cannot read it."""
         try:
             data, native = sf.read(path, dtype="float64", always_2d=True)
-            return data.T, int(native)
-        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:  # e.g. a WAV codec FFmpeg knows
-            sf_problem = str(exc).split("': ", 1)[-1].strip().rstrip(".")
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            return str(exc).split("': ", 1)[-1].strip().rstrip(".")
+        return data.T, int(native)
+
+    sf_problem = None
+    if libsndfile_reads(path):
+        read = by_libsndfile()
+        if not isinstance(read, str):
+            return read
+        sf_problem = read  # e.g. a WAV codec only FFmpeg knows: try FFmpeg
     try:
         samples, native = read_audio(path)
     except (InputError, OSError) as exc:
         if sf_problem is not None:
             raise InputError(f"{path}: not a readable audio file ({sf_problem})") from None
         if libsndfile_fallback(path):  # MATLAB, HTK, … only libsndfile reads
-            try:
-                data, native = sf.read(path, dtype="float64", always_2d=True)
-                return data.T, int(native)
-            except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-                pass
+            read = by_libsndfile()
+            if not isinstance(read, str):
+                return read
         raise InputError(f"{path}: {_ffmpeg_problem(exc, path)}") from None
     return samples, int(native)
 

@@ -283,12 +283,9 @@ class Settings:
         if "FOLEYSPACE_RESOLVE_LABEL" in env:
             label = env["FOLEYSPACE_RESOLVE_LABEL"].strip()
             settings.label = "" if label == "-" else label
-        every = env.get("FOLEYSPACE_RESOLVE_DETECT_EVERY", "").strip()
-        if every:
-            if not every.isdigit():
-                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_DETECT_EVERY must be a whole number of frames "
-                                  f"from 1 to 250, not {every!r}")
-            settings.detect_every = int(every)
+        every = _env_whole_number(env, "DETECT_EVERY", "of frames from 1 to 250")
+        if every is not None:
+            settings.detect_every = every
         settings.render_from_env(env)
         settings.check_models()
         return settings
@@ -301,12 +298,9 @@ class Settings:
             value = env.get(f"FOLEYSPACE_RESOLVE_{key}", "").strip()
             if value:
                 setattr(self, attr, value)
-        seed = env.get("FOLEYSPACE_RESOLVE_SEED", "").strip()
-        if seed:
-            if not seed.isdigit():
-                raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_SEED must be a whole number from 0 to {MAX_SEED}, "
-                                  f"not {seed!r}")
-            self.seed = int(seed)
+        seed = _env_whole_number(env, "SEED", f"from 0 to {MAX_SEED}")
+        if seed is not None:
+            self.seed = seed
 
     def check_models(self) -> None:
         """ScriptError (one line, naming the setting) for a model setting the server would refuse."""
@@ -460,6 +454,17 @@ def _flag(key: str, text: str) -> bool:
     if value in ("0", "no", "off", "false"):
         return False
     raise ScriptError(f"FoleySpace: {key} must be 1 or 0, not {text!r}")
+
+
+def _env_whole_number(env: Dict[str, str], key: str, allowed: str) -> Optional[int]:
+    """``FOLEYSPACE_RESOLVE_<key>`` as a whole number, None when unset; ScriptError naming the
+    variable and ``allowed`` (its unit and range, checked by the caller) if it is not one."""
+    text = env.get(f"FOLEYSPACE_RESOLVE_{key}", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ScriptError(f"FoleySpace: FOLEYSPACE_RESOLVE_{key} must be a whole number {allowed}, not {text!r}")
+    return int(text)
 
 
 # ---------------------------------------------------------------- records
