@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -42,6 +42,9 @@ from foleyspace.training import run_state
 from foleyspace.training.data_order import DataOrder, StepBatches, step_generator
 from foleyspace.training.train_args import add_train_arguments
 from foleyspace.training.train_log import TrainLog
+
+if TYPE_CHECKING:
+    from foleyspace.training.shards import ShardDataset
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +137,13 @@ def _check_args(args: argparse.Namespace) -> None:
 class Trainer:
     """One process's share of a run: model, EMA, optimiser, data and the loop."""
 
-    def __init__(self, args: argparse.Namespace, cfg: DiffusionConfig, where: Dist) -> None:
+    def __init__(self, args: argparse.Namespace, cfg: DiffusionConfig, where: Dist, dataset: ShardDataset) -> None:
+        """``dataset``: the training split, already checked against ``cfg`` (:func:`train`)."""
         from foleyspace.diffusion.model import BinauralDiffWave
-        from foleyspace.training.shards import ShardDataset
 
         self.args, self.cfg, self.where = args, cfg, where
         self.run_dir = Path(args.out)
-        self.dataset = ShardDataset(args.data, "train")
-        run_state.check_data_config(self.dataset.config, cfg, Path(args.data))
+        self.dataset = dataset
         torch.manual_seed(args.seed)
         self.model = BinauralDiffWave(cfg).to(where.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -357,7 +359,8 @@ def train(args: argparse.Namespace) -> int:
 
     # a missing, unfinished, damaged or mismatched data set and an --out that cannot be a folder
     # fail here, before any process group or run folder
-    run_state.check_data_config(ShardDataset(args.data, "train").config, cfg, Path(args.data))
+    dataset = ShardDataset(args.data, "train")
+    run_state.check_data_config(dataset.config, cfg, Path(args.data))
     run_state.check_run_dir(Path(args.out))
     where = init_distributed(args.device)
     stop = StopRequest()
@@ -372,7 +375,7 @@ def train(args: argparse.Namespace) -> int:
             dist.barrier()
         if not args.resume and run_state.latest_checkpoint(run_dir) is not None:
             raise FoleySpaceError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another --out")
-        trainer = Trainer(args, cfg, where)
+        trainer = Trainer(args, cfg, where, dataset)
         if args.resume:
             trainer.resume()
         if trainer.step >= cfg.max_steps:
